@@ -1,0 +1,106 @@
+"""arm64 (aarch64): register layout, syscall numbers and conventions.
+
+Not yet exercised on a real target (the VM tier will be); the facts follow
+arch/arm64 of Linux 6.1. Unlike x86-64, arm64 rewinds an interrupted syscall
+*before* the tracer sees the stop (do_signal sets pc back to the svc and x0 to
+orig_x0), so a frozen thread's registers already re-execute the call.
+"""
+
+import struct
+
+NAME = "aarch64"
+MACHINES = ("aarch64", "arm64")
+BYTEORDER = "little"
+
+# struct user_pt_regs: x0..x30, sp, pc, pstate.
+GPREGS_FIELDS = tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate")
+GPREGS_FORMAT = "<34Q"
+IP = "pc"
+SP = "sp"
+ARGS = ("x0", "x1", "x2", "x3", "x4", "x5")
+
+NT_PRFPREG = 2
+NT_ARM_TLS = 0x401
+EXTRA_REGSETS = ((NT_PRFPREG, "fpregs"), (NT_ARM_TLS, "tls"))
+
+SYSCALL_INSN = struct.pack("<I", 0xD4000001)  # svc #0
+
+SYSCALLS = {
+    "read": 63, "write": 64, "close": 57, "lseek": 62, "mmap": 222, "mprotect": 226,
+    "munmap": 215, "brk": 214, "rt_sigaction": 134, "rt_sigprocmask": 135,
+    "ioctl": 29, "pread64": 67, "readv": 65, "writev": 66, "mremap": 216,
+    "madvise": 233, "dup": 23, "nanosleep": 101, "getitimer": 102,
+    "setitimer": 103, "getpid": 172, "wait4": 260, "kill": 129, "fcntl": 25,
+    "ftruncate": 46, "chdir": 49, "fchdir": 50, "umask": 166, "getuid": 174,
+    "setpgid": 154, "setsid": 157, "setgroups": 159, "setresuid": 147,
+    "setresgid": 149, "getpgid": 155, "setfsuid": 151, "setfsgid": 152,
+    "getsid": 156, "capset": 91, "rt_sigqueueinfo": 138, "rt_sigsuspend": 133,
+    "sigaltstack": 132, "personality": 92, "prctl": 167,
+    "setrlimit": 164, "gettid": 178, "futex": 98, "set_tid_address": 96,
+    "restart_syscall": 128, "clock_nanosleep": 115, "exit_group": 94,
+    "tgkill": 131, "openat": 56, "unlinkat": 35, "ppoll": 73,
+    "set_robust_list": 99, "dup3": 24, "pipe2": 59, "preadv": 69,
+    "rt_tgsigqueueinfo": 240, "prlimit64": 261, "kcmp": 272, "memfd_create": 279,
+    "rseq": 293, "pidfd_open": 434, "clone3": 435, "close_range": 436,
+}
+
+# The syscall number lives outside user_pt_regs (NT_ARM_SYSTEM_CALL); x8
+# carries it on entry.
+SYSCALL_NR_REG = "x8"
+
+
+def set_syscall(regs, nr, args, insn_addr):
+    regs = dict(regs)
+    regs["pc"] = insn_addr
+    regs["x8"] = nr
+    for name, value in zip(ARGS, args):
+        regs[name] = value & 0xFFFFFFFFFFFFFFFF
+    return regs
+
+
+def syscall_result(regs):
+    value = regs["x0"] & 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def syscall_args(regs):
+    return [regs[name] for name in ARGS]
+
+
+def interrupted_syscall(regs, restart_errnos):
+    # The kernel has already rewound the call (see module docstring).
+    return None
+
+
+def restart_syscall(regs, nr, args=None):
+    regs = dict(regs)
+    regs["pc"] -= len(SYSCALL_INSN)
+    regs["x8"] = nr
+    for name, value in zip(ARGS, args or ()):
+        regs[name] = value & 0xFFFFFFFFFFFFFFFF
+    return regs
+
+
+def fail_syscall(regs, errno_value):
+    regs = dict(regs)
+    regs["x0"] = -errno_value & 0xFFFFFFFFFFFFFFFF
+    return regs
+
+
+SIGACTION_FORMAT = "<QQQQ"  # handler, flags, restorer, mask
+SIGACTION_SIZE = 32
+SA_RESTORER = 0x04000000
+NSIG = 64
+
+
+def pack_sigaction(handler, flags, restorer, mask):
+    return struct.pack(SIGACTION_FORMAT, handler, flags, restorer, mask)
+
+
+def unpack_sigaction(data):
+    return struct.unpack(SIGACTION_FORMAT, data)
+
+
+IOC_NONE, IOC_WRITE, IOC_READ = 0, 1, 2
+IOC_SIZEBITS = 14
+IOC_DIRBITS = 2

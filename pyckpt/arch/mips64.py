@@ -1,0 +1,118 @@
+"""mips64 little-endian, n64 ABI: register layout, syscall numbers, conventions.
+
+Not yet exercised on a real target (the VM tier will be). Facts from
+arch/mips of Linux 6.1: syscall number in v0 ($2), arguments in a0-a5
+($4-$9), result in v0 with a3 ($7) set on error (v0 then holds +errno), and
+the kernel keeps "this was a syscall" in the $0 slot of pt_regs, which the
+restart logic reads. python-ptrace knows no MIPS: nothing here uses it.
+"""
+
+import struct
+
+NAME = "mips64"
+MACHINES = ("mips64",)
+BYTEORDER = "little"
+
+# elf_gregset_t: 6 unused words, $0..$31, lo, hi, epc, badvaddr, status, cause, 1 unused.
+GPREGS_FIELDS = (
+    tuple(f"pad{i}" for i in range(6)) + tuple(f"r{i}" for i in range(32))
+    + ("lo", "hi", "cp0_epc", "cp0_badvaddr", "cp0_status", "cp0_cause", "pad6")
+)
+GPREGS_FORMAT = "<45Q"
+IP = "cp0_epc"
+SP = "r29"
+ARGS = ("r4", "r5", "r6", "r7", "r8", "r9")
+
+NT_PRFPREG = 2
+EXTRA_REGSETS = ((NT_PRFPREG, "fpregs"),)
+
+SYSCALL_INSN = struct.pack("<I", 0x0000000C)  # syscall
+
+SYSCALLS = {
+    "read": 5000, "write": 5001, "close": 5003, "lseek": 5008, "mmap": 5009,
+    "mprotect": 5010, "munmap": 5011, "brk": 5012, "rt_sigaction": 5013,
+    "rt_sigprocmask": 5014, "ioctl": 5015, "pread64": 5016, "readv": 5018,
+    "writev": 5019, "mremap": 5024, "madvise": 5027, "dup": 5031,
+    "nanosleep": 5034, "getitimer": 5035, "setitimer": 5036, "getpid": 5038,
+    "wait4": 5059, "kill": 5060, "fcntl": 5070, "ftruncate": 5075,
+    "chdir": 5078, "fchdir": 5079, "umask": 5093, "getuid": 5100,
+    "setpgid": 5107, "setsid": 5110, "setgroups": 5114, "setresuid": 5115,
+    "setresgid": 5117, "getpgid": 5119, "setfsuid": 5120, "setfsgid": 5121,
+    "getsid": 5122, "capset": 5124, "rt_sigqueueinfo": 5127,
+    "rt_sigsuspend": 5128, "sigaltstack": 5129, "personality": 5132,
+    "prctl": 5153, "setrlimit": 5155, "gettid": 5178, "futex": 5194,
+    "set_tid_address": 5212, "restart_syscall": 5213, "clock_nanosleep": 5224,
+    "exit_group": 5205, "tgkill": 5225, "openat": 5247, "unlinkat": 5253,
+    "ppoll": 5261, "set_robust_list": 5268, "dup3": 5286, "pipe2": 5287,
+    "preadv": 5289, "rt_tgsigqueueinfo": 5291, "prlimit64": 5297, "kcmp": 5306,
+    "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "clone3": 5435,
+    "close_range": 5436,
+}
+
+
+def set_syscall(regs, nr, args, insn_addr):
+    regs = dict(regs)
+    regs["cp0_epc"] = insn_addr
+    regs["r2"] = nr
+    regs["r0"] = 0  # not in a syscall: no restart fix-up on resume
+    for name, value in zip(ARGS, args):
+        regs[name] = value & 0xFFFFFFFFFFFFFFFF
+    return regs
+
+
+def syscall_result(regs):
+    value = regs["r2"] & 0xFFFFFFFFFFFFFFFF
+    if regs["r7"]:
+        return -value
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def syscall_args(regs):
+    return [regs[name] for name in ARGS]
+
+
+def interrupted_syscall(regs, restart_errnos):
+    if regs["r0"] and regs["r7"] and regs["r2"] in restart_errnos:
+        return regs["r0"]
+    return None
+
+
+def restart_syscall(regs, nr, args=None):
+    # The kernel's own restart: a3 gets its pre-call value back from $26.
+    regs = dict(regs)
+    regs["r7"] = regs["r26"]
+    regs["r2"] = nr
+    regs["cp0_epc"] -= len(SYSCALL_INSN)
+    regs["r0"] = 0
+    for name, value in zip(ARGS, args or ()):
+        regs[name] = value & 0xFFFFFFFFFFFFFFFF
+    return regs
+
+
+def fail_syscall(regs, errno_value):
+    regs = dict(regs)
+    regs["r2"] = errno_value
+    regs["r7"] = 1
+    regs["r0"] = 0
+    return regs
+
+
+# struct sigaction on mips: flags first, then handler, then a 128-bit mask.
+SIGACTION_FORMAT = "<I4xQQQ"
+SIGACTION_SIZE = 32
+SA_RESTORER = 0  # mips has no sa_restorer
+NSIG = 128
+
+
+def pack_sigaction(handler, flags, restorer, mask):
+    return struct.pack(SIGACTION_FORMAT, flags, handler, mask & 0xFFFFFFFFFFFFFFFF, mask >> 64)
+
+
+def unpack_sigaction(data):
+    flags, handler, mask_lo, mask_hi = struct.unpack(SIGACTION_FORMAT, data)
+    return handler, flags, 0, mask_lo | (mask_hi << 64)
+
+
+IOC_NONE, IOC_READ, IOC_WRITE = 1, 2, 4
+IOC_SIZEBITS = 13
+IOC_DIRBITS = 3
