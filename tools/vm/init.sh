@@ -68,7 +68,13 @@ mount -t tmpfs -o mode=755 tmpfs $R/run 2>/dev/null || true
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null || true
 
 if [ -f /crak.ko ]; then
-  if insmod /crak.ko; then echo loaded > $R$OUT/crak-status; else echo "insmod-failed $?" > $R$OUT/crak-status; fi
+  if insmod /crak.ko; then
+    echo loaded > $R$OUT/crak-status
+    n=0; while [ ! -e /dev/crak ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done
+    if [ -e /dev/crak ]; then echo present > $R$OUT/crak-dev; else echo absent > $R$OUT/crak-dev; fi
+  else
+    echo "insmod-failed $?" > $R$OUT/crak-status
+  fi
 else
   echo absent > $R$OUT/crak-status
 fi

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import arches  # noqa: E402
+import vm_arches as arches  # noqa: E402
 
 TOOLS = Path(__file__).resolve().parent
 REPO = TOOLS.parents[1]
@@ -501,6 +501,7 @@ def collect(arch: arches.Arch) -> dict:
         "out": str(outp),
         "exit_code": int(rc) if rc and rc.strip().lstrip("-").isdigit() else None,
         "crak": (_read(outp / "crak-status") or "").strip() or None,
+        "crak_dev": (_read(outp / "crak-dev") or "").strip() or None,
         "boot_s": float(start) if start else None,
         "guest_s": round(float(end) - float(start), 1) if start and end else None,
         "guest_log_tail": "\n".join(log_.splitlines()[-40:]) + "\n",
