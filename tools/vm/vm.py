@@ -168,7 +168,11 @@ def build_module(arch: arches.Arch) -> Path | None:
         cmd.append(f"CROSS_COMPILE={arch.cross_compile}")
     log("build-module: " + " ".join(cmd))
     t0 = time.monotonic()
-    sh(cmd)
+    # Called from `make vm-test ARCH=aarch64`, MAKEFLAGS would pass our ARCH
+    # name (not kbuild's) down to kbuild: drop the outer make's variables.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ARCH")}
+    sh(cmd, env=env)
     built = kmod / "crak.ko"
     if not built.exists():
         raise SystemExit("build-module: make succeeded but kmod/crak.ko is missing")
