@@ -157,13 +157,17 @@ def fetched(arch: arches.Arch) -> dict:
 # -------------------------------------------------------------- build-module
 def build_module(arch: arches.Arch) -> Path | None:
     info = fetched(arch)
-    kmod = REPO / "kmod"
+    # PYCKPT_VM_KMOD_DIR: build another Kbuild module dir as crak.ko (testing the harness)
+    kmod = Path(os.environ.get("PYCKPT_VM_KMOD_DIR") or REPO / "kmod")
     dest = cache_dir(arch) / "crak.ko"
     if not ((kmod / "Makefile").exists() or (kmod / "Kbuild").exists()):
         log("build-module: kmod/ has no Makefile or Kbuild: crak.ko is absent, the guest will not load it")
         dest.unlink(missing_ok=True)
         return None
-    cmd = ["make", "-C", str(kmod), f"KDIR={info['headers']}"]
+    if (kmod / "Makefile").exists():
+        cmd = ["make", "-C", str(kmod), f"KDIR={info['headers']}"]
+    else:  # a bare Kbuild file: drive kbuild directly
+        cmd = ["make", "-C", info["headers"], f"M={kmod}", "modules"]
     if arch.cross_compile:
         cmd.append(f"CROSS_COMPILE={arch.cross_compile}")
     log("build-module: " + " ".join(cmd))
@@ -172,10 +176,13 @@ def build_module(arch: arches.Arch) -> Path | None:
     # name (not kbuild's) down to kbuild: drop the outer make's variables.
     env = {k: v for k, v in os.environ.items()
            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ARCH")}
-    sh(cmd, env=env)
+    try:
+        sh(cmd, env=env)
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"build-module: FAILED ({shlex.join(cmd)} exited {e.returncode})")
     built = kmod / "crak.ko"
     if not built.exists():
-        raise SystemExit("build-module: make succeeded but kmod/crak.ko is missing")
+        raise SystemExit(f"build-module: make succeeded but {built} is missing")
     shutil.copy2(built, dest)
     log(f"build-module: {dest} ({time.monotonic() - t0:.1f}s)")
     return dest
