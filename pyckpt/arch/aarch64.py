@@ -39,7 +39,7 @@ SYSCALLS = {
     "setrlimit": 164, "gettid": 178, "futex": 98, "set_tid_address": 96,
     "restart_syscall": 128, "clock_nanosleep": 115, "exit_group": 94,
     "tgkill": 131, "openat": 56, "unlinkat": 35, "ppoll": 73,
-    "set_robust_list": 99, "dup3": 24, "pipe2": 59, "preadv": 69,
+    "get_robust_list": 100, "set_robust_list": 99, "dup3": 24, "pipe2": 59, "preadv": 69,
     "rt_tgsigqueueinfo": 240, "prlimit64": 261, "kcmp": 272, "memfd_create": 279,
     "rseq": 293, "pidfd_open": 434, "clone3": 435, "close_range": 436,
 }
@@ -104,3 +104,20 @@ def unpack_sigaction(data):
 IOC_NONE, IOC_WRITE, IOC_READ = 0, 1, 2
 IOC_SIZEBITS = 14
 IOC_DIRBITS = 2
+
+
+# stack_t: ss_sp, ss_flags, ss_size.
+STACK_T_FORMAT = "<Qi4xQ"
+
+
+def pack_stack_t(sp, flags, size):
+    return struct.pack(STACK_T_FORMAT, sp, flags, size)
+
+
+def unpack_stack_t(data):
+    return struct.unpack(STACK_T_FORMAT, data)
+
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x01, 0x02, 0x10
+MAP_ANONYMOUS = 0x20
+MAP_GROWSDOWN = 0x100
+MAP_FIXED_NOREPLACE = 0x100000

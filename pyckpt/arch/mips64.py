@@ -43,7 +43,7 @@ SYSCALLS = {
     "prctl": 5153, "setrlimit": 5155, "gettid": 5178, "futex": 5194,
     "set_tid_address": 5212, "restart_syscall": 5213, "clock_nanosleep": 5224,
     "exit_group": 5205, "tgkill": 5225, "openat": 5247, "unlinkat": 5253,
-    "ppoll": 5261, "set_robust_list": 5268, "dup3": 5286, "pipe2": 5287,
+    "ppoll": 5261, "get_robust_list": 5269, "set_robust_list": 5268, "dup3": 5286, "pipe2": 5287,
     "preadv": 5289, "rt_tgsigqueueinfo": 5291, "prlimit64": 5297, "kcmp": 5306,
     "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "clone3": 5435,
     "close_range": 5436,
@@ -116,3 +116,21 @@ def unpack_sigaction(data):
 IOC_NONE, IOC_READ, IOC_WRITE = 1, 2, 4
 IOC_SIZEBITS = 13
 IOC_DIRBITS = 3
+
+
+# stack_t: ss_sp, ss_size, ss_flags.
+STACK_T_FORMAT = "<QQi4x"
+
+
+def pack_stack_t(sp, flags, size):
+    return struct.pack(STACK_T_FORMAT, sp, size, flags)
+
+
+def unpack_stack_t(data):
+    sp, size, flags = struct.unpack(STACK_T_FORMAT, data)
+    return sp, flags, size
+
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x01, 0x02, 0x10
+MAP_ANONYMOUS = 0x800
+MAP_GROWSDOWN = 0x1000
+MAP_FIXED_NOREPLACE = 0x100000

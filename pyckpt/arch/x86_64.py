@@ -39,7 +39,7 @@ SYSCALLS = {
     "setrlimit": 160, "gettid": 186, "futex": 202, "set_tid_address": 218,
     "restart_syscall": 219, "clock_nanosleep": 230, "exit_group": 231,
     "tgkill": 234, "openat": 257, "unlinkat": 263, "ppoll": 271,
-    "set_robust_list": 273, "dup3": 292, "pipe2": 293, "preadv": 295,
+    "get_robust_list": 274, "set_robust_list": 273, "dup3": 292, "pipe2": 293, "preadv": 295,
     "rt_tgsigqueueinfo": 297, "prlimit64": 302, "kcmp": 312, "memfd_create": 319,
     "rseq": 334, "pidfd_open": 434, "clone3": 435, "close_range": 436,
 }
@@ -113,3 +113,20 @@ SIGACTION_SIZE = 32
 IOC_NONE, IOC_WRITE, IOC_READ = 0, 1, 2
 IOC_SIZEBITS = 14
 IOC_DIRBITS = 2
+
+
+# stack_t: ss_sp, ss_flags, ss_size.
+STACK_T_FORMAT = "<Qi4xQ"
+
+
+def pack_stack_t(sp, flags, size):
+    return struct.pack(STACK_T_FORMAT, sp, flags, size)
+
+
+def unpack_stack_t(data):
+    return struct.unpack(STACK_T_FORMAT, data)
+
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x01, 0x02, 0x10
+MAP_ANONYMOUS = 0x20
+MAP_GROWSDOWN = 0x100
+MAP_FIXED_NOREPLACE = 0x100000

@@ -1,0 +1,222 @@
+"""Dump orchestration: freeze, describe, refuse what we cannot restore, write, thaw or kill.
+
+Backend-free: the source (ptrace or kmod) answers what only a frozen target
+can tell; everything else comes from /proc here, so both sources produce the
+same image. Nothing is written under the final name until the image is whole,
+and on any error the targets are thawed as they were.
+"""
+
+import logging
+import os
+import platform
+import time
+
+from . import __version__, images, pagemap, proc
+from . import arch as archmod
+from . import linux
+from .errors import UnsupportedState
+from .files import FileTable
+from .files import regular as regular_files
+from .images.proto import core_pb2, files_pb2, inventory_pb2, mm_pb2
+from .images.store import ImageWriter
+from .oplog import log_to
+from .options import DumpOptions
+from .sources import open_source
+
+log = logging.getLogger(__name__)
+
+RLIMIT_COUNT = 16
+VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
+ANON_NAMES = ("", "[heap]", "[stack]")
+
+
+def dump(pid, images_dir, options=DumpOptions()):
+    """Checkpoint the process tree rooted at `pid` into `images_dir`. Returns a summary dict."""
+    writer = ImageWriter(images_dir)
+    try:
+        with log_to(writer.path(options.log_file)):
+            return _dump(pid, writer, options)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _dump(pid, writer, options):
+    arch = archmod.host()
+    started = time.monotonic()
+    source = open_source(options.backend, pid, options)
+    log.info("dumping %d with the %s source into %s", pid, source.name, writer.final_dir)
+    with source:
+        pids = source.freeze()
+        frozen_at = time.monotonic()
+        # Describe everything first: a refusal must come before any image is written.
+        file_table = FileTable(options)
+        tasks, mms, vmas_by_pid = {}, {}, {}
+        tree = files_pb2.PsTree()
+        for p in pids:
+            state = source.collect(p)
+            vmas = source.vmas(p)
+            tasks[p] = _task_message(p, state, arch)
+            mms[p] = _mm_message(p, vmas, state)
+            vmas_by_pid[p] = vmas
+            file_table.add_process(p)
+            t = tasks[p]
+            tree.processes.add(pid=p, ppid=t.ppid, pgid=t.pgid, sid=t.sid, threads=[th.tid for th in t.threads])
+
+        stats = {"pages": 0}
+        for p in pids:
+            writer.write_message(images.core(p), tasks[p])
+            writer.write_message(images.mm(p), mms[p])
+            writer.write_message(images.fds(p), file_table.fd_tables[p])
+            with writer.open_raw(images.pages(p)) as out:
+                wanted = [v for v, m in zip(vmas_by_pid[p], mms[p].vmas) if _has_private_data(m)]
+                runs = source.dump_pages(p, wanted, out)
+            page_map = mm_pb2.PageMap(pages_file=images.pages(p))
+            for run in runs:
+                page_map.runs.add(vaddr=run.vaddr, nr_pages=run.nr_pages)
+                stats["pages"] += run.nr_pages
+            writer.write_message(images.pagemap(p), page_map)
+        for file_id, (src_pid, src_fd) in file_table.ghosts.items():
+            with writer.open_raw(images.ghost(file_id)) as out:
+                regular_files.save_ghost(src_pid, src_fd, out)
+        writer.write_message(images.FILES, file_table.files)
+        writer.write_message(images.PSTREE, tree)
+        writer.write_message(images.INVENTORY, inventory_pb2.Inventory(
+            format_version=images.FORMAT_VERSION, arch=arch.NAME, byteorder=arch.BYTEORDER,
+            kernel_release=platform.release(), backend=source.name, created=time.time(),
+            root_pid=pid, pyckpt_version=__version__, page_size=pagemap.PAGE_SIZE,
+        ))
+        dumped_at = time.monotonic()
+        writer.commit()
+        source.release(kill=not options.leave_running)
+    done = time.monotonic()
+    summary = {
+        "pid": pid, "pids": pids, "backend": source.name, "images": writer.final_dir,
+        "pages": stats["pages"], "freeze_s": frozen_at - started,
+        "dump_s": dumped_at - frozen_at, "total_s": done - started,
+    }
+    log.info("dump complete: %s", summary)
+    return summary
+
+
+def _has_private_data(vma):
+    return vma.kind in (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE)
+
+
+# -- process ------------------------------------------------------------------
+
+
+def _task_message(pid, state, arch):
+    stat = proc.read_stat(pid)
+    status = proc.read_status(pid)
+    task = core_pb2.Task(
+        pid=pid, ppid=stat.ppid, pgid=stat.pgid, sid=stat.sid, comm=stat.comm,
+        cwd=proc.readlink(pid, "cwd"), umask=int(status.get("Umask", "022"), 8),
+        personality=proc.read_personality(pid), pdeathsig=state.pdeathsig,
+        exit_signal=stat.exit_signal, has_tty=stat.tty_nr != 0,
+    )
+    _fill_creds(task.creds, status)
+    for resource in range(RLIMIT_COUNT):
+        cur, hard = linux.prlimit(pid, resource)
+        task.rlimits.add(resource=resource, cur=cur, max=hard)
+    for signo, handler, flags, restorer, mask in state.sigactions:
+        task.sigactions.add(signo=signo, handler=handler, flags=flags, restorer=restorer,
+                            mask=mask & 0xFFFFFFFFFFFFFFFF, mask_hi=mask >> 64)
+    for raw in state.shared_pending:
+        task.shared_pending.add(signo=int.from_bytes(raw[:4], arch.BYTEORDER), raw=raw)
+    for thread in state.threads:
+        _thread_message(task.threads.add(), pid, thread, arch)
+    return task
+
+
+def _fill_creds(creds, status):
+    uids = [int(x) for x in status["Uid"].split()]
+    gids = [int(x) for x in status["Gid"].split()]
+    creds.uid, creds.euid, creds.suid, creds.fsuid = uids
+    creds.gid, creds.egid, creds.sgid, creds.fsgid = gids
+    creds.groups.extend(int(g) for g in status.get("Groups", "").split())
+    creds.cap_inh = int(status["CapInh"], 16)
+    creds.cap_prm = int(status["CapPrm"], 16)
+    creds.cap_eff = int(status["CapEff"], 16)
+    creds.cap_bnd = int(status["CapBnd"], 16)
+    creds.cap_amb = int(status.get("CapAmb", "0"), 16)
+    creds.no_new_privs = status.get("NoNewPrivs", "0") == "1"
+
+
+def _thread_message(msg, pid, thread, arch):
+    msg.tid = thread.tid
+    msg.comm = proc.read_comm(pid, thread.tid)
+    msg.sigmask = thread.sigmask & 0xFFFFFFFFFFFFFFFF
+    msg.sigmask_hi = thread.sigmask >> 64
+    gp = archmod.unpack_gpregs(arch, thread.regsets["prstatus"])
+    gp_msg = getattr(msg.regs, arch.NAME)
+    for name, value in gp.items():
+        if not name.startswith("pad"):
+            setattr(gp_msg, name, value)
+    for note_type, name in arch.EXTRA_REGSETS:
+        if name in thread.regsets:
+            msg.regs.extra.add(note_type=note_type, name=name, data=thread.regsets[name])
+    for raw in thread.pending:
+        msg.pending.add(signo=int.from_bytes(raw[:4], arch.BYTEORDER), raw=raw)
+    if thread.rseq:
+        msg.rseq.pointer, msg.rseq.size, msg.rseq.signature = thread.rseq
+    msg.altstack.sp, msg.altstack.flags, msg.altstack.size = thread.altstack
+    msg.clear_child_tid = thread.clear_child_tid
+    msg.robust_list, msg.robust_list_len = thread.robust_list
+
+
+# -- memory -------------------------------------------------------------------
+
+
+def _mm_message(pid, vmas, state):
+    stat = proc.read_stat(pid)
+    mm = mm_pb2.Mm(
+        start_code=stat.start_code, end_code=stat.end_code, start_data=stat.start_data,
+        end_data=stat.end_data, start_brk=stat.start_brk, brk=state.brk,
+        start_stack=stat.start_stack, arg_start=stat.arg_start, arg_end=stat.arg_end,
+        env_start=stat.env_start, env_end=stat.env_end, auxv=proc.read_auxv(pid),
+    )
+    exe = proc.readlink(pid, "exe")
+    try:
+        regular_files.file_ref(mm.exe, exe, os.stat(f"/proc/{pid}/exe"))
+    except OSError as err:
+        raise UnsupportedState(f"process {pid}: cannot stat its executable {exe}: {err.strerror}") from err
+    for vma in vmas:
+        _vma_message(mm.vmas.add(), pid, vma)
+    return mm
+
+
+def _vma_message(msg, pid, vma):
+    where = f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.perms} {vma.path or '(anonymous)'}"
+    msg.start, msg.end, msg.prot = vma.start, vma.end, vma.prot
+    msg.growsdown = "gd" in vma.vmflags
+    msg.may_write = "mw" in vma.vmflags
+    msg.may_exec = "me" in vma.vmflags
+    if vma.path in VDSO_NAMES:
+        msg.kind, msg.name = mm_pb2.Vma.VDSO, vma.path
+        return
+    if vma.path == "[vsyscall]":
+        msg.kind, msg.name = mm_pb2.Vma.VSYSCALL, vma.path
+        return
+    if vma.vmflags & {"io", "pf"}:
+        raise UnsupportedState(f"{where} is a device (I/O or PFN) mapping; not supported")
+    anonymous = vma.inode == 0 and (vma.path in ANON_NAMES or vma.path.startswith("[anon:"))
+    if anonymous:
+        if vma.shared:
+            raise UnsupportedState(f"{where} is shared anonymous memory; not supported yet")
+        msg.kind = mm_pb2.Vma.ANON
+        msg.name = vma.path
+        return
+    if vma.path.startswith("[") or not vma.path.startswith("/"):
+        raise UnsupportedState(f"{where}: unsupported special mapping")
+    if vma.deleted:
+        raise UnsupportedState(f"{where} maps a deleted file; not supported yet")
+    if vma.path.startswith("/SYSV") or vma.path.startswith("/memfd:"):
+        raise UnsupportedState(f"{where} is shared memory (SysV/memfd); not supported yet")
+    try:
+        st = os.stat(f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}")
+    except OSError as err:
+        raise UnsupportedState(f"{where}: cannot stat the mapped file: {err.strerror}") from err
+    regular_files.file_ref(msg.file, vma.path, st)
+    msg.pgoff = vma.pgoff
+    msg.kind = mm_pb2.Vma.FILE_SHARED if vma.shared else mm_pb2.Vma.FILE_PRIVATE

@@ -1,0 +1,102 @@
+"""File descriptors: one module per kind, dump and restore side by side.
+
+Dump: `FileTable.add_process(pid)` classifies every fd of a frozen process,
+groups fds that share one open file description (kcmp), and refuses a kind
+it cannot restore, naming the fd. Restore: `install_fds()` in restore_fds.py.
+"""
+
+import logging
+import os
+import stat
+
+from .. import linux, proc
+from ..errors import UnsupportedState
+from ..images.proto import files_pb2
+from . import regular, tty
+
+log = logging.getLogger(__name__)
+
+
+def _describe_socket(pid, inode):
+    """'netlink socket' etc. from /proc/PID/net tables, for refusal messages."""
+    for table, name in (("unix", "unix"), ("netlink", "netlink"), ("tcp", "TCP"), ("tcp6", "TCPv6"),
+                        ("udp", "UDP"), ("udp6", "UDPv6"), ("raw", "raw"), ("packet", "packet")):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                next(f, None)
+                for line in f:
+                    if f" {inode} " in f" {line} " and str(inode) in line.split():
+                        return f"{name} socket"
+        except OSError:
+            continue
+    return "socket"
+
+
+class FileTable:
+    """Open file descriptions of the dumped processes and each process's fds."""
+
+    def __init__(self, options):
+        self.options = options
+        self.files = files_pb2.Files()
+        self.fd_tables = {}        # pid -> FdTable
+        self.ghosts = {}           # file id -> (pid, fd) to copy contents from
+        self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
+
+    def add_process(self, pid):
+        table = files_pb2.FdTable()
+        for fd in proc.list_fds(pid):
+            file_id, cloexec = self._add_fd(pid, fd)
+            table.fds.add(fd=fd, file_id=file_id, cloexec=cloexec)
+        self.fd_tables[pid] = table
+
+    def _add_fd(self, pid, fd):
+        link = proc.readlink(pid, f"fd/{fd}")
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError as err:
+            raise UnsupportedState(f"process {pid} fd {fd} ({link}): cannot stat it: {err.strerror}") from err
+        info = proc.read_fdinfo(pid, fd)
+        cloexec = bool(info["flags"] & os.O_CLOEXEC)
+        flags = info["flags"] & ~os.O_CLOEXEC
+
+        shared_id = self._shared_description(pid, fd, st)
+        if shared_id is not None:
+            return shared_id, cloexec
+
+        entry = files_pb2.OpenFile(id=len(self.files.files) + 1, flags=flags, pos=info.get("pos", 0))
+        what = f"process {pid} fd {fd} ({link})"
+        if link.startswith("socket:["):
+            kind = _describe_socket(pid, st.st_ino)
+            raise UnsupportedState(f"{what} is a {kind}; pyckpt cannot checkpoint sockets yet")
+        if link.startswith("pipe:["):
+            raise UnsupportedState(f"{what} is a pipe; pyckpt cannot checkpoint pipes yet")
+        if link.startswith("anon_inode:"):
+            raise UnsupportedState(f"{what} is an anonymous inode ({link[11:]}); not supported yet")
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            regular.describe(entry, link, st, what)
+            if entry.ghost:
+                self.ghosts[entry.id] = (pid, fd)
+        elif stat.S_ISCHR(st.st_mode) and tty.is_tty(st):
+            if not self.options.shell_job:
+                raise UnsupportedState(
+                    f"{what} is a terminal; dump with --shell-job to reattach it to the restoring shell's terminal")
+            tty.describe(entry, link, st)
+        elif stat.S_ISCHR(st.st_mode):
+            regular.describe_device(entry, link, st, what)
+        elif stat.S_ISFIFO(st.st_mode):
+            raise UnsupportedState(f"{what} is a FIFO; pyckpt cannot checkpoint FIFOs yet")
+        else:
+            raise UnsupportedState(f"{what}: unsupported kind of file (mode {st.st_mode:#o})")
+        self.files.files.append(entry)
+        self._by_inode.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, entry.id))
+        return entry.id, cloexec
+
+    def _shared_description(self, pid, fd, st):
+        """The id of an already seen open file description this fd shares, if any."""
+        for other_pid, other_fd, file_id in self._by_inode.get((st.st_dev, st.st_ino), ()):
+            try:
+                if linux.kcmp_file(pid, other_pid, fd, other_fd) == 0:
+                    return file_id
+            except OSError as err:
+                log.debug("kcmp %d:%d vs %d:%d failed: %s", pid, fd, other_pid, other_fd, err)
+        return None

@@ -1,0 +1,46 @@
+"""The image folder: protobuf messages, raw page files, a checksum manifest.
+
+File names, in one place:
+  inventory.img          Inventory (what made the image, what it needs)
+  pstree.img             PsTree (processes, parents first)
+  core-<pid>.img         Task (process + threads, registers)
+  mm-<pid>.img           Mm (VMAs, mm fields, auxv)
+  pagemap-<pid>.img      PageMap (runs of pages, in pages-file order)
+  pages-<pid>.img        raw pages
+  fds-<pid>.img          FdTable
+  files.img              Files (open file descriptions)
+  ghost-<id>.img         contents of a file deleted while open
+  manifest.img           Manifest: size + sha256 of every file above
+  *.log                  logs; not part of the image
+"""
+
+FORMAT_VERSION = 1
+
+INVENTORY = "inventory.img"
+PSTREE = "pstree.img"
+FILES = "files.img"
+MANIFEST = "manifest.img"
+
+
+def core(pid):
+    return f"core-{pid}.img"
+
+
+def mm(pid):
+    return f"mm-{pid}.img"
+
+
+def pagemap(pid):
+    return f"pagemap-{pid}.img"
+
+
+def pages(pid):
+    return f"pages-{pid}.img"
+
+
+def fds(pid):
+    return f"fds-{pid}.img"
+
+
+def ghost(file_id):
+    return f"ghost-{file_id}.img"

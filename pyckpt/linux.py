@@ -1,0 +1,246 @@
+"""Thin ctypes bindings for the Linux calls Python's stdlib lacks.
+
+OSError from these calls is raised as-is; callers translate it into
+pyckpt's own errors where they know what it means.
+"""
+
+import ctypes
+import ctypes.util
+import errno
+import os
+
+from . import arch as _arch
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+ARCH = _arch.host()
+
+
+def _check(result, what=""):
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{os.strerror(err)}{': ' + what if what else ''}")
+    return result
+
+
+def syscall(name, *args):
+    """Call syscall `name` on the host with integer/pointer arguments."""
+    nr = ARCH.SYSCALLS[name]
+    cargs = [a if isinstance(a, (ctypes.c_void_p, ctypes.c_char_p, ctypes.Array)) else ctypes.c_long(a) for a in args]
+    return _check(_syscall(ctypes.c_long(nr), *cargs), name)
+
+
+# ---- ptrace -----------------------------------------------------------------
+
+PTRACE_TRACEME = 0
+PTRACE_PEEKDATA = 2
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_DETACH = 17
+PTRACE_SYSCALL = 24
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_GETREGSET = 0x4204
+PTRACE_SETREGSET = 0x4205
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+PTRACE_PEEKSIGINFO = 0x4209
+PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
+PTRACE_GET_RSEQ_CONFIGURATION = 0x420F
+
+PTRACE_O_TRACESYSGOOD = 1
+PTRACE_O_TRACECLONE = 8
+PTRACE_O_EXITKILL = 1 << 20
+
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_STOP = 128
+
+PTRACE_PEEKSIGINFO_SHARED = 1
+
+NT_PRSTATUS = 1
+
+_ptrace = _libc.ptrace
+_ptrace.restype = ctypes.c_long
+_ptrace.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def ptrace(request, pid, addr=0, data=0):
+    ctypes.set_errno(0)
+    result = _ptrace(request, pid, addr, data)
+    if result == -1 and ctypes.get_errno():
+        err = ctypes.get_errno()
+        raise OSError(err, f"ptrace({request:#x}, {pid}): {os.strerror(err)}")
+    return result
+
+
+class iovec(ctypes.Structure):
+    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
+
+
+def getregset(pid, note_type, size):
+    buf = ctypes.create_string_buffer(size)
+    iov = iovec(ctypes.cast(buf, ctypes.c_void_p), size)
+    ptrace(PTRACE_GETREGSET, pid, note_type, ctypes.addressof(iov))
+    return buf.raw[: iov.iov_len]
+
+
+def setregset(pid, note_type, data):
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    iov = iovec(ctypes.cast(buf, ctypes.c_void_p), len(data))
+    ptrace(PTRACE_SETREGSET, pid, note_type, ctypes.addressof(iov))
+
+
+def get_sigmask(pid):
+    mask = ctypes.c_uint64()
+    ptrace(PTRACE_GETSIGMASK, pid, 8, ctypes.addressof(mask))
+    return mask.value
+
+
+def set_sigmask(pid, mask):
+    value = ctypes.c_uint64(mask)
+    ptrace(PTRACE_SETSIGMASK, pid, 8, ctypes.addressof(value))
+
+
+class ptrace_rseq_configuration(ctypes.Structure):
+    _fields_ = (
+        ("rseq_abi_pointer", ctypes.c_uint64),
+        ("rseq_abi_size", ctypes.c_uint32),
+        ("signature", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    )
+
+
+def get_rseq_configuration(pid):
+    conf = ptrace_rseq_configuration()
+    ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid, ctypes.sizeof(conf), ctypes.addressof(conf))
+    return conf
+
+
+SIGINFO_SIZE = 128
+
+
+class ptrace_peeksiginfo_args(ctypes.Structure):
+    _fields_ = (("off", ctypes.c_uint64), ("flags", ctypes.c_uint32), ("nr", ctypes.c_int32))
+
+
+def peek_siginfo(pid, shared):
+    """Every queued siginfo (raw 128-byte records), without dequeuing them."""
+    out = []
+    batch = 32
+    while True:
+        args = ptrace_peeksiginfo_args(len(out), PTRACE_PEEKSIGINFO_SHARED if shared else 0, batch)
+        buf = ctypes.create_string_buffer(SIGINFO_SIZE * batch)
+        n = ptrace(PTRACE_PEEKSIGINFO, pid, ctypes.addressof(args), ctypes.addressof(buf))
+        out.extend(buf.raw[i * SIGINFO_SIZE:(i + 1) * SIGINFO_SIZE] for i in range(n))
+        if n < batch:
+            return out
+
+
+def get_siginfo(pid):
+    buf = ctypes.create_string_buffer(SIGINFO_SIZE)
+    ptrace(PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(buf))
+    return buf.raw
+
+
+# ---- cross-process memory ----------------------------------------------------
+
+_process_vm_readv = _libc.process_vm_readv
+_process_vm_readv.restype = ctypes.c_ssize_t
+_process_vm_writev = _libc.process_vm_writev
+_process_vm_writev.restype = ctypes.c_ssize_t
+
+
+def process_vm_readv_into(pid, address, buf, length):
+    """Read `length` bytes at `address` of `pid` into ctypes buffer `buf`; returns bytes read."""
+    local = iovec(ctypes.cast(buf, ctypes.c_void_p), length)
+    remote = iovec(ctypes.c_void_p(address), length)
+    n = _process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    return _check(n, f"process_vm_readv pid {pid} at {address:#x}")
+
+
+def read_memory(pid, address, length):
+    buf = ctypes.create_string_buffer(length)
+    n = process_vm_readv_into(pid, address, buf, length)
+    if n != length:
+        raise OSError(errno.EFAULT, f"short read of pid {pid} memory at {address:#x}: {n} of {length}")
+    return buf.raw
+
+
+def write_memory(pid, address, data):
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    local = iovec(ctypes.cast(buf, ctypes.c_void_p), len(data))
+    remote = iovec(ctypes.c_void_p(address), len(data))
+    n = _check(_process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0),
+               f"process_vm_writev pid {pid} at {address:#x}")
+    if n != len(data):
+        raise OSError(errno.EFAULT, f"short write to pid {pid} memory at {address:#x}")
+
+
+# ---- processes ----------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_MM = 35
+PR_SET_MM_MAP = 14
+PR_SET_MM_MAP_SIZE = 15
+
+_prctl = _libc.prctl
+_prctl.restype = ctypes.c_int
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return _check(_prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                         ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+def set_child_subreaper():
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+class clone_args(ctypes.Structure):
+    _fields_ = (
+        ("flags", ctypes.c_uint64), ("pidfd", ctypes.c_uint64), ("child_tid", ctypes.c_uint64),
+        ("parent_tid", ctypes.c_uint64), ("exit_signal", ctypes.c_uint64), ("stack", ctypes.c_uint64),
+        ("stack_size", ctypes.c_uint64), ("tls", ctypes.c_uint64), ("set_tid", ctypes.c_uint64),
+        ("set_tid_size", ctypes.c_uint64), ("cgroup", ctypes.c_uint64),
+    )
+
+
+def clone3_fork(pid, exit_signal):
+    """fork() into a child whose PID is `pid` (clone3 set_tid). Returns 0 in the child."""
+    tid = (ctypes.c_int32 * 1)(pid)
+    args = clone_args()
+    args.exit_signal = exit_signal
+    args.set_tid = ctypes.addressof(tid)
+    args.set_tid_size = 1
+    return syscall("clone3", ctypes.c_void_p(ctypes.addressof(args)), ctypes.sizeof(args))
+
+
+KCMP_FILE = 0
+
+
+def kcmp_file(pid1, pid2, fd1, fd2):
+    """0 when the two fds share one open file description."""
+    return syscall("kcmp", pid1, pid2, KCMP_FILE, fd1, fd2)
+
+
+def pidfd_open(pid):
+    return syscall("pidfd_open", pid, 0)
+
+
+def prlimit(pid, resource, new=None):
+    """Get (and optionally set) an rlimit of another process: (soft, hard)."""
+    limit = (ctypes.c_uint64 * 2)()
+    newbuf = None
+    if new is not None:
+        newbuf = (ctypes.c_uint64 * 2)(*new)
+    syscall("prlimit64", pid, resource, ctypes.c_void_p(ctypes.addressof(newbuf)) if newbuf else 0,
+            ctypes.c_void_p(ctypes.addressof(limit)))
+    return limit[0], limit[1]

@@ -1,0 +1,20 @@
+"""Frozen option records handed from the CLI (or any caller) to the library."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    backend: str = "auto"          # auto | ptrace | kmod
+    leave_running: bool = False    # -R: thaw instead of kill once the image is whole
+    shell_job: bool = False        # allow a controlling terminal (reattached at restore)
+    log_file: str = "dump.log"     # written into the image folder
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    detach: bool = False           # -d: return once the process runs
+    shell_job: bool = False
+    pidfile: Optional[str] = None  # written with the root PID once it runs
+    log_file: str = "restore.log"

@@ -1,0 +1,125 @@
+"""Which pages of a process hold data that the backing file does not.
+
+PAGEMAP_SCAN (Linux 6.7+) returns whole runs from the kernel; older
+kernels fall back to reading /proc/PID/pagemap, 8 bytes a page. Either way
+the rule is the one in sources.base.Source.dump_pages.
+"""
+
+import array
+import ctypes
+import errno
+import fcntl
+import logging
+import os
+
+from . import arch as archmod
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+# uapi/linux/fs.h
+PAGE_IS_FILE = 1 << 2
+PAGE_IS_PRESENT = 1 << 3
+PAGE_IS_SWAPPED = 1 << 4
+
+
+class pm_scan_arg(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "size", "flags", "start", "end", "walk_end", "vec", "vec_len", "max_pages",
+        "category_inverted", "category_mask", "category_anyof_mask", "return_mask")]
+
+
+class page_region(ctypes.Structure):
+    _fields_ = (("start", ctypes.c_uint64), ("end", ctypes.c_uint64), ("categories", ctypes.c_uint64))
+
+
+PAGEMAP_SCAN = archmod.ioc("rw", ord("f"), 16, ctypes.sizeof(pm_scan_arg))
+
+# /proc/PID/pagemap entry bits
+PM_PRESENT = 1 << 63
+PM_SWAP = 1 << 62
+PM_FILE = 1 << 61
+
+_VEC_LEN = 4096
+
+
+def _scan(fd, start, end):
+    vec = (page_region * _VEC_LEN)()
+    arg = pm_scan_arg()
+    arg.size = ctypes.sizeof(arg)
+    arg.vec = ctypes.addressof(vec)
+    arg.vec_len = _VEC_LEN
+    arg.category_inverted = PAGE_IS_FILE
+    arg.category_mask = PAGE_IS_FILE
+    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
+    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
+    runs = []
+    while start < end:
+        arg.start, arg.end = start, end
+        n = fcntl.ioctl(fd, PAGEMAP_SCAN, arg)
+        for region in vec[:n]:
+            _append(runs, region.start, (region.end - region.start) // PAGE_SIZE)
+        if arg.walk_end <= start:
+            break
+        start = arg.walk_end
+    return runs
+
+
+def _read_pagemap(fd, start, end):
+    npages = (end - start) // PAGE_SIZE
+    entries = array.array("Q")
+    entries.frombytes(os.pread(fd, npages * 8, (start // PAGE_SIZE) * 8))
+    runs = []
+    for index, entry in enumerate(entries):
+        if entry & (PM_PRESENT | PM_SWAP) and not entry & PM_FILE:
+            _append(runs, start + index * PAGE_SIZE, 1)
+    return runs
+
+
+def _append(runs, vaddr, npages):
+    if runs and runs[-1][0] + runs[-1][1] * PAGE_SIZE == vaddr:
+        runs[-1][1] += npages
+    else:
+        runs.append([vaddr, npages])
+
+
+_scan_works = None
+
+
+def data_runs(pid, ranges):
+    """[(vaddr, nr_pages)] of pages to save in the given (start, end) ranges, ascending."""
+    global _scan_works
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        runs = []
+        for start, end in ranges:
+            found = None
+            if _scan_works is not False:
+                try:
+                    found = _scan(fd, start, end)
+                    _scan_works = True
+                except OSError as err:
+                    if err.errno not in (errno.ENOTTY, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    log.debug("PAGEMAP_SCAN unavailable (%s); reading pagemap", err)
+                    _scan_works = False
+            if found is None:
+                found = _read_pagemap(fd, start, end)
+            runs.extend((v, n) for v, n in found)
+        return runs
+    finally:
+        os.close(fd)
+
+
+def has_pagemap_scan():
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+    try:
+        buf = ctypes.create_string_buffer(PAGE_SIZE)
+        start = ctypes.addressof(buf) & ~(PAGE_SIZE - 1)
+        _scan(fd, start, start + PAGE_SIZE)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -1,0 +1,231 @@
+"""/proc parsers returning typed records. OSError is translated here."""
+
+import errno
+import os
+import re
+from dataclasses import dataclass, field
+
+from .errors import AccessDenied, NoSuchProcess
+
+PROC = "/proc"
+
+
+def _read(path, binary=False, pid=None):
+    try:
+        with open(path, "rb" if binary else "r") as f:
+            return f.read()
+    except FileNotFoundError as err:
+        raise NoSuchProcess(f"process {pid} does not exist ({path})" if pid else str(err)) from err
+    except ProcessLookupError as err:
+        raise NoSuchProcess(f"process {pid} is gone") from err
+    except PermissionError as err:
+        raise AccessDenied(f"cannot read {path}: permission denied") from err
+
+
+def exists(pid):
+    return os.path.exists(f"{PROC}/{pid}")
+
+
+def thread_ids(pid):
+    try:
+        return sorted(int(t) for t in os.listdir(f"{PROC}/{pid}/task"))
+    except FileNotFoundError as err:
+        raise NoSuchProcess(f"process {pid} does not exist") from err
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    perms: str          # "rwxp" as in maps
+    pgoff: int          # bytes
+    dev: str            # "fe:00"
+    inode: int
+    path: str           # "" for anonymous, "[heap]", "/usr/lib/..." (maybe " (deleted)")
+    vmflags: frozenset = field(default_factory=frozenset)
+
+    @property
+    def shared(self):
+        return self.perms[3] == "s"
+
+    @property
+    def prot(self):
+        return (4 if self.perms[2] == "x" else 0) | (2 if self.perms[1] == "w" else 0) | (1 if self.perms[0] == "r" else 0)
+
+    @property
+    def deleted(self):
+        return self.path.endswith(" (deleted)")
+
+    @property
+    def special(self):
+        """Kernel-provided mapping with a bracketed name: [vdso], [vvar], [heap] …"""
+        return self.path.startswith("[")
+
+    @property
+    def length(self):
+        return self.end - self.start
+
+
+_MAPS_RE = re.compile(
+    r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$"
+)
+
+
+def parse_maps(text):
+    vmas = []
+    for line in text.splitlines():
+        m = _MAPS_RE.match(line)
+        if not m:
+            raise ValueError(f"unparsable maps line: {line!r}")
+        start, end, perms, off, dev, inode, path = m.groups()
+        vmas.append(Vma(int(start, 16), int(end, 16), perms, int(off, 16), dev, int(inode), path))
+    return vmas
+
+
+def parse_smaps_vmflags(text):
+    """smaps -> {start: frozenset(VmFlags)}."""
+    flags = {}
+    current = None
+    for line in text.splitlines():
+        m = _MAPS_RE.match(line)
+        if m:
+            current = int(m.group(1), 16)
+        elif line.startswith("VmFlags:") and current is not None:
+            flags[current] = frozenset(line.split()[1:])
+    return flags
+
+
+def read_vmas(pid):
+    vmas = parse_maps(_read(f"{PROC}/{pid}/maps", pid=pid))
+    flags = parse_smaps_vmflags(_read(f"{PROC}/{pid}/smaps", pid=pid))
+    for vma in vmas:
+        vma.vmflags = flags.get(vma.start, frozenset())
+    return vmas
+
+
+@dataclass
+class Stat:
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    pgid: int
+    sid: int
+    tty_nr: int
+    flags: int
+    nice: int
+    num_threads: int
+    start_code: int
+    end_code: int
+    start_stack: int
+    start_data: int
+    end_data: int
+    start_brk: int
+    arg_start: int
+    arg_end: int
+    env_start: int
+    env_end: int
+    exit_signal: int
+    exit_code: int
+
+
+def parse_stat(text):
+    # comm may contain spaces and parentheses: split at the last ')'.
+    head, _, rest = text.rpartition(")")
+    pid_s, _, comm = head.partition(" (")
+    f = rest.split()
+    # f[0] is field 3 (state); field n is f[n - 3].
+    def n(i):
+        return int(f[i - 3])
+    return Stat(
+        pid=int(pid_s), comm=comm, state=f[0], ppid=n(4), pgid=n(5), sid=n(6), tty_nr=n(7),
+        flags=n(9), nice=n(19), num_threads=n(20), start_code=n(26), end_code=n(27),
+        start_stack=n(28), exit_signal=n(38), start_data=n(45), end_data=n(46),
+        start_brk=n(47), arg_start=n(48), arg_end=n(49), env_start=n(50), env_end=n(51),
+        exit_code=n(52),
+    )
+
+
+def read_stat(pid, tid=None):
+    path = f"{PROC}/{pid}/task/{tid}/stat" if tid else f"{PROC}/{pid}/stat"
+    return parse_stat(_read(path, pid=pid))
+
+
+def parse_status(text):
+    """status -> {key: raw string value}."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        out[key] = value.strip()
+    return out
+
+
+def read_status(pid, tid=None):
+    path = f"{PROC}/{pid}/task/{tid}/status" if tid else f"{PROC}/{pid}/status"
+    return parse_status(_read(path, pid=pid))
+
+
+def parse_fdinfo(text):
+    """fdinfo -> {"pos": int, "flags": int (octal in the file), "mnt_id": int, ...extra lines}."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        value = value.strip()
+        if key == "flags":
+            out[key] = int(value, 8)
+        elif key in ("pos", "mnt_id", "ino"):
+            out[key] = int(value)
+        else:
+            out.setdefault("extra", []).append(line)
+    return out
+
+
+def read_fdinfo(pid, fd):
+    return parse_fdinfo(_read(f"{PROC}/{pid}/fdinfo/{fd}", pid=pid))
+
+
+def list_fds(pid):
+    try:
+        return sorted(int(fd) for fd in os.listdir(f"{PROC}/{pid}/fd"))
+    except FileNotFoundError as err:
+        raise NoSuchProcess(f"process {pid} does not exist") from err
+    except PermissionError as err:
+        raise AccessDenied(f"cannot list fds of process {pid}") from err
+
+
+def readlink(pid, name):
+    try:
+        return os.readlink(f"{PROC}/{pid}/{name}")
+    except FileNotFoundError as err:
+        raise NoSuchProcess(f"process {pid} has no {name}") from err
+    except PermissionError as err:
+        raise AccessDenied(f"cannot read /proc/{pid}/{name}") from err
+
+
+def read_auxv(pid):
+    return _read(f"{PROC}/{pid}/auxv", binary=True, pid=pid)
+
+
+def read_comm(pid, tid=None):
+    path = f"{PROC}/{pid}/task/{tid}/comm" if tid else f"{PROC}/{pid}/comm"
+    return _read(path, pid=pid).rstrip("\n")
+
+
+def read_personality(pid):
+    return int(_read(f"{PROC}/{pid}/personality", pid=pid), 16)
+
+
+def holder_description(pid):
+    """'1234 (comm)' for messages about who holds a PID, or just the pid."""
+    try:
+        return f"{pid} ({read_comm(pid)})"
+    except (NoSuchProcess, AccessDenied, OSError):
+        return str(pid)
+
+
+def sig_mask_from_hex(text):
+    return int(text, 16)
+
+
+def is_gone(err):
+    return isinstance(err, OSError) and err.errno in (errno.ESRCH, errno.ENOENT)

@@ -1,0 +1,86 @@
+"""The interface every source implements, and the records it returns.
+
+A source freezes a process tree, reports what only a frozen target can
+tell (registers, signal state, present pages), copies pages into an image
+file, and finally thaws or kills the tree. Everything else the dump reads
+from /proc itself, so it is the same whichever source ran.
+
+Lifecycle: `with source:` freezes on entry and, if the block raises, thaws
+the targets on exit, leaving them as they were.
+"""
+
+import abc
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .. import proc
+
+
+@dataclass
+class ThreadState:
+    tid: int
+    regsets: dict                  # name -> raw bytes: "prstatus" plus arch.EXTRA_REGSETS names
+    sigmask: int
+    pending: list                  # raw 128-byte siginfo records, queue order
+    rseq: Optional[tuple] = None   # (pointer, size, signature)
+    altstack: tuple = (0, 2, 0)    # (sp, flags, size); flags 2 = SS_DISABLE
+    clear_child_tid: int = 0
+    robust_list: tuple = (0, 0)    # (head, len)
+
+
+@dataclass
+class ProcessState:
+    pid: int
+    threads: list                  # ThreadState, leader first
+    sigactions: list               # (signo, handler, flags, restorer, mask), non-default only
+    shared_pending: list           # raw siginfo records
+    brk: int
+    pdeathsig: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class PageRun:
+    vaddr: int
+    nr_pages: int
+
+
+class Source(abc.ABC):
+    name = "?"
+
+    def __init__(self, root_pid, options):
+        self.root_pid = root_pid
+        self.options = options
+
+    def __enter__(self):
+        self.freeze()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.release(kill=False)
+        return False
+
+    @abc.abstractmethod
+    def freeze(self):
+        """Stop every thread of every process in the tree; return the pids, parents first."""
+
+    @abc.abstractmethod
+    def collect(self, pid) -> ProcessState:
+        """Registers and signal state of a frozen process."""
+
+    def vmas(self, pid):
+        """The address space as proc.Vma records (smaps-style VmFlags mnemonics)."""
+        return proc.read_vmas(pid)
+
+    @abc.abstractmethod
+    def dump_pages(self, pid, vmas, out) -> list:
+        """Copy the pages of `vmas` that must be saved into file `out`; return PageRuns in file order.
+
+        A page is saved iff it is present or swapped and is not a page of the
+        backing file (anonymous, including copy-on-write copies and the zero page).
+        """
+
+    @abc.abstractmethod
+    def release(self, kill):
+        """Thaw the tree (kill=False) or kill it (kill=True). Safe to call twice."""

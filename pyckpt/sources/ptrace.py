@@ -1,0 +1,213 @@
+"""The user-space source: PTRACE_SEIZE + PTRACE_INTERRUPT, /proc, injected syscalls.
+
+What /proc and ptrace cannot tell from outside (signal handlers, brk, the
+alternate signal stack, the clear-child-tid address) is asked of the target
+itself by injecting syscalls at a syscall instruction of its vDSO, with
+arguments in a scratch page mapped for the purpose and unmapped before the
+address space is read. Registers are put back exactly as frozen, so the
+kernel's own syscall-restart logic runs when the target is thawed.
+"""
+
+import ctypes
+import errno
+import logging
+import os
+import signal
+import struct
+
+from .. import arch as archmod
+from .. import linux, pagemap, proc
+from ..errors import FreezeError, NoSuchProcess, PyckptError
+from ..inject import Scratch, SyscallInjector, find_syscall_insn
+from ..ptrace import Tracee
+from .base import PageRun, ProcessState, Source, ThreadState
+
+log = logging.getLogger(__name__)
+
+PR_GET_PDEATHSIG = 2
+PR_GET_TID_ADDRESS = 40
+PROT_RW = 3
+COPY_CHUNK = 4 << 20
+
+
+class PtraceSource(Source):
+    name = "ptrace"
+
+    def __init__(self, root_pid, options):
+        super().__init__(root_pid, options)
+        self.arch = archmod.host()
+        self.tracees = {}      # tid -> Tracee
+        self.pids = []         # processes, parents first
+        self.released = False
+
+    # -- freeze / release ----------------------------------------------------
+
+    def freeze(self):
+        if self.root_pid == os.getpid():
+            raise FreezeError("pyckpt cannot checkpoint itself")
+        if not proc.exists(self.root_pid):
+            raise NoSuchProcess(f"process {self.root_pid} does not exist")
+        self.pids = [self.root_pid]
+        try:
+            for pid in self.pids:
+                self._freeze_process(pid)
+        except BaseException:
+            self.release(kill=False)
+            raise
+        return list(self.pids)
+
+    def _freeze_process(self, pid):
+        # Threads may be created while we attach: repeat until the set is stable.
+        while True:
+            new = [tid for tid in proc.thread_ids(pid) if tid not in self.tracees]
+            if not new:
+                return
+            for tid in new:
+                tracee = Tracee(tid, self.arch)
+                try:
+                    tracee.seize()
+                except NoSuchProcess:
+                    continue  # a thread that just exited
+                self.tracees[tid] = tracee
+                tracee.interrupt()
+            for tid in new:
+                if tid in self.tracees:
+                    self.tracees[tid].wait_event_stop()
+            log.debug("froze %d: threads %s", pid, sorted(t for t in self.tracees))
+
+    def release(self, kill):
+        if self.released:
+            return
+        self.released = True
+        if kill:
+            for pid in self.pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for tracee in self.tracees.values():
+                try:
+                    tracee.wait()  # the tracer sees the exit first; let it through
+                except ChildProcessError:
+                    pass
+            return
+        for tracee in self.tracees.values():
+            try:
+                tracee.detach()
+            except OSError as err:
+                if err.errno != errno.ESRCH:
+                    log.warning("could not detach thread %d: %s", tracee.tid, err)
+
+    # -- state -------------------------------------------------------------------
+
+    def _threads_of(self, pid):
+        return [self.tracees[tid] for tid in sorted(self.tracees, key=lambda t: (t != pid, t))
+                if os.path.exists(f"/proc/{pid}/task/{tid}")]
+
+    def collect(self, pid):
+        threads = []
+        for tracee in self._threads_of(pid):
+            threads.append(self._thread_state(tracee))
+        shared = linux.peek_siginfo(pid, shared=True)
+        state = ProcessState(pid=pid, threads=threads, sigactions=[], shared_pending=shared, brk=0)
+        self._ask_target(pid, state)
+        return state
+
+    def _thread_state(self, tracee):
+        regsets = {"prstatus": tracee.get_regset(linux.NT_PRSTATUS, archmod.gpregs_size(self.arch))}
+        for note_type, name in self.arch.EXTRA_REGSETS:
+            try:
+                regsets[name] = tracee.get_regset(note_type, getattr(self.arch, "XSTATE_MAX", 4096))
+            except OSError as err:
+                if err.errno not in (errno.EINVAL, errno.ENODEV, errno.EIO):
+                    raise
+                log.debug("thread %d: regset %s not available (%s)", tracee.tid, name, err)
+        rseq = None
+        try:
+            conf = linux.get_rseq_configuration(tracee.tid)
+            if conf.rseq_abi_pointer:
+                rseq = (conf.rseq_abi_pointer, conf.rseq_abi_size, conf.signature)
+        except OSError as err:
+            if err.errno not in (errno.EIO, errno.EINVAL):
+                raise
+        head = ctypes.c_uint64()
+        length = ctypes.c_size_t()
+        linux.syscall("get_robust_list", tracee.tid, ctypes.c_void_p(ctypes.addressof(head)),
+                      ctypes.c_void_p(ctypes.addressof(length)))
+        return ThreadState(
+            tid=tracee.tid, regsets=regsets, sigmask=tracee.get_sigmask(),
+            pending=linux.peek_siginfo(tracee.tid, shared=False), rseq=rseq,
+            robust_list=(head.value, length.value),
+        )
+
+    def _ask_target(self, pid, state):
+        """Fill what only the target can tell, by injecting syscalls into it."""
+        vmas = proc.read_vmas(pid)
+        insn = find_syscall_insn(pid, vmas, self.arch)
+        threads = self._threads_of(pid)
+        saved = {t.tid: (t.get_regs(), t.get_sigmask()) for t in threads}
+        for tracee in threads:
+            tracee.set_sigmask((1 << 64) - 1)  # nothing may be delivered while we drive it
+        leader = threads[0]
+        inj = SyscallInjector(leader, insn)
+        page = pagemap.PAGE_SIZE
+        scratch_addr = inj.call("mmap", 0, page, PROT_RW, self.arch.MAP_PRIVATE | self.arch.MAP_ANONYMOUS, -1, 0)
+        try:
+            scratch = Scratch(pid, scratch_addr, page)
+            size = self.arch.SIGACTION_SIZE
+            old = scratch.alloc(size)
+            for signo in range(1, self.arch.NSIG + 1):
+                if signo in (signal.SIGKILL, signal.SIGSTOP):
+                    continue
+                if inj.raw("rt_sigaction", signo, 0, old, self.arch.NSIG // 8) < 0:
+                    continue  # numbers the kernel reserves (e.g. glibc's 32/33 are valid; others may not be)
+                handler, flags, restorer, mask = self.arch.unpack_sigaction(scratch.get(old, size))
+                if handler != 0:
+                    state.sigactions.append((signo, handler, flags, restorer, mask))
+            state.brk = inj.call("brk", 0)
+            word = scratch.alloc(8)
+            inj.call("prctl", PR_GET_PDEATHSIG, word)
+            state.pdeathsig = struct.unpack("<i", scratch.get(word, 4))[0]
+            stack_size = struct.calcsize(self.arch.STACK_T_FORMAT)
+            for tracee, thread in zip(threads, state.threads):
+                tinj = inj if tracee is leader else SyscallInjector(tracee, insn)
+                out = scratch.alloc(stack_size)
+                tinj.call("sigaltstack", 0, out)
+                thread.altstack = tuple(self.arch.unpack_stack_t(scratch.get(out, stack_size)))
+                tinj.call("prctl", PR_GET_TID_ADDRESS, word)
+                thread.clear_child_tid = struct.unpack("<Q", scratch.get(word, 8))[0]
+        finally:
+            inj.call("munmap", scratch_addr, page)
+            for tracee in threads:
+                regs, mask = saved[tracee.tid]
+                tracee.settle(regs)
+                tracee.set_sigmask(mask)
+
+    # -- memory --------------------------------------------------------------------
+
+    def dump_pages(self, pid, vmas, out):
+        runs = pagemap.data_runs(pid, [(v.start, v.end) for v in vmas])
+        if not runs:
+            return []
+        buf = bytearray(COPY_CHUNK)
+        view = memoryview(buf)
+        mem = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        try:
+            for vaddr, npages in runs:
+                offset, remaining = vaddr, npages * pagemap.PAGE_SIZE
+                while remaining:
+                    n = os.preadv(mem, [view[:min(remaining, COPY_CHUNK)]], offset)
+                    if n <= 0:
+                        raise PyckptError(f"cannot read memory of process {pid} at {offset:#x}")
+                    _write_all(out, view[:n])
+                    offset += n
+                    remaining -= n
+        finally:
+            os.close(mem)
+        return [PageRun(v, n) for v, n in runs]
+
+
+
+def _write_all(out, data):
+    while data:
+        data = data[out.write(data):]
