@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * signals.c - handlers, masks and queued signals, read without dequeuing.
+ *
+ * lock_task_sighand() is an inline around an unexported helper, so
+ * crak_lock_sighand() does the same: take the siglock of the sighand the
+ * task points to under RCU (sighand_struct is SLAB_TYPESAFE_BY_RCU) and
+ * retry if the task switched sighand meanwhile. NULL: the task is gone.
+ */
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "internal.h"
+
+static struct sighand_struct *crak_lock_sighand(struct task_struct *t,
+						unsigned long *flags)
+{
+	struct sighand_struct *sh;
+
+	rcu_read_lock();
+	for (;;) {
+		sh = rcu_dereference(t->sighand);
+		if (!sh)
+			break;
+		spin_lock_irqsave(&sh->siglock, *flags);
+		if (likely(sh == rcu_access_pointer(t->sighand)))
+			break;
+		spin_unlock_irqrestore(&sh->siglock, *flags);
+	}
+	rcu_read_unlock();
+	return sh;
+}
+
+/* A sigset_t as two u64 words (mips has 128 signals). */
+static void crak_sigset(u64 out[2], const sigset_t *set)
+{
+	out[0] = 0;
+	out[1] = 0;
+	memcpy(out, set, min(sizeof(*set), 2 * sizeof(u64)));
+}
+
+static u64 crak_restorer(const struct sigaction *sa)
+{
+#ifdef __ARCH_HAS_SA_RESTORER
+	return (unsigned long)sa->sa_restorer;
+#else
+	return 0;
+#endif
+}
+
+long crak_ioc_get_sigactions(struct crak_session *s, void __user *arg)
+{
+	struct crak_sigactions q;
+	struct crak_sigaction *acts;
+	struct sighand_struct *sh;
+	struct task_struct *t;
+	unsigned long flags;
+	unsigned int i, n;
+	long ret = 0;
+
+	if (copy_from_user(&q, arg, sizeof(q)))
+		return -EFAULT;
+	if (q.flags & ~CRAK_SIGACTIONS_FLAGS_ALL)
+		return -EOPNOTSUPP;
+	if (q.pad || crak_nonzero(q.reserved, ARRAY_SIZE(q.reserved)))
+		return -EINVAL;
+	n = min_t(u32, q.count, _NSIG);
+	acts = kcalloc(_NSIG, sizeof(*acts), GFP_KERNEL);
+	if (!acts)
+		return -ENOMEM;
+	t = crak_session_live_task(s);
+	if (!t) {
+		ret = -ESRCH;
+		goto out;
+	}
+	sh = crak_lock_sighand(t, &flags);
+	if (sh) {
+		for (i = 0; i < _NSIG; i++) {
+			const struct sigaction *sa = &sh->action[i].sa;
+
+			acts[i].handler = (unsigned long)sa->sa_handler;
+			acts[i].sa_flags = sa->sa_flags;
+			acts[i].restorer = crak_restorer(sa);
+			crak_sigset(acts[i].mask, &sa->sa_mask);
+		}
+		spin_unlock_irqrestore(&sh->siglock, flags);
+	}
+	put_task_struct(t);
+	if (!sh) {
+		ret = -ESRCH;
+		goto out;
+	}
+	q.nr_signals = _NSIG;
+	if (n && copy_to_user(u64_to_user_ptr(q.actions_ptr), acts,
+			      n * sizeof(*acts)))
+		ret = -EFAULT;
+	else if (copy_to_user(arg, &q, sizeof(q)))
+		ret = -EFAULT;
+out:
+	kfree(acts);
+	return ret;
+}
+
+long crak_ioc_get_thread_signals(struct crak_session *s, void __user *arg)
+{
+	struct crak_thread_signals q;
+	struct sighand_struct *sh;
+	struct task_struct *t;
+	unsigned long flags;
+
+	if (copy_from_user(&q, arg, sizeof(q)))
+		return -EFAULT;
+	if (q.flags & ~CRAK_THREAD_SIGNALS_FLAGS_ALL)
+		return -EOPNOTSUPP;
+	if (crak_nonzero(q.reserved, ARRAY_SIZE(q.reserved)))
+		return -EINVAL;
+	t = crak_session_thread(s, q.tid);
+	if (!t)
+		return -ESRCH;
+	sh = crak_lock_sighand(t, &flags);
+	if (sh) {
+		crak_sigset(q.blocked, &t->blocked);
+		crak_sigset(q.saved_mask, &t->saved_sigmask);
+		crak_sigset(q.pending, &t->pending.signal);
+		crak_sigset(q.shared_pending, &t->signal->shared_pending.signal);
+		q.flags = test_tsk_restore_sigmask(t) ?
+			  CRAK_TSIG_F_RESTORE_SIGMASK : 0;
+		spin_unlock_irqrestore(&sh->siglock, flags);
+	}
+	put_task_struct(t);
+	if (!sh)
+		return -ESRCH;
+	if (copy_to_user(arg, &q, sizeof(q)))
+		return -EFAULT;
+	return 0;
+}
+
+long crak_ioc_get_pending(struct crak_session *s, void __user *arg)
+{
+	struct crak_siginfo *out = NULL;
+	struct sighand_struct *sh;
+	struct sigpending *queue;
+	struct task_struct *t;
+	struct crak_pending q;
+	struct sigqueue *sq;
+	unsigned long flags;
+	u32 idx = 0, n = 0;
+	long ret = 0;
+
+	if (copy_from_user(&q, arg, sizeof(q)))
+		return -EFAULT;
+	if (q.flags & ~CRAK_PENDING_FLAGS_ALL)
+		return -EOPNOTSUPP;
+	if (crak_nonzero(q.reserved, ARRAY_SIZE(q.reserved)))
+		return -EINVAL;
+	if (q.count > CRAK_MAX_PENDING)
+		return -E2BIG;
+	if (q.flags & CRAK_PENDING_F_SHARED) {
+		if (q.tid)
+			return -EINVAL;
+		t = crak_session_live_task(s);
+	} else {
+		t = crak_session_thread(s, q.tid);
+	}
+	if (!t)
+		return -ESRCH;
+	if (q.count) {
+		out = kvcalloc(q.count, sizeof(*out), GFP_KERNEL);
+		if (!out) {
+			ret = -ENOMEM;
+			goto out_task;
+		}
+	}
+	sh = crak_lock_sighand(t, &flags);
+	if (!sh) {
+		ret = -ESRCH;
+		goto out_free;
+	}
+	queue = (q.flags & CRAK_PENDING_F_SHARED) ?
+		&t->signal->shared_pending : &t->pending;
+	list_for_each_entry(sq, &queue->list, list) {
+		if (idx >= q.start && n < q.count) {
+			out[n].signo = sq->info.si_signo;
+			/* The user siginfo_t starts with the kernel one. */
+			memcpy(out[n].info, &sq->info,
+			       min(sizeof(sq->info), sizeof(out[n].info)));
+			n++;
+		}
+		idx++;
+	}
+	spin_unlock_irqrestore(&sh->siglock, flags);
+	q.nr_copied = n;
+	q.nr_queued = idx;
+	if (n && copy_to_user(u64_to_user_ptr(q.entries_ptr), out,
+			      n * sizeof(*out)))
+		ret = -EFAULT;
+	else if (copy_to_user(arg, &q, sizeof(q)))
+		ret = -EFAULT;
+out_free:
+	kvfree(out);
+out_task:
+	put_task_struct(t);
+	return ret;
+}
