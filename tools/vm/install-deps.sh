@@ -1,5 +1,7 @@
 #!/bin/sh
 # Install, idempotently, the Debian packages the VM test tier needs on the host.
+# (busybox-static for the guest is downloaded and unpacked by vm.py fetch, for
+# the guest's arch, so it is not installed here.)
 # usage: tools/vm/install-deps.sh [ARCH]   (ARCH: x86_64 | aarch64 | mips64el)
 # Nothing here installs a kernel on the host: kernels are downloaded and
 # unpacked into .cache/vm/<arch>/ by tools/vm/vm.py fetch.
@@ -11,12 +13,12 @@ ARCH="${1:-${ARCH:-x86_64}}"
 pkgs="make gcc libc6-dev bc flex bison libelf-dev dpkg-dev xz-utils"
 case "$ARCH" in
   x86_64|amd64)
-    pkgs="$pkgs qemu-system-x86 busybox-static" ;;
+    pkgs="$pkgs qemu-system-x86" ;;
   aarch64|arm64)
-    pkgs="$pkgs qemu-system-arm gcc-aarch64-linux-gnu mmdebstrap qemu-user-static binfmt-support"
+    pkgs="$pkgs qemu-system-arm gcc-aarch64-linux-gnu mmdebstrap arch-test qemu-user-static binfmt-support"
     foreign=arm64 ;;
   mips64el)
-    pkgs="$pkgs qemu-system-mips gcc-mips64el-linux-gnuabi64 mmdebstrap qemu-user-static binfmt-support e2fsprogs"
+    pkgs="$pkgs qemu-system-mips gcc-mips64el-linux-gnuabi64 mmdebstrap arch-test qemu-user-static binfmt-support e2fsprogs"
     foreign=mips64el ;;
   *) echo "install-deps: unknown ARCH '$ARCH'" >&2; exit 2 ;;
 esac
@@ -45,4 +47,12 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 else
   echo "install-deps: all present for $ARCH"
+fi
+
+# Foreign-arch rootfs builds (mmdebstrap) run the guest's binaries through
+# qemu-user: binfmt_misc must be mounted and the interpreter registered.
+if [ -n "${foreign:-}" ]; then
+  case "$foreign" in arm64) q=qemu-aarch64 ;; *) q=qemu-$foreign ;; esac
+  [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  [ -e "/proc/sys/fs/binfmt_misc/$q" ] || update-binfmts --enable "$q"
 fi
