@@ -1,0 +1,52 @@
+"""What a user reads from an image folder: `pyckpt show` and the logs."""
+
+import json
+
+
+def walk(node, path=""):
+    """Every (key path, key, value) in a JSON document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield f"{path}/{key}", str(key), value
+            yield from walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from walk(value, f"{path}[{i}]")
+
+
+def test_show_json(start_workload, harness):
+    wl = start_workload("counter")
+    wl.dump(leave_running=True)
+    res = harness.run_pyckpt("show", wl.images, outdir=wl.dir, tag="show")
+    assert res.returncode == 0, res.describe()
+    try:
+        doc = json.loads(res.stdout)
+    except ValueError as err:
+        raise AssertionError(f"show did not print JSON ({err}):\n{res.stdout[:2000]}")
+    items = list(walk(doc))
+    keys = [k.lower() for _, k, _ in items]
+    assert any("pid" in k.lower() and v == wl.pid for _, k, v in items), (
+        f"pid {wl.pid} not in show output")
+    assert any("reg" in k for k in keys), "no registers in show output"
+    vmas = [v for _, k, v in items if "vma" in k.lower() and isinstance(v, list) and v]
+    assert vmas, "no VMA list in show output"
+    wl.assert_passes()
+
+
+def test_verbose_and_logs(start_workload, harness):
+    """-v prints more; dump and restore each leave a debug log in the image
+    folder that mentions the process."""
+    wl = start_workload("counter")
+    dump = wl.dump("-v")
+    assert dump.stderr.strip(), "dump -v printed nothing on stderr"
+    logs = sorted(wl.images.rglob("*.log"))
+    assert logs, f"no *.log in the image folder: {sorted(p.name for p in wl.images.rglob('*'))}"
+    dump_logs = [p for p in logs if "dump" in p.name]
+    assert dump_logs and str(wl.pid) in dump_logs[0].read_text(errors="replace"), (
+        f"no dump log mentioning pid {wl.pid} among {[p.name for p in logs]}")
+    restore = wl.restore("-v")
+    assert restore.stderr.strip(), "restore -v printed nothing on stderr"
+    restore_logs = [p for p in wl.images.rglob("*.log") if "restore" in p.name]
+    assert restore_logs and restore_logs[0].stat().st_size > 0, (
+        f"no restore log in the image folder: {[p.name for p in wl.images.rglob('*.log')]}")
+    wl.assert_passes()

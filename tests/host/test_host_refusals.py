@@ -1,0 +1,136 @@
+"""What pyckpt must refuse, and what it must leave behind when it does (or
+when it is killed half-way): the target untouched, no image, no process."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+
+def netlink_fd(wl):
+    m = re.search(r"^netlink fd (\d+)$", wl.log(), re.M)
+    assert m, f"the workload did not say its netlink fd:\n{wl.log()}"
+    return int(m.group(1))
+
+
+@pytest.mark.parametrize("leave_running", [False, True], ids=["kill", "leave-running"])
+def test_unsupported_fd_refused(start_workload, harness, leave_running):
+    wl = start_workload("unsupported")
+    fd = netlink_fd(wl)
+    res = wl.dump(leave_running=leave_running, check=False)
+    assert res.returncode != 0, f"a netlink socket was dumped: {res.describe()}"
+    assert "pyckpt: error:" in res.stderr, res.describe()
+    assert re.search(rf"\b{fd}\b", res.stderr), f"fd {fd} not named: {res.describe()}"
+    assert "netlink" in res.stderr.lower(), f"kind not named: {res.describe()}"
+    assert not wl.images.exists(), (
+        f"image folder left behind: {sorted(os.listdir(wl.images))}")
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
+def test_restore_refused_pid_in_use(start_workload, harness):
+    """Dump -R, then restore while the original still holds the PID."""
+    wl = start_workload("counter")
+    wl.dump(leave_running=True)
+    res = harness.run_pyckpt("restore", "-D", wl.images, "-d",
+                             outdir=wl.dir, tag="restore")
+    assert res.returncode != 0, f"restored over a live PID: {res.describe()}"
+    assert re.search(rf"\b{wl.pid}\b", res.stderr), f"PID not named: {res.describe()}"
+    assert "counter" in res.stderr, f"the holder's comm not named: {res.describe()}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"the original after the refused restore: {problem}"
+    wl.wait_numbers()
+    wl.assert_passes()
+
+
+def truncate(path):
+    size = path.stat().st_size
+    os.truncate(path, size // 2)
+
+
+def flip_byte(path):
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def largest(images, harness):
+    return harness.image_files(images)[0]
+
+
+def inventory(images, harness):
+    found = [p for p in harness.image_files(images) if p.name.startswith("inventory")]
+    if not found:
+        pytest.skip("no inventory file in the image (format changed?)")
+    return found[0]
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_byte], ids=["truncated", "byte-flipped"])
+@pytest.mark.parametrize("pick", [largest, inventory], ids=["largest-file", "inventory"])
+def test_damaged_image_refused(start_workload, harness, damage, pick):
+    wl = start_workload("counter")
+    wl.dump()
+    damaged_dir = harness.copy_images(wl.images, wl.dir / "damaged")
+    victim = pick(damaged_dir, harness)
+    if victim.stat().st_size < 2:
+        pytest.skip(f"{victim.name} is too small to damage")
+    damage(victim)
+    res = harness.run_pyckpt("restore", "-D", damaged_dir, "-d",
+                             outdir=wl.dir, tag="restore-damaged")
+    if res.returncode == 0:
+        wl.alive, wl.ours_by_pid = True, True  # so that teardown kills it
+    assert res.returncode != 0, f"restored from a damaged {victim.name}: {res.describe()}"
+    assert victim.name in res.stderr, (
+        f"the damaged file {victim.name} is not named: {res.describe()}")
+    assert harness.proc_status(wl.pid) is None, (
+        f"a process {wl.pid} exists after the refused restore")
+    # the untouched copy still restores
+    wl.restore()
+    wl.assert_passes()
+
+
+def test_dump_killed_midway(start_workload, harness, tmp_path):
+    """SIGKILL pyckpt in the middle of dumping the big-memory workload: the
+    target runs on (not stopped, not traced) and no image appears."""
+    wl = start_workload("bigmem")
+    err = open(wl.dir / "dump.err", "w")
+    dump = subprocess.Popen(
+        harness.pyckpt_argv("dump", "-t", wl.pid, "-D", wl.images,
+                            "--backend", harness.BACKEND),
+        cwd=harness.REPO, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+        start_new_session=True)
+    try:
+        # wait for signs of a dump in progress: target frozen/traced, or a
+        # temporary folder next to the image folder
+        deadline = time.monotonic() + harness.PYCKPT_TIMEOUT
+        while dump.poll() is None and time.monotonic() < deadline:
+            st = harness.proc_status(wl.pid) or {}
+            frozen = st.get("TracerPid", "0") != "0" or st.get("State", "")[:1] in "tT"
+            if frozen or set(os.listdir(wl.dir)) - {"out.log", "dump.err"}:
+                break
+            time.sleep(0.01)
+        time.sleep(0.2 * harness.SCALE)
+        if dump.poll() is not None:
+            err.flush()
+            assert dump.returncode == 0, (
+                f"dump failed (exit {dump.returncode}) before it could be "
+                f"interrupted:\n{(wl.dir / 'dump.err').read_text()}")
+            pytest.skip("the dump finished before it could be interrupted")
+        os.killpg(dump.pid, signal.SIGKILL)
+        dump.wait()
+    finally:
+        if dump.poll() is None:
+            os.killpg(dump.pid, signal.SIGKILL)
+            dump.wait()
+        err.close()
+    problem = harness.wait_untouched(wl.pid)
+    assert problem is None, f"after pyckpt was killed mid-dump: {problem}"
+    assert not wl.images.exists() or not any(wl.images.iterdir()), (
+        "a half-written image folder was left in place")
+    wl.assert_passes()
