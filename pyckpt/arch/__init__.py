@@ -11,8 +11,8 @@ Every arch module (x86_64, aarch64, mips64) exposes the same names:
   set_syscall(regs, nr, args, insn_addr)   regs ready to run one syscall
   syscall_result(regs)           the value a finished syscall returned
   interrupted_syscall(regs)      syscall nr a frozen thread was in, or None
-  restart_syscall(regs, nr, restart_nr)    regs that redo an interrupted call
-  fail_syscall(regs, errno)      regs that make an interrupted call return -errno
+  syscall_args(regs)             the six argument registers
+  set_syscall_error(regs, errno) a frozen syscall's error code replaced
   pack_sigaction / unpack_sigaction        the kernel's struct sigaction
   IOC_NONE, IOC_READ, IOC_WRITE, IOC_SIZEBITS, IOC_DIRBITS   ioctl encoding
 

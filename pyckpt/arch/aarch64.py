@@ -41,7 +41,7 @@ SYSCALLS = {
     "tgkill": 131, "openat": 56, "unlinkat": 35, "ppoll": 73,
     "get_robust_list": 100, "set_robust_list": 99, "dup3": 24, "pipe2": 59, "preadv": 69,
     "rt_tgsigqueueinfo": 240, "prlimit64": 261, "kcmp": 272, "memfd_create": 279,
-    "rseq": 293, "pidfd_open": 434, "clone3": 435, "close_range": 436,
+    "rseq": 293, "pidfd_open": 434, "clone3": 435, "close_range": 436, "userfaultfd": 282,
 }
 
 # The syscall number lives outside user_pt_regs (NT_ARM_SYSTEM_CALL); x8
@@ -72,19 +72,9 @@ def interrupted_syscall(regs, restart_errnos):
     return None
 
 
-def restart_syscall(regs, nr, args=None):
-    regs = dict(regs)
-    regs["pc"] -= len(SYSCALL_INSN)
-    regs["x8"] = nr
-    for name, value in zip(ARGS, args or ()):
-        regs[name] = value & 0xFFFFFFFFFFFFFFFF
-    return regs
-
-
-def fail_syscall(regs, errno_value):
-    regs = dict(regs)
-    regs["x0"] = -errno_value & 0xFFFFFFFFFFFFFFFF
-    return regs
+def set_syscall_error(regs, errno_value):
+    # Never needed: interrupted_syscall() is always None here.
+    raise NotImplementedError("arm64 rewinds interrupted syscalls itself")
 
 
 SIGACTION_FORMAT = "<QQQQ"  # handler, flags, restorer, mask

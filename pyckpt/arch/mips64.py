@@ -46,7 +46,7 @@ SYSCALLS = {
     "ppoll": 5261, "get_robust_list": 5269, "set_robust_list": 5268, "dup3": 5286, "pipe2": 5287,
     "preadv": 5289, "rt_tgsigqueueinfo": 5291, "prlimit64": 5297, "kcmp": 5306,
     "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "clone3": 5435,
-    "close_range": 5436,
+    "close_range": 5436, "userfaultfd": 5317,
 }
 
 
@@ -77,23 +77,11 @@ def interrupted_syscall(regs, restart_errnos):
     return None
 
 
-def restart_syscall(regs, nr, args=None):
-    # The kernel's own restart: a3 gets its pre-call value back from $26.
-    regs = dict(regs)
-    regs["r7"] = regs["r26"]
-    regs["r2"] = nr
-    regs["cp0_epc"] -= len(SYSCALL_INSN)
-    regs["r0"] = 0
-    for name, value in zip(ARGS, args or ()):
-        regs[name] = value & 0xFFFFFFFFFFFFFFFF
-    return regs
-
-
-def fail_syscall(regs, errno_value):
+def set_syscall_error(regs, errno_value):
+    """Make a frozen syscall look as if it returned errno_value (a3 set, $0 still the syscall)."""
     regs = dict(regs)
     regs["r2"] = errno_value
     regs["r7"] = 1
-    regs["r0"] = 0
     return regs
 
 

@@ -41,7 +41,7 @@ SYSCALLS = {
     "tgkill": 234, "openat": 257, "unlinkat": 263, "ppoll": 271,
     "get_robust_list": 274, "set_robust_list": 273, "dup3": 292, "pipe2": 293, "preadv": 295,
     "rt_tgsigqueueinfo": 297, "prlimit64": 302, "kcmp": 312, "memfd_create": 319,
-    "rseq": 334, "pidfd_open": 434, "clone3": 435, "close_range": 436,
+    "rseq": 334, "pidfd_open": 434, "clone3": 435, "close_range": 436, "userfaultfd": 323,
 }
 
 
@@ -74,21 +74,10 @@ def interrupted_syscall(regs, restart_errnos):
     return None
 
 
-def restart_syscall(regs, nr, args=None):
-    """Regs that re-execute syscall `nr` (with `args` if given) on resume."""
-    regs = dict(regs)
-    regs["rip"] -= len(SYSCALL_INSN)
-    regs["rax"] = nr
-    regs["orig_rax"] = -1 & 0xFFFFFFFFFFFFFFFF
-    for name, value in zip(ARGS, args or ()):
-        regs[name] = value & 0xFFFFFFFFFFFFFFFF
-    return regs
-
-
-def fail_syscall(regs, errno_value):
+def set_syscall_error(regs, errno_value):
+    """Make a frozen syscall look as if it returned -errno_value (still marked as a syscall)."""
     regs = dict(regs)
     regs["rax"] = -errno_value & 0xFFFFFFFFFFFFFFFF
-    regs["orig_rax"] = -1 & 0xFFFFFFFFFFFFFFFF
     return regs
 
 

@@ -1,0 +1,51 @@
+"""`pyckpt` entry point: logging, error-to-exit-code mapping, the command group."""
+
+import logging
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import PyckptError
+
+log = logging.getLogger("pyckpt")
+
+
+class PyckptGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PyckptError as err:
+            if ctx.obj and ctx.obj.get("verbose"):
+                log.debug("traceback", exc_info=True)
+            click.echo(f"pyckpt: error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+
+@click.group(cls=PyckptGroup)
+@click.version_option(__version__, prog_name="pyckpt")
+@click.option("-v", "--verbose", count=True, help="Log what happens (debug detail with -v).")
+@click.pass_context
+def cli(ctx, verbose):
+    """Checkpoint a running Linux process into files and restore it later."""
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pyckpt: %(levelname)s: %(message)s"))
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+
+
+def _register():
+    from . import check, dump, restore, show
+    for module in (check, dump, restore, show):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main():
+    cli(prog_name="pyckpt")

@@ -1,0 +1,27 @@
+"""pyckpt restore."""
+
+import sys
+
+import click
+
+from .. import restore as restore_mod
+from ..options import RestoreOptions
+from . import options
+
+
+@click.command("restore")
+@options.images_dir
+@click.option("-d", "--restore-detached", "detach", is_flag=True, help="Return once the process runs.")
+@options.shell_job
+@click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the restored PID here once it runs.")
+def restore(images_dir, detach, shell_job, pidfile):
+    """Bring an image back to life with its old PID.
+
+    Without -d, wait for the process and exit with its exit status.
+    """
+    result = restore_mod.restore(images_dir, RestoreOptions(detach=detach, shell_job=shell_job, pidfile=pidfile))
+    if not detach:
+        sys.exit(result)
+
+
+COMMANDS = (restore,)

@@ -1,0 +1,496 @@
+"""Restore: verified images -> the same processes again, with the same PIDs.
+
+Outline (see DESIGN.md): read and check everything first; create each
+process with its old PID (clone3 set_tid) as a stub stopped under ptrace;
+rebuild it by injecting syscalls from a one-page trampoline at an address
+the image does not use; put registers back and park the thread in an
+interrupt stop so the kernel's own signal/syscall-restart logic runs on
+resume; detach. Nothing of the stub remains and no tracer stays attached.
+"""
+
+import errno
+import logging
+import os
+import platform
+import signal
+import stat
+import time
+
+from . import arch as archmod
+from . import images, linux, proc
+from .errors import ImageError, PyckptError, RestoreConflict
+from .files import regular as regular_files
+from .files import restore_fds
+from .images.proto import core_pb2, files_pb2, mm_pb2
+from .images.store import ImageReader
+from .inject import Scratch, SyscallInjector, find_syscall_insn
+from .oplog import log_to
+from .options import RestoreOptions
+from .pagemap import PAGE_SIZE
+from .ptrace import Tracee
+
+log = logging.getLogger(__name__)
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+RSEQ_FLAG_UNREGISTER = 1
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+PR_SET_MM = 35
+PR_SET_MM_MAP = 14
+SS_DISABLE = 2
+TRAMPOLINE_PAGES = 32          # 1 code page + scratch for paths, iovecs, structs
+IOV_MAX = 1024
+MAX_RW = 0x7FFFF000            # the kernel's MAX_RW_COUNT: one preadv reads at most this
+
+
+class Image:
+    """Everything read from an image folder, checked before anything is created."""
+
+    def __init__(self, image_dir):
+        self.reader = ImageReader(image_dir)
+        inv = self.reader.inventory
+        self.inventory = inv
+        self.arch = archmod.by_name(inv.arch)
+        host = archmod.host()
+        if self.arch is not host:
+            raise ImageError(f"image was taken on {inv.arch}; this machine is {host.NAME}")
+        if inv.page_size != PAGE_SIZE:
+            raise ImageError(f"image uses {inv.page_size}-byte pages; this kernel uses {PAGE_SIZE}")
+        read = self.reader.read_message
+        self.tree = read(images.PSTREE, files_pb2.PsTree)
+        self.files = {f.id: f for f in read(images.FILES, files_pb2.Files).files}
+        self.tasks, self.mms, self.pagemaps, self.fds = {}, {}, {}, {}
+        for entry in self.tree.processes:
+            pid = entry.pid
+            self.tasks[pid] = read(images.core(pid), core_pb2.Task)
+            self.mms[pid] = read(images.mm(pid), mm_pb2.Mm)
+            self.pagemaps[pid] = read(images.pagemap(pid), mm_pb2.PageMap)
+            self.fds[pid] = read(images.fds(pid), files_pb2.FdTable)
+        if not self.tree.processes:
+            raise ImageError(f"{self.reader.path(images.PSTREE)}: lists no process")
+
+    def path(self, name):
+        return self.reader.path(name)
+
+
+def restore(image_dir, options=RestoreOptions()):
+    """Restore the image; returns the root PID (detached) or its exit status (waited)."""
+    image = Image(image_dir)
+    log_path = image.path(options.log_file)
+    with log_to(log_path if os.access(image.reader.dir, os.W_OK) else os.devnull):
+        log.info("restoring %s (%s image from %s, kernel %s; here %s)", image_dir, image.inventory.backend,
+                 image.inventory.arch, image.inventory.kernel_release, platform.release())
+        _preflight(image, options)
+        root = image.tree.processes[0].pid
+        started = time.monotonic()
+        ProcessRestorer(image, root, options).run()
+        log.info("process %d restored in %.3f s", root, time.monotonic() - started)
+    if options.pidfile:
+        with open(options.pidfile, "w") as f:
+            f.write(f"{root}\n")
+    if options.detach:
+        return root
+    return wait_exit_status(root)
+
+
+def wait_exit_status(pid):
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+def _preflight(image, options):
+    """Everything that can be checked without touching the machine."""
+    for entry in image.tree.processes:
+        if proc.exists(entry.pid):
+            raise RestoreConflict(f"PID {entry.pid} is in use by process {proc.holder_description(entry.pid)}")
+    for pid, mm in image.mms.items():
+        for vma in mm.vmas:
+            if vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED):
+                _check_same_file(vma.file, f"mapping {vma.start:#x}-{vma.end:#x} of process {pid}")
+        _check_same_file(mm.exe, f"executable of process {pid}")
+    for file_id, entry in image.files.items():
+        if entry.kind == files_pb2.OpenFile.TTY and not options.shell_job:
+            raise RestoreConflict(f"the image holds a terminal ({entry.file.path}); restore with --shell-job")
+        if not entry.ghost and entry.kind != files_pb2.OpenFile.TTY:
+            regular_files.check_file(entry, f"open file {entry.file.path}")
+
+
+def _check_same_file(ref, what):
+    try:
+        st = os.stat(ref.path)
+    except OSError as err:
+        raise RestoreConflict(f"{what}: {ref.path}: {err.strerror}") from None
+    if st.st_size != ref.size or st.st_mtime_ns != ref.mtime_ns:
+        raise RestoreConflict(
+            f"{what}: {ref.path} changed since the dump (size {ref.size} -> {st.st_size}, "
+            f"mtime {ref.mtime_ns} -> {st.st_mtime_ns}); restoring would map different code or data")
+
+
+class ProcessRestorer:
+    """Turns a stub child into one process of the image."""
+
+    def __init__(self, image, pid, options):
+        self.image = image
+        self.pid = pid
+        self.options = options
+        self.arch = image.arch
+        self.task = image.tasks[pid]
+        self.mm = image.mms[pid]
+        self.tracee = None
+        self.inj = None
+        self.scratch = None
+        self.trampoline = None
+
+    # -- the stub -------------------------------------------------------------
+
+    def _spawn_stub(self):
+        """A child with the old PID, stopped under ptrace; it never runs its own code again."""
+        read_end, write_end = os.pipe()
+        try:
+            child = linux.clone3_fork(self.pid, self.task.exit_signal or signal.SIGCHLD)
+        except OSError as err:
+            os.close(read_end)
+            os.close(write_end)
+            if err.errno == errno.EEXIST:
+                raise RestoreConflict(f"PID {self.pid} is in use by process {proc.holder_description(self.pid)}") from None
+            if err.errno in (errno.EPERM, errno.ENOSPC, errno.EINVAL):
+                raise RestoreConflict(f"cannot create a process with PID {self.pid}: {err.strerror} "
+                                      "(clone3 set_tid needs root or CAP_CHECKPOINT_RESTORE)") from None
+            raise
+        if child == 0:  # the stub: wait to be seized; it never returns to Python
+            try:
+                linux.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.close(write_end)
+                os.read(read_end, 1)
+            finally:
+                os._exit(127)
+        os.close(read_end)
+        self._stub_pipe = write_end
+        tracee = Tracee(child, self.arch)
+        tracee.seize(exit_kill=True)
+        tracee.stop()
+        tracee.set_sigmask((1 << 64) - 1)
+        self.tracee = tracee
+
+    def _kill_stub(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    # -- the whole sequence ----------------------------------------------------
+
+    def run(self):
+        self._spawn_stub()
+        try:
+            self._take_over_stub()
+            self._restore_memory()
+            self._restore_process_state()
+            restore_fds.install(self)
+            self._restore_creds()
+            self._restore_threads_and_detach()
+        except BaseException:
+            self._kill_stub()
+            raise
+        finally:
+            os.close(self._stub_pipe)
+
+    def _take_over_stub(self):
+        arch, tracee = self.arch, self.tracee
+        stub_vmas = proc.read_vmas(self.pid)
+        self.inj = inj = SyscallInjector(tracee, find_syscall_insn(self.pid, stub_vmas, arch))
+        try:
+            conf = linux.get_rseq_configuration(self.pid)
+            if conf.rseq_abi_pointer:
+                inj.call("rseq", conf.rseq_abi_pointer, conf.rseq_abi_size, RSEQ_FLAG_UNREGISTER, conf.signature)
+        except OSError as err:
+            if err.errno not in (errno.EIO, errno.EINVAL):
+                raise
+        inj.call("close_range", 0, 0xFFFFFFFF, 0)
+        # The trampoline: code page + scratch, where neither the stub nor the image has anything.
+        size = TRAMPOLINE_PAGES * PAGE_SIZE
+        busy = [(v.start, v.end) for v in stub_vmas] + [(v.start, v.end) for v in self.mm.vmas]
+        base = _free_gap(busy, size)
+        inj.call("mmap", base, size, PROT_READ | PROT_WRITE,
+                 arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED_NOREPLACE, -1, 0)
+        linux.write_memory(self.pid, base, arch.SYSCALL_INSN)
+        inj.call("mprotect", base, PAGE_SIZE, PROT_READ | PROT_EXEC)
+        inj.insn_addr = base
+        self.trampoline = (base, base + size)
+        self.scratch = Scratch(self.pid, base + PAGE_SIZE, size - PAGE_SIZE)
+        # Drop everything of the stub but the trampoline and the kernel's own mappings.
+        keep = [self.trampoline] + [(v.start, v.end) for v in stub_vmas if v.special and v.path in _KERNEL_MAPPINGS]
+        top = max(v.end for v in stub_vmas if v.path != "[vsyscall]")
+        for start, end in _complement(keep, 0, top):
+            inj.call("munmap", start, end - start)
+        self._move_vdso([v for v in stub_vmas if v.path in _VDSO_NAMES])
+
+    def _move_vdso(self, stub_specials):
+        """Move the stub's [vdso]/[vvar*] to where the image had them (same kernel layout required)."""
+        wanted = {v.name: v for v in self.mm.vmas if v.kind == mm_pb2.Vma.VDSO}
+        have = {v.path: v for v in stub_specials}
+        if {n: v.end - v.start for n, v in wanted.items()} != {n: v.length for n, v in have.items()}:
+            raise RestoreConflict(
+                "the vDSO layout of this kernel differs from the image's "
+                f"(image: { {n: v.end - v.start for n, v in wanted.items()} }, here: { {n: v.length for n, v in have.items()} }); "
+                "restore on a kernel of the same build")
+        if not wanted:
+            return
+        # Park them in one free gap first, so no move lands on another not yet moved.
+        total = sum(v.length for v in have.values())
+        busy = [self.trampoline] + [(v.start, v.end) for v in have.values()] + [(v.start, v.end) for v in self.mm.vmas]
+        parking = _free_gap(busy, total)
+        mremap_flags = 1 | 2  # MREMAP_MAYMOVE | MREMAP_FIXED
+        parked = {}
+        for name, vma in have.items():
+            self.inj.call("mremap", vma.start, vma.length, vma.length, mremap_flags, parking, detail=name)
+            parked[name] = parking
+            parking += vma.length
+        for name, target in wanted.items():
+            length = target.end - target.start
+            self.inj.call("mremap", parked[name], length, length, mremap_flags, target.start, detail=name)
+
+    # -- memory -----------------------------------------------------------------
+
+    def _restore_memory(self):
+        arch, inj, scratch = self.arch, self.inj, self.scratch
+        page_map = self.image.pagemaps[self.pid]
+        filled = _vmas_with_data(self.mm.vmas, page_map.runs)
+        file_fds = {}
+        try:
+            for index, vma in enumerate(self.mm.vmas):
+                if vma.kind in (mm_pb2.Vma.VDSO, mm_pb2.Vma.VSYSCALL):
+                    continue
+                prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled else 0)
+                length = vma.end - vma.start
+                where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
+                if vma.kind == mm_pb2.Vma.ANON:
+                    flags = arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED
+                    if vma.growsdown:
+                        flags |= arch.MAP_GROWSDOWN
+                    inj.call("mmap", vma.start, length, prot, flags, -1, 0, detail=where)
+                    continue
+                shared = vma.kind == mm_pb2.Vma.FILE_SHARED
+                writable = shared and vma.may_write
+                key = (vma.file.path, writable)
+                if key not in file_fds:
+                    scratch.reset()
+                    path = scratch.put_str(vma.file.path)
+                    flags = os.O_RDWR if writable else os.O_RDONLY
+                    file_fds[key] = inj.call("openat", _AT_FDCWD, path, flags | os.O_CLOEXEC, 0, detail=vma.file.path)
+                flags = (arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
+                inj.call("mmap", vma.start, length, prot, flags, file_fds[key], vma.pgoff, detail=where)
+        finally:
+            for fd in file_fds.values():
+                inj.call("close", fd)
+        self._fill_pages(page_map)
+        for index in filled:
+            vma = self.mm.vmas[index]
+            inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)
+        self._set_mm_fields()
+
+    def _fill_pages(self, page_map):
+        """preadv from the pages image straight into the process: the kernel copies, Python never sees a page."""
+        if not page_map.runs:
+            return
+        inj, scratch = self.inj, self.scratch
+        scratch.reset()
+        path = scratch.put_str(self.image.path(page_map.pages_file))
+        fd = inj.call("openat", _AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=page_map.pages_file)
+        iov_room = min(IOV_MAX, (scratch.size - scratch.used) // 16)
+        iov_base = scratch.alloc(iov_room * 16)
+        offset = 0
+        batch, batch_bytes = [], 0
+        for run in page_map.runs:
+            vaddr, remaining = run.vaddr, run.nr_pages * PAGE_SIZE
+            while remaining:
+                piece = min(remaining, MAX_RW - batch_bytes)
+                batch.append((vaddr, piece))
+                batch_bytes += piece
+                vaddr += piece
+                remaining -= piece
+                if len(batch) == iov_room or batch_bytes == MAX_RW:
+                    offset = self._preadv(fd, iov_base, batch, offset)
+                    batch, batch_bytes = [], 0
+        if batch:
+            self._preadv(fd, iov_base, batch, offset)
+        inj.call("close", fd)
+
+    def _preadv(self, fd, iov_base, batch, offset):
+        import struct
+        linux.write_memory(self.pid, iov_base, b"".join(struct.pack("<QQ", a, n) for a, n in batch))
+        want = sum(n for _, n in batch)
+        got = self.inj.call("preadv", fd, iov_base, len(batch), offset, 0, detail="filling memory from the pages image")
+        if got != want:
+            raise ImageError(f"short read from the pages image of process {self.pid} at offset {offset}: {got} of {want}")
+        return offset + got
+
+    def _set_mm_fields(self):
+        import struct
+        mm, scratch, inj = self.mm, self.scratch, self.inj
+        scratch.reset()
+        exe_path = scratch.put_str(mm.exe.path)
+        exe_fd = inj.call("openat", _AT_FDCWD, exe_path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=mm.exe.path)
+        auxv = scratch.put(mm.auxv) if mm.auxv else 0
+        fields = (mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk, mm.brk,
+                  mm.start_stack, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end, auxv)
+        prctl_mm_map = struct.pack("<12QII", *fields, len(mm.auxv), exe_fd)
+        addr = scratch.put(prctl_mm_map)
+        inj.call("prctl", PR_SET_MM, PR_SET_MM_MAP, addr, len(prctl_mm_map), 0, detail="PR_SET_MM_MAP")
+        inj.call("close", exe_fd)
+
+    # -- process-wide state -------------------------------------------------------
+
+    def _restore_process_state(self):
+        task, inj, scratch, arch = self.task, self.inj, self.scratch, self.arch
+        for limit in task.rlimits:
+            linux.prlimit(self.pid, limit.resource, (limit.cur, limit.max))
+        scratch.reset()
+        inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
+        inj.call("umask", task.umask)
+        inj.call("prctl", PR_SET_NAME, scratch.put(task.comm.encode()[:15] + b"\0"))
+        inj.call("personality", task.personality)
+        inj.call("prctl", PR_SET_PDEATHSIG, task.pdeathsig)
+        if task.sid == task.pid:
+            inj.call("setsid")
+        elif task.pgid == task.pid:
+            inj.call("setpgid", 0, 0)
+        actions = {a.signo: a for a in task.sigactions}
+        act = scratch.alloc(arch.SIGACTION_SIZE)
+        for signo in range(1, arch.NSIG + 1):
+            if signo in (signal.SIGKILL, signal.SIGSTOP):
+                continue
+            a = actions.get(signo)
+            packed = (arch.pack_sigaction(a.handler, a.flags, a.restorer, a.mask | (a.mask_hi << 64))
+                      if a else arch.pack_sigaction(0, 0, 0, 0))
+            linux.write_memory(self.pid, act, packed)
+            result = inj.raw("rt_sigaction", signo, act, 0, arch.NSIG // 8)
+            if result < 0 and a:
+                raise PyckptError(f"cannot restore the handler of signal {signo}: {os.strerror(-result)}")
+        info = scratch.alloc(linux.SIGINFO_SIZE)
+        for pending in task.shared_pending:
+            linux.write_memory(self.pid, info, pending.raw)
+            inj.call("rt_sigqueueinfo", self.pid, pending.signo, info, detail=f"queueing signal {pending.signo}")
+
+    def _restore_creds(self):
+        creds, inj, scratch = self.task.creds, self.inj, self.scratch
+        scratch.reset()
+        import struct
+        groups = scratch.put(struct.pack(f"<{len(creds.groups)}I", *creds.groups)) if creds.groups else 0
+        inj.call("setgroups", len(creds.groups), groups)
+        inj.call("setresgid", creds.gid, creds.egid, creds.sgid)
+        inj.call("setfsgid", creds.fsgid)
+        inj.call("setresuid", creds.uid, creds.euid, creds.suid)
+        inj.call("setfsuid", creds.fsuid)
+
+    # -- threads, registers, and letting go -----------------------------------------
+
+    def _restore_threads_and_detach(self):
+        arch, inj, scratch = self.arch, self.inj, self.scratch
+        if len(self.task.threads) != 1:
+            raise ImageError(f"process {self.pid} has {len(self.task.threads)} threads; "
+                             "restoring multi-threaded processes is not supported yet")
+        thread = self.task.threads[0]
+        scratch.reset()
+        stack = thread.altstack
+        inj.call("sigaltstack", scratch.put(arch.pack_stack_t(stack.sp, stack.flags, stack.size)), 0)
+        inj.call("set_tid_address", thread.clear_child_tid)
+        if thread.robust_list_len:
+            inj.call("set_robust_list", thread.robust_list, thread.robust_list_len)
+        if thread.HasField("rseq"):
+            inj.call("rseq", thread.rseq.pointer, thread.rseq.size, 0, thread.rseq.signature)
+        info = scratch.alloc(linux.SIGINFO_SIZE)
+        for pending in thread.pending:
+            linux.write_memory(self.pid, info, pending.raw)
+            inj.call("rt_tgsigqueueinfo", self.pid, thread.tid, pending.signo, info)
+        # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
+        base, end = self.trampoline
+        inj.call("munmap", base, end - base)
+        tracee = self.tracee
+        for regset in thread.regs.extra:
+            tracee.set_regset(regset.note_type, regset.data)
+        gp = getattr(thread.regs, arch.NAME)
+        regs = {name: (getattr(gp, name) if not name.startswith("pad") else 0) for name in arch.GPREGS_FIELDS}
+        tracee.settle(_resume_regs(arch, regs))
+        tracee.set_sigmask(thread.sigmask | (thread.sigmask_hi << 64))
+        tracee.detach()
+        log.debug("process %d detached", self.pid)
+
+
+_AT_FDCWD = -100
+_VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
+_KERNEL_MAPPINGS = _VDSO_NAMES + ("[vsyscall]",)
+
+
+def _resume_regs(arch, regs):
+    """Registers to settle with: the frozen ones, adjusted where the kernel's restart cannot work.
+
+    A thread frozen in a syscall shows -ERESTART* and the kernel restarts the
+    call on resume. -ERESTART_RESTARTBLOCK relies on per-thread kernel state
+    a new process lacks: a relative clock_nanosleep/nanosleep with a `rem`
+    buffer (the kernel wrote the time left there when interrupted) is redone
+    for the time left; other such calls are redone with their original
+    arguments (a relative timeout starts over).
+    """
+    nr = arch.interrupted_syscall(regs, archmod.RESTART_ERRNOS)
+    if nr is None or -arch.syscall_result(regs) != archmod.ERESTART_RESTARTBLOCK:
+        return regs
+    args = arch.syscall_args(regs)
+    names = {v: k for k, v in arch.SYSCALLS.items()}
+    name = names.get(nr)
+    if name == "clock_nanosleep" and not args[1] & 1 and args[3]:   # relative, rem given
+        args[2] = args[3]
+    elif name == "nanosleep" and args[1]:
+        args[0] = args[1]
+    log.debug("syscall %s (%d) interrupted with a restart block: redone with %s", name, nr, [hex(a) for a in args])
+    regs = dict(regs)
+    regs.update(zip(arch.ARGS, args))
+    # Present it as a plainly restartable call, so the kernel redoes it itself on resume.
+    return arch.set_syscall_error(regs, archmod.ERESTARTNOINTR)
+
+
+def _vmas_with_data(vmas, runs):
+    """Indexes of VMAs that receive pages from the image."""
+    filled = set()
+    starts = [(v.start, v.end, i) for i, v in enumerate(vmas)]
+    j = 0
+    for run in sorted(runs, key=lambda r: r.vaddr):
+        end = run.vaddr + run.nr_pages * PAGE_SIZE
+        while j < len(starts) and starts[j][1] <= run.vaddr:
+            j += 1
+        k = j
+        while k < len(starts) and starts[k][0] < end:
+            filled.add(starts[k][2])
+            k += 1
+    return filled
+
+
+def _complement(keep, low, high):
+    """(start, end) ranges in [low, high) not covered by `keep`."""
+    out = []
+    cursor = low
+    for start, end in sorted(keep):
+        if start > cursor:
+            out.append((cursor, min(start, high)))
+        cursor = max(cursor, end)
+    if cursor < high:
+        out.append((cursor, high))
+    return [(s, e) for s, e in out if s < e]
+
+
+def _free_gap(busy, size, low=0x10000):
+    """Lowest page-aligned address with `size` free bytes outside every busy range."""
+    cursor = low
+    for start, end in sorted(busy):
+        if start - cursor >= size:
+            return cursor
+        cursor = max(cursor, end)
+    return cursor
