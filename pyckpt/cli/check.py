@@ -4,10 +4,13 @@ import sys
 
 import click
 
+from . import options
+
 from .. import kerndat
 
 
 @click.command("check")
+@options.verbose
 def check():
     """Report what this machine supports; exit non-zero if dump/restore cannot work here."""
     kd = kerndat.probe()

@@ -9,6 +9,7 @@ from . import options
 
 
 @click.command("dump")
+@options.verbose
 @click.option("-t", "--tree", "pid", required=True, type=int, help="PID of the process (tree root) to dump.")
 @options.images_dir
 @click.option("-R", "--leave-running", is_flag=True, help="Let the process go on after the dump.")

@@ -16,7 +16,7 @@ class PyckptGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PyckptError as err:
-            if ctx.obj and ctx.obj.get("verbose"):
+            if ctx.obj.get("verbose"):
                 log.debug("traceback", exc_info=True)
             click.echo(f"pyckpt: error: {err}", err=True)
             sys.exit(err.exit_code)
@@ -29,12 +29,18 @@ class PyckptGroup(click.Group):
 def cli(ctx, verbose):
     """Checkpoint a running Linux process into files and restore it later."""
     ctx.ensure_object(dict)
-    ctx.obj["verbose"] = verbose
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("pyckpt: %(levelname)s: %(message)s"))
-    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)
+    ctx.obj["handler"] = handler
+    set_verbosity(ctx, verbose)
+
+
+def set_verbosity(ctx, count):
+    obj = ctx.find_root().obj
+    obj["verbose"] = max(obj.get("verbose", 0), count)
+    obj["handler"].setLevel(logging.DEBUG if obj["verbose"] else logging.WARNING)
 
 
 def _register():

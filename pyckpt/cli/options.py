@@ -8,3 +8,14 @@ images_dir = click.option(
 shell_job = click.option(
     "-j", "--shell-job", is_flag=True,
     help="The process is a job of a shell: allow its terminal, reattach it at restore.")
+
+
+def _raise_verbosity(ctx, _param, count):
+    if count:
+        from .main import set_verbosity
+        set_verbosity(ctx, count)
+
+
+# Accepted after the command too (`pyckpt dump -v ...`), as CRIU does.
+verbose = click.option("-v", "--verbose", count=True, expose_value=False, callback=_raise_verbosity,
+                       help="Log what happens on stderr.")

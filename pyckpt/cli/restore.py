@@ -10,6 +10,7 @@ from . import options
 
 
 @click.command("restore")
+@options.verbose
 @options.images_dir
 @click.option("-d", "--restore-detached", "detach", is_flag=True, help="Return once the process runs.")
 @options.shell_job

@@ -4,10 +4,13 @@ import json
 
 import click
 
+from . import options
+
 from ..show import image_as_dict
 
 
 @click.command("show")
+@options.verbose
 @click.argument("images_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--no-verify", is_flag=True, help="Show even if the manifest's checksums do not match.")
 def show(images_dir, no_verify):
