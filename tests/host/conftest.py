@@ -261,7 +261,9 @@ class Workload:
     def _died(self):
         """Exit code if our process has exited (and reap it), else None."""
         if not self.alive:
-            return "not running"
+            # not ours (e.g. a child of `pyckpt restore` without -d)
+            st = proc_status(self.pid)
+            return "gone" if st is None or st.get("State", "")[:1] in "ZX" else None
         if not self.ours_by_pid and self.popen is not None:
             rc = self.popen.poll()
         else:
