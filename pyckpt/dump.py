@@ -25,7 +25,6 @@ from .sources import open_source
 
 log = logging.getLogger(__name__)
 
-RLIMIT_COUNT = 16
 VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
 ANON_NAMES = ("", "[heap]", "[stack]")
 
@@ -50,7 +49,7 @@ def _dump(pid, writer, options):
         pids = source.freeze()
         frozen_at = time.monotonic()
         # Describe everything first: a refusal must come before any image is written.
-        file_table = FileTable(options)
+        file_table = FileTable(options, source)
         tasks, mms, vmas_by_pid = {}, {}, {}
         tree = files_pb2.PsTree()
         for p in pids:
@@ -62,6 +61,7 @@ def _dump(pid, writer, options):
             file_table.add_process(p)
             t = tasks[p]
             tree.processes.add(pid=p, ppid=t.ppid, pgid=t.pgid, sid=t.sid, threads=[th.tid for th in t.threads])
+        file_table.finish(pids)
 
         stats = {"pages": 0}
         for p in pids:
@@ -79,6 +79,10 @@ def _dump(pid, writer, options):
         for file_id, (src_pid, src_fd) in file_table.ghosts.items():
             with writer.open_raw(images.ghost(file_id)) as out:
                 regular_files.save_ghost(src_pid, src_fd, out)
+        for pipe in file_table.files.pipes:
+            if pipe.data:
+                with writer.open_raw(pipe.data) as out:
+                    out.write(file_table.pipe_data[pipe.id])
         writer.write_message(images.FILES, file_table.files)
         writer.write_message(images.PSTREE, tree)
         writer.write_message(images.INVENTORY, inventory_pb2.Inventory(
@@ -112,12 +116,11 @@ def _task_message(pid, state, arch):
     task = core_pb2.Task(
         pid=pid, ppid=stat.ppid, pgid=stat.pgid, sid=stat.sid, comm=stat.comm,
         cwd=proc.readlink(pid, "cwd"), umask=int(status.get("Umask", "022"), 8),
-        personality=proc.read_personality(pid), pdeathsig=state.pdeathsig,
+        personality=proc.read_personality(pid), pdeathsig=state.pdeathsig, dumpable=state.dumpable,
         exit_signal=stat.exit_signal, has_tty=stat.tty_nr != 0,
     )
     _fill_creds(task.creds, status)
-    for resource in range(RLIMIT_COUNT):
-        cur, hard = linux.prlimit(pid, resource)
+    for resource, (cur, hard) in enumerate(proc.read_limits(pid)):
         task.rlimits.add(resource=resource, cur=cur, max=hard)
     for signo, handler, flags, restorer, mask in state.sigactions:
         task.sigactions.add(signo=signo, handler=handler, flags=flags, restorer=restorer,

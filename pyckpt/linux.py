@@ -235,12 +235,16 @@ def pidfd_open(pid):
     return syscall("pidfd_open", pid, 0)
 
 
-def prlimit(pid, resource, new=None):
-    """Get (and optionally set) an rlimit of another process: (soft, hard)."""
-    limit = (ctypes.c_uint64 * 2)()
-    newbuf = None
-    if new is not None:
-        newbuf = (ctypes.c_uint64 * 2)(*new)
-    syscall("prlimit64", pid, resource, ctypes.c_void_p(ctypes.addressof(newbuf)) if newbuf else 0,
-            ctypes.c_void_p(ctypes.addressof(limit)))
-    return limit[0], limit[1]
+_tee = _libc.tee
+_tee.restype = ctypes.c_ssize_t
+_tee.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint)
+SPLICE_F_NONBLOCK = 2
+
+
+def tee(fd_in, fd_out, length, flags=SPLICE_F_NONBLOCK):
+    """Duplicate up to `length` bytes from pipe fd_in into pipe fd_out without consuming them."""
+    return _check(_tee(fd_in, fd_out, length, flags), "tee")
+
+
+F_SETPIPE_SZ = 1031
+F_GETPIPE_SZ = 1032

@@ -229,3 +229,22 @@ def sig_mask_from_hex(text):
 
 def is_gone(err):
     return isinstance(err, OSError) and err.errno in (errno.ESRCH, errno.ENOENT)
+
+
+_UNLIMITED = (1 << 64) - 1
+
+
+def parse_limits(text):
+    """/proc/PID/limits -> [(soft, hard)], row i being resource i on this arch."""
+    limits = []
+    for line in text.splitlines()[1:]:
+        # "Max open files            1024                 1048576              files"
+        fields = line[26:].split()
+        if len(fields) < 2:
+            continue
+        limits.append(tuple(_UNLIMITED if f == "unlimited" else int(f) for f in fields[:2]))
+    return limits
+
+
+def read_limits(pid):
+    return parse_limits(_read(f"{PROC}/{pid}/limits", pid=pid))

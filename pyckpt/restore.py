@@ -14,6 +14,7 @@ import os
 import platform
 import signal
 import stat
+import struct
 import time
 
 from . import arch as archmod
@@ -35,6 +36,7 @@ PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 RSEQ_FLAG_UNREGISTER = 1
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
+PR_SET_DUMPABLE = 4
 PR_SET_MM = 35
 PR_SET_MM_MAP = 14
 SS_DISABLE = 2
@@ -58,7 +60,9 @@ class Image:
             raise ImageError(f"image uses {inv.page_size}-byte pages; this kernel uses {PAGE_SIZE}")
         read = self.reader.read_message
         self.tree = read(images.PSTREE, files_pb2.PsTree)
-        self.files = {f.id: f for f in read(images.FILES, files_pb2.Files).files}
+        files = read(images.FILES, files_pb2.Files)
+        self.files = {f.id: f for f in files.files}
+        self.pipes = {p.id: p for p in files.pipes}
         self.tasks, self.mms, self.pagemaps, self.fds = {}, {}, {}, {}
         for entry in self.tree.processes:
             pid = entry.pid
@@ -118,7 +122,8 @@ def _preflight(image, options):
     for file_id, entry in image.files.items():
         if entry.kind == files_pb2.OpenFile.TTY and not options.shell_job:
             raise RestoreConflict(f"the image holds a terminal ({entry.file.path}); restore with --shell-job")
-        if not entry.ghost and entry.kind != files_pb2.OpenFile.TTY:
+        if entry.kind in (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY,
+                          files_pb2.OpenFile.CHARDEV) and not entry.ghost:
             regular_files.check_file(entry, f"open file {entry.file.path}")
 
 
@@ -325,7 +330,6 @@ class ProcessRestorer:
         inj.call("close", fd)
 
     def _preadv(self, fd, iov_base, batch, offset):
-        import struct
         linux.write_memory(self.pid, iov_base, b"".join(struct.pack("<QQ", a, n) for a, n in batch))
         want = sum(n for _, n in batch)
         got = self.inj.call("preadv", fd, iov_base, len(batch), offset, 0, detail="filling memory from the pages image")
@@ -334,7 +338,6 @@ class ProcessRestorer:
         return offset + got
 
     def _set_mm_fields(self):
-        import struct
         mm, scratch, inj = self.mm, self.scratch, self.inj
         scratch.reset()
         exe_path = scratch.put_str(mm.exe.path)
@@ -351,8 +354,11 @@ class ProcessRestorer:
 
     def _restore_process_state(self):
         task, inj, scratch, arch = self.task, self.inj, self.scratch, self.arch
+        scratch.reset()
+        new_limit = scratch.alloc(16)
         for limit in task.rlimits:
-            linux.prlimit(self.pid, limit.resource, (limit.cur, limit.max))
+            linux.write_memory(self.pid, new_limit, struct.pack("<QQ", limit.cur, limit.max))
+            inj.call("prlimit64", 0, limit.resource, new_limit, 0, detail=f"rlimit {limit.resource}")
         scratch.reset()
         inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
         inj.call("umask", task.umask)
@@ -383,13 +389,13 @@ class ProcessRestorer:
     def _restore_creds(self):
         creds, inj, scratch = self.task.creds, self.inj, self.scratch
         scratch.reset()
-        import struct
         groups = scratch.put(struct.pack(f"<{len(creds.groups)}I", *creds.groups)) if creds.groups else 0
         inj.call("setgroups", len(creds.groups), groups)
         inj.call("setresgid", creds.gid, creds.egid, creds.sgid)
         inj.call("setfsgid", creds.fsgid)
         inj.call("setresuid", creds.uid, creds.euid, creds.suid)
         inj.call("setfsuid", creds.fsuid)
+        inj.call("prctl", PR_SET_DUMPABLE, self.task.dumpable)
 
     # -- threads, registers, and letting go -----------------------------------------
 

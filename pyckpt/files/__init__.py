@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import regular, tty
+from . import pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,14 @@ def _describe_socket(pid, inode):
 class FileTable:
     """Open file descriptions of the dumped processes and each process's fds."""
 
-    def __init__(self, options):
+    def __init__(self, options, source):
         self.options = options
+        self.source = source
         self.files = files_pb2.Files()
         self.fd_tables = {}        # pid -> FdTable
         self.ghosts = {}           # file id -> (pid, fd) to copy contents from
+        self.pipe_data = {}        # pipe id -> buffered bytes
+        self._pipe_ends = {}       # pipe id -> [(pid, fd, O_RDONLY/O_WRONLY)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
 
     def add_process(self, pid):
@@ -69,10 +72,11 @@ class FileTable:
             kind = _describe_socket(pid, st.st_ino)
             raise UnsupportedState(f"{what} is a {kind}; pyckpt cannot checkpoint sockets yet")
         if link.startswith("pipe:["):
-            raise UnsupportedState(f"{what} is a pipe; pyckpt cannot checkpoint pipes yet")
-        if link.startswith("anon_inode:"):
+            pipe.describe(entry, st)
+            self._pipe_ends.setdefault(st.st_ino, []).append((pid, fd, flags & os.O_ACCMODE))
+        elif link.startswith("anon_inode:"):
             raise UnsupportedState(f"{what} is an anonymous inode ({link[11:]}); not supported yet")
-        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
             regular.describe(entry, link, st, what)
             if entry.ghost:
                 self.ghosts[entry.id] = (pid, fd)
@@ -100,3 +104,15 @@ class FileTable:
             except OSError as err:
                 log.debug("kcmp %d:%d vs %d:%d failed: %s", pid, fd, other_pid, other_fd, err)
         return None
+
+    def finish(self, dumped_pids):
+        """Checks that need every process seen, and pipe contents (targets still frozen)."""
+        for pipe_id, ends in self._pipe_ends.items():
+            pipe.check_ends(pipe_id, ends, set(dumped_pids))
+            pid, fd, _mode = ends[0]
+            size = pipe.pipe_size(pid, fd)
+            data = self.source.pipe_contents(pid, fd, size)
+            entry = self.files.pipes.add(id=pipe_id, size=size)
+            if data:
+                entry.data = f"pipe-{pipe_id}.img"
+                self.pipe_data[pipe_id] = data

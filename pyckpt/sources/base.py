@@ -36,6 +36,7 @@ class ProcessState:
     shared_pending: list           # raw siginfo records
     brk: int
     pdeathsig: int = 0
+    dumpable: int = 1
     extra: dict = field(default_factory=dict)
 
 
@@ -80,6 +81,11 @@ class Source(abc.ABC):
         A page is saved iff it is present or swapped and is not a page of the
         backing file (anonymous, including copy-on-write copies and the zero page).
         """
+
+    def pipe_contents(self, pid, fd, size):
+        """The bytes buffered in the pipe at fd, without consuming them."""
+        from ..files import pipe
+        return pipe.peek(pid, fd, size)
 
     @abc.abstractmethod
     def release(self, kill):

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 PR_GET_PDEATHSIG = 2
 PR_GET_TID_ADDRESS = 40
+PR_GET_DUMPABLE = 3
 PROT_RW = 3
 COPY_CHUNK = 4 << 20
 
@@ -168,6 +169,7 @@ class PtraceSource(Source):
             word = scratch.alloc(8)
             inj.call("prctl", PR_GET_PDEATHSIG, word)
             state.pdeathsig = struct.unpack("<i", scratch.get(word, 4))[0]
+            state.dumpable = inj.call("prctl", PR_GET_DUMPABLE)
             stack_size = struct.calcsize(self.arch.STACK_T_FORMAT)
             for tracee, thread in zip(threads, state.threads):
                 tinj = inj if tracee is leader else SyscallInjector(tracee, insn)

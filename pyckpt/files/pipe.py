@@ -1,0 +1,128 @@
+"""Pipes whose ends are all inside one dumped process, with their buffered bytes.
+
+Dump: the bytes in the buffer are copied without consuming them (the
+source's `pipe_contents`: tee(2) from a reader opened through /proc for
+ptrace, the kernel's own peek for kmod). A pipe with an end held anywhere
+else is refused, naming the holder. Restore: pipe2 in the target, the old
+size, the bytes written back, both ends parked above every fd number the
+process uses until they are moved into place.
+"""
+
+import logging
+import os
+
+from .. import proc
+from ..errors import UnsupportedState
+from ..images.proto import files_pb2
+
+log = logging.getLogger(__name__)
+
+F_DUPFD_CLOEXEC = 1030
+F_SETFL = 4
+F_SETPIPE_SZ = 1031
+_FL_FLAGS = os.O_NONBLOCK | getattr(os, "O_DIRECT", 0)
+
+
+def describe(entry, st):
+    entry.kind = files_pb2.OpenFile.PIPE
+    entry.pipe_id = st.st_ino
+
+
+def check_ends(pipe_id, ends, dumped_pids):
+    """Refuse a pipe with an end outside the dump (or split across dumped processes)."""
+    holders = {pid for pid, _fd, _mode in ends}
+    first = ends[0]
+    what = f"process {first[0]} fd {first[1]} (pipe:[{pipe_id}])"
+    if len(holders) > 1:
+        raise UnsupportedState(f"{what} is a pipe shared by processes {sorted(holders)}; "
+                               "pipes across processes are not supported yet")
+    modes = {mode for _pid, _fd, mode in ends}
+    if os.O_RDONLY not in modes or os.O_WRONLY not in modes:
+        outside = _outside_holder(pipe_id, dumped_pids)
+        other = "read" if os.O_RDONLY not in modes else "write"
+        where = f"held by process {outside}" if outside else "not held by any process"
+        raise UnsupportedState(f"{what} is a pipe whose {other} end is {where}, outside the dump")
+
+
+def _outside_holder(pipe_id, dumped_pids):
+    target = f"pipe:[{pipe_id}]"
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in dumped_pids:
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{name}/fd"):
+                if os.readlink(f"/proc/{name}/fd/{fd}") == target:
+                    return proc.holder_description(int(name))
+        except OSError:
+            continue
+    return None
+
+
+def open_in_target(ctx, entry, restorer):
+    """A temp fd of the target holding this pipe end (created with its sibling on first use)."""
+    inj, scratch = restorer.inj, restorer.scratch
+    if entry.pipe_id not in ctx.pipe_ends:
+        pipe = restorer.image.pipes[entry.pipe_id]
+        fds = scratch.alloc(8)
+        inj.call("pipe2", fds, 0)
+        raw = scratch.get(fds, 8)
+        read_end, write_end = int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little")
+        if pipe.size:
+            inj.call("fcntl", write_end, F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
+        if pipe.data:
+            _write_back(restorer, write_end, restorer.image.path(pipe.data))
+        parked = []
+        for fd in (read_end, write_end):
+            parked.append(inj.call("fcntl", fd, F_DUPFD_CLOEXEC, ctx.park_above))
+            inj.call("close", fd)
+        ctx.pipe_ends[entry.pipe_id] = {os.O_RDONLY: parked[0], os.O_WRONLY: parked[1]}
+    fd = ctx.pipe_ends[entry.pipe_id].pop(entry.flags & os.O_ACCMODE)
+    if entry.flags & _FL_FLAGS:
+        inj.call("fcntl", fd, F_SETFL, entry.flags & _FL_FLAGS)
+    return fd
+
+
+def _write_back(restorer, write_end, data_path):
+    inj, scratch = restorer.inj, restorer.scratch
+    with open(data_path, "rb") as f:
+        data = f.read()
+    scratch.reset()
+    room = scratch.size - 64
+    for offset in range(0, len(data), room):
+        chunk = data[offset:offset + room]
+        addr = scratch.put(chunk)
+        written = inj.call("write", write_end, addr, len(chunk))
+        if written != len(chunk):
+            raise UnsupportedState(f"short write refilling a pipe: {written} of {len(chunk)}")
+        scratch.reset()
+
+
+def peek(pid, fd, size):
+    """The bytes buffered in the pipe at `pid`'s fd, left in place (tee into a private pipe)."""
+    from .. import linux
+    src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        import fcntl
+        fcntl.fcntl(w, F_SETPIPE_SZ, size)
+        try:
+            n = linux.tee(src, w, size)
+        except BlockingIOError:
+            return b""
+        data = b""
+        while len(data) < n:
+            data += os.read(r, n - len(data))
+        return data
+    finally:
+        for fd_ in (src, r, w):
+            os.close(fd_)
+
+
+def pipe_size(pid, fd):
+    import fcntl
+    from .. import linux
+    src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return fcntl.fcntl(src, linux.F_GETPIPE_SZ)
+    finally:
+        os.close(src)
