@@ -46,11 +46,11 @@ TARGET = textwrap.dedent("""
     m[2 * PAGE:3 * PAGE] = b"\\xa5" * PAGE
     m[3 * PAGE]  # a read fault maps the zero page
     addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    signal.signal(signal.SIGUSR2, lambda *a: None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])  # threads inherit it
     ev = threading.Event()
     for _ in range(int(os.environ.get("CRAK_TARGET_THREADS", "0"))):
         threading.Thread(target=ev.wait, daemon=True).start()
-    signal.signal(signal.SIGUSR2, lambda *a: None)
-    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
     os.kill(os.getpid(), signal.SIGUSR1)
     os.write(1, (json.dumps({"addr": addr, "page": PAGE, "tid": threading.get_native_id()}) + "\\n").encode())
     while True:

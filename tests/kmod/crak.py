@@ -91,7 +91,7 @@ class Session:
         ioctl(self.fd, "DUMP_PAGES", q)
         return q, [(runs[i].start, runs[i].nr_pages) for i in range(q.nr_runs)]
 
-    def fd(self, start):
+    def get_fd(self, start):
         name = ctypes.create_string_buffer(uapi.MAX_NAME)
         q = uapi.Fd(fd=start, name_cap=uapi.MAX_NAME, name_ptr=ctypes.addressof(name))
         ioctl(self.fd, "GET_FD", q)
@@ -101,7 +101,7 @@ class Session:
         out, nr = [], 0
         while True:
             try:
-                q, name = self.fd(nr)
+                q, name = self.get_fd(nr)
             except OSError as err:
                 if err.errno == 2:
                     return out
