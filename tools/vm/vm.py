@@ -342,6 +342,13 @@ def build_rootfs(arch: arches.Arch) -> Path:
         log(f"build-rootfs: cached at {rootfs}")
         return rootfs
     if rootfs.exists():
+        # a killed mmdebstrap can leave proc/sys/dev mounted inside: never
+        # rmtree through a mount
+        busy = [ln.split()[1] for ln in Path("/proc/self/mounts").read_text().splitlines()
+                if ln.split()[1].startswith(str(rootfs) + "/")]
+        if busy:
+            raise SystemExit(f"build-rootfs: mounts left inside {rootfs}: {' '.join(busy)}; "
+                             "umount them, then retry")
         shutil.rmtree(rootfs)
     t0 = time.monotonic()
     cmd = ["mmdebstrap", f"--arch={arch.deb_arch}", "--variant=apt",

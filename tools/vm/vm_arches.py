@@ -90,7 +90,6 @@ ARCHES = {
         ninep_version="9p2000.u",
         root="rootfs",
         rootfs_packages=("python3", "python3-venv", "python3-pytest", "gcc", "make", "libc6-dev"),
-        kernel_file_glob="boot/vmlinux-*",
         notes="one CPU only on malta",
     ),
 }
