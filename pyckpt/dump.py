@@ -11,7 +11,7 @@ import os
 import platform
 import time
 
-from . import __version__, images, pagemap, proc
+from . import __version__, images, pagemap, proc, shmem
 from . import arch as archmod
 from . import linux
 from .errors import UnsupportedState
@@ -76,6 +76,9 @@ def _dump(pid, writer, options):
                 page_map.runs.add(vaddr=run.vaddr, nr_pages=run.nr_pages)
                 stats["pages"] += run.nr_pages
             writer.write_message(images.pagemap(p), page_map)
+            for vma, msg in zip(vmas_by_pid[p], mms[p].vmas):
+                if msg.kind == mm_pb2.Vma.SHMEM:
+                    shmem.save(p, vma, writer.path(shmem.image_name(msg.shmem_id)))
         for file_id, (src_pid, src_fd) in file_table.ghosts.items():
             with writer.open_raw(images.ghost(file_id)) as out:
                 regular_files.save_ghost(src_pid, src_fd, out)
@@ -203,6 +206,9 @@ def _vma_message(msg, pid, vma):
         return
     if vma.vmflags & {"io", "pf"}:
         raise UnsupportedState(f"{where} is a device (I/O or PFN) mapping; not supported")
+    if vma.shared and vma.path == shmem.SHARED_ANON_PATH:
+        msg.kind, msg.shmem_id, msg.pgoff = mm_pb2.Vma.SHMEM, vma.inode, vma.pgoff
+        return
     anonymous = vma.inode == 0 and (vma.path in ANON_NAMES or vma.path.startswith("[anon:"))
     if anonymous:
         if vma.shared:
@@ -212,10 +218,10 @@ def _vma_message(msg, pid, vma):
         return
     if vma.path.startswith("[") or not vma.path.startswith("/"):
         raise UnsupportedState(f"{where}: unsupported special mapping")
-    if vma.deleted:
-        raise UnsupportedState(f"{where} maps a deleted file; not supported yet")
     if vma.path.startswith("/SYSV") or vma.path.startswith("/memfd:"):
         raise UnsupportedState(f"{where} is shared memory (SysV/memfd); not supported yet")
+    if vma.deleted:
+        raise UnsupportedState(f"{where} maps a deleted file; not supported yet")
     try:
         st = os.stat(f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}")
     except OSError as err:

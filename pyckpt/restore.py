@@ -18,7 +18,7 @@ import struct
 import time
 
 from . import arch as archmod
-from . import images, linux, proc
+from . import images, linux, proc, shmem
 from .errors import ImageError, PyckptError, RestoreConflict
 from .files import regular as regular_files
 from .files import restore_fds
@@ -277,6 +277,12 @@ class ProcessRestorer:
                 prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled else 0)
                 length = vma.end - vma.start
                 where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
+                if vma.kind == mm_pb2.Vma.SHMEM:
+                    flags = arch.MAP_SHARED | arch.MAP_ANONYMOUS | arch.MAP_FIXED
+                    inj.call("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE, flags, -1, 0, detail=where)
+                    shmem.fill(self, vma, self.image.path(shmem.image_name(vma.shmem_id)))
+                    inj.call("mprotect", vma.start, length, vma.prot)
+                    continue
                 if vma.kind == mm_pb2.Vma.ANON:
                     flags = arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED
                     if vma.growsdown:

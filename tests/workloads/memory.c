@@ -102,6 +102,30 @@ static unsigned long named_start(const char *maps, const char *name)
 	return 0;
 }
 
+/* Two maps lines of shared anonymous memory that differ only in the shmem
+ * object's device and inode: a restore necessarily makes a new object. */
+static int same_shmem_line(const char *la, const char *na, const char *lb,
+			   const char *nb)
+{
+	static const char tag[] = "/dev/zero (deleted)";
+	char a[512], b[512], ra[64], rb[64], pa[8], pb[8], oa[32], ob[32];
+	char patha[256], pathb[256];
+	size_t n = strlen(tag);
+
+	if ((size_t)(na - la) >= sizeof(a) || (size_t)(nb - lb) >= sizeof(b) ||
+	    (size_t)(na - la) < n || strncmp(na - n, tag, n))
+		return 0;
+	memcpy(a, la, na - la);
+	a[na - la] = 0;
+	memcpy(b, lb, nb - lb);
+	b[nb - lb] = 0;
+	if (sscanf(a, "%63s %7s %31s %*s %*s %255[^\n]", ra, pa, oa, patha) != 4 ||
+	    sscanf(b, "%63s %7s %31s %*s %*s %255[^\n]", rb, pb, ob, pathb) != 4)
+		return 0;
+	return !strcmp(ra, rb) && !strcmp(pa, pb) && !strcmp(oa, ob) &&
+	       !strcmp(patha, pathb);
+}
+
 /* Compare two maps texts line by line; the stack may only differ in its
  * lower bound (it grows on demand). */
 static void compare_maps(const char *a, const char *b)
@@ -122,7 +146,7 @@ static void compare_maps(const char *a, const char *b)
 				    sa && sb && sa < na && sb < nb &&
 				    !strncmp(sa, sb, na - sa);
 
-			if (!stack) {
+			if (!stack && !same_shmem_line(la, na, lb, nb)) {
 				wl_fail("/proc/self/maps line %d was '%.*s', now '%.*s'",
 					lineno, (int)(na - la), la,
 					(int)(nb - lb), lb);

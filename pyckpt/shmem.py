@@ -1,0 +1,81 @@
+"""Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS) of one process.
+
+Its contents live in a shmem object, not in the process's private pages, so
+they are copied through the object itself (/proc/PID/map_files), keeping
+holes: shmem-<id>.img holds the object's bytes at their own offsets.
+"""
+
+import errno
+import os
+
+from .pagemap import PAGE_SIZE
+
+SHARED_ANON_PATH = "/dev/zero (deleted)"
+_AT_FDCWD = -100
+
+
+def image_name(shmem_id):
+    return f"shmem-{shmem_id}.img"
+
+
+def _data_ranges(fd, start, end):
+    """(offset, length) of the data (not holes) of file `fd` within [start, end)."""
+    out = []
+    offset = start
+    while offset < end:
+        try:
+            data = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as err:
+            if err.errno == errno.ENXIO:
+                break
+            raise
+        if data >= end:
+            break
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+        out.append((data, hole - data))
+        offset = hole
+    return out
+
+
+def save(pid, vma, path):
+    """Copy the object window a VMA maps into image file `path` (created or extended)."""
+    src = os.open(f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}", os.O_RDONLY)
+    dst = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for offset, length in _data_ranges(src, vma.pgoff, vma.pgoff + vma.length):
+            os.lseek(dst, offset, os.SEEK_SET)
+            while length:
+                n = os.sendfile(dst, src, offset, length)
+                if n == 0:
+                    break
+                offset += n
+                length -= n
+    finally:
+        os.close(src)
+        os.close(dst)
+
+
+def fill(restorer, vma, path):
+    """pread the saved window into the freshly mapped VMA, from inside the process."""
+    inj, scratch = restorer.inj, restorer.scratch
+    local = os.open(path, os.O_RDONLY)
+    try:
+        ranges = _data_ranges(local, vma.pgoff, vma.pgoff + (vma.end - vma.start))
+    finally:
+        os.close(local)
+    if not ranges:
+        return
+    scratch.reset()
+    fd = inj.call("openat", _AT_FDCWD, scratch.put_str(path), os.O_RDONLY | os.O_CLOEXEC, 0, detail=path)
+    try:
+        for offset, length in ranges:
+            address = vma.start + offset - vma.pgoff
+            while length:
+                n = inj.call("pread64", fd, address, length, offset, detail=path)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"{path}: short read at {offset}")
+                address += n
+                offset += n
+                length -= n
+    finally:
+        inj.call("close", fd)
