@@ -95,6 +95,20 @@ def test_damaged_image_refused(start_workload, harness, damage, pick):
     wl.assert_passes()
 
 
+def written_beside(workdir):
+    """Bytes in files under new folders of workdir (a dump in progress)."""
+    total = 0
+    for entry in os.scandir(workdir):
+        if entry.is_dir(follow_symlinks=False):
+            for root, _, files in os.walk(entry.path):
+                for name in files:
+                    try:
+                        total += os.stat(os.path.join(root, name)).st_size
+                    except FileNotFoundError:
+                        pass
+    return total
+
+
 def test_dump_killed_midway(start_workload, harness, tmp_path):
     """SIGKILL pyckpt in the middle of dumping the big-memory workload: the
     target runs on (not stopped, not traced) and no image appears."""
@@ -106,16 +120,21 @@ def test_dump_killed_midway(start_workload, harness, tmp_path):
         cwd=harness.REPO, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
         start_new_session=True)
     try:
-        # wait for signs of a dump in progress: target frozen/traced, or a
-        # temporary folder next to the image folder
+        # aim for the middle of writing the pages: some MiB already in a
+        # new (temporary) folder next to the image folder; failing that,
+        # a while after the target was seen frozen or traced
         deadline = time.monotonic() + harness.PYCKPT_TIMEOUT
+        frozen_at = None
         while dump.poll() is None and time.monotonic() < deadline:
+            if written_beside(wl.dir) > (4 << 20):
+                break
             st = harness.proc_status(wl.pid) or {}
-            frozen = st.get("TracerPid", "0") != "0" or st.get("State", "")[:1] in "tT"
-            if frozen or set(os.listdir(wl.dir)) - {"out.log", "dump.err"}:
+            if frozen_at is None and (st.get("TracerPid", "0") != "0"
+                                      or st.get("State", "")[:1] in "tT"):
+                frozen_at = time.monotonic()
+            if frozen_at is not None and time.monotonic() - frozen_at > harness.SCALE:
                 break
             time.sleep(0.01)
-        time.sleep(0.2 * harness.SCALE)
         if dump.poll() is not None:
             err.flush()
             assert dump.returncode == 0, (
