@@ -63,11 +63,13 @@ def ioc(direction, type_, nr, size, arch=None):
     direction bits and a 13-bit size field than x86-64/arm64.
     """
     arch = arch or host()
-    dir_bits = arch.IOC_NONE
+    dir_bits = 0
     if "r" in direction:
         dir_bits |= arch.IOC_READ
     if "w" in direction:
         dir_bits |= arch.IOC_WRITE
+    if not dir_bits:
+        dir_bits = arch.IOC_NONE  # 0 on x86/arm, 1 on mips
     if size >= 1 << arch.IOC_SIZEBITS:
         raise ValueError(f"ioctl size {size} does not fit in {arch.IOC_SIZEBITS} bits")
     nrshift = 0
