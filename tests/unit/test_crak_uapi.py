@@ -121,13 +121,6 @@ def probe_values(arch, items, tmp_path):
     return list(struct.unpack(f"{order}{len(data) // 8}Q", data))
 
 
-def ioc_sets_none_bit_with_a_direction(arch):
-    """pyckpt.arch.ioc ORs IOC_NONE into _IOW/_IOWR on mips (where it is 1):
-    a known bug of the arch layer, reported; the xfail lifts itself once fixed."""
-    return arch.IOC_NONE != 0 and bool(
-        arches.ioc("w", 0, 0, 0, arch) >> (16 + arch.IOC_SIZEBITS) & arch.IOC_NONE)
-
-
 @pytest.mark.parametrize("arch_name", sorted(TRIPLETS))
 def test_mirror_matches_header(arch_name, tmp_path):
     arch = arches.by_name(arch_name)
@@ -143,10 +136,6 @@ def test_mirror_matches_header(arch_name, tmp_path):
     assert len(values) == len(items)
     mismatches = [f"{label}: header {got:#x}, mirror {want:#x}"
                   for (label, _, want), got in zip(items, values) if got != want]
-    if mismatches and ioc_sets_none_bit_with_a_direction(arch):
-        layout = [m for m in mismatches if not m.startswith("CRAK_IOC_")]
-        assert not layout, "\n".join(layout)
-        pytest.xfail("pyckpt.arch.ioc sets the IOC_NONE bit together with read/write on this arch")
     assert not mismatches, "\n".join(mismatches)
 
 
