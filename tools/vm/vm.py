@@ -332,14 +332,58 @@ def _mirror() -> str:
     raise SystemExit("no Debian mirror found in /etc/apt/sources.list*")
 
 
+GUEST_SITE = "/opt/pyckpt-site"   # the project's Python deps inside a rootfs
+
+
+def project_requirements() -> list[str]:
+    import tomllib
+    try:
+        proj = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    except (OSError, KeyError):
+        return ["pytest"]
+    reqs = list(proj.get("dependencies", []))
+    # the runtime deps and the test extra (not build tools such as grpcio-tools)
+    reqs += [r for r in proj.get("optional-dependencies", {}).get("test", []) if r not in reqs]
+    if not any(r.split(">")[0].split("=")[0].strip() == "pytest" for r in reqs):
+        reqs.append("pytest")
+    return reqs
+
+
+def build_pydeps(arch: arches.Arch, rootfs: Path) -> None:
+    """pip-install the project's deps for the guest arch into rootfs/opt/pyckpt-site,
+    from the host (pip --platform/--target), so nothing runs under emulation."""
+    reqs = project_requirements()
+    stamp = cache_dir(arch) / "pydeps.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == reqs:
+        log(f"build-rootfs: python deps cached in {GUEST_SITE}")
+        return
+    target = rootfs / GUEST_SITE.lstrip("/")
+    if target.exists():
+        shutil.rmtree(target)
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+           "--target", str(target), "--only-binary=:all:", "--python-version",
+           "3.11", "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none"]
+    for plat in arch.pip_platforms:
+        cmd += ["--platform", plat]
+    log(f"build-rootfs: pip install for {arch.deb_arch}: {' '.join(reqs)}")
+    sh(cmd + reqs)
+    stamp.write_text(json.dumps(reqs) + "\n")
+
+
 def build_rootfs(arch: arches.Arch) -> Path:
     rootfs = cache_dir(arch) / "rootfs"
     stamp = cache_dir(arch) / "rootfs.done"
     if arch.root != "rootfs":
         log(f"build-rootfs: {arch.name} shares the host root; nothing to build")
         return Path("/")
-    if stamp.exists() and rootfs.is_dir():
+    want = {"packages": list(arch.rootfs_packages)}
+    try:
+        have = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        have = None
+    if have == want and rootfs.is_dir():
         log(f"build-rootfs: cached at {rootfs}")
+        build_pydeps(arch, rootfs)
         return rootfs
     if rootfs.exists():
         # a killed mmdebstrap can leave proc/sys/dev mounted inside: never
@@ -356,8 +400,9 @@ def build_rootfs(arch: arches.Arch) -> Path:
            "bookworm", str(rootfs), f"deb {_mirror()} bookworm main"]
     log("build-rootfs: " + " ".join(cmd))
     sh(cmd)
-    stamp.write_text(time.strftime("%F %T\n"))
+    stamp.write_text(json.dumps(want) + "\n")
     log(f"build-rootfs: done in {time.monotonic() - t0:.0f}s")
+    build_pydeps(arch, rootfs)
     return rootfs
 
 
@@ -392,16 +437,17 @@ def guest_script(arch: arches.Arch, out: str, guest_cmd: str | None, runs: dict)
     lines += [f"export {k}={shlex.quote(v)}" for k, v in GUEST_ENV.items()]
     lines.append(f"OUT={shlex.quote(out)}")
     plan = {"arch": arch.name, "runs": {}, "guest_cmd": guest_cmd}
+    if arch.root != "host":
+        # the venv on the share is the host's arch: use the rootfs python3,
+        # the deps pip-installed for the guest arch, and the repo as it is
+        lines.append(f"export PYTHONPATH={shlex.quote(GUEST_SITE + ':' + str(REPO))}")
     if guest_cmd is not None:
         lines.append(guest_cmd)
         return "\n".join(lines) + "\n", plan
     if arch.root == "host":
         py = str(REPO / ".venv/bin/python")
     else:
-        # rootfs arches: the venv on the share is the host's arch; use the
-        # rootfs python3 (with python3-pytest) and the repo on PYTHONPATH.
         py = "python3"
-        lines.append(f"export PYTHONPATH={shlex.quote(str(REPO))}")
     lines += ["rc=0", "echo \"guest: $(uname -r) $(uname -m)\"", f"{shlex.quote(py)} -V"]
     for name, paths in runs.items():
         present = [p for p in paths if _has_tests(REPO / p)]

@@ -37,6 +37,9 @@ class Arch:
     # linux-kbuild package of the same source version as the image.
     kbuild_pkg: str = "linux-kbuild-6.1"
     kernel_file_glob: str = "boot/vmlinuz-*"
+    # pip --platform tags for installing the project's Python deps into the
+    # rootfs from the host (rootfs arches only; Debian's protobuf is too old)
+    pip_platforms: tuple = ()
     notes: str = ""
     extra_qemu_args: tuple = field(default_factory=tuple)
 
@@ -70,6 +73,7 @@ ARCHES = {
         cross_compile="aarch64-linux-gnu-",
         cross_gcc_pkg="gcc-aarch64-linux-gnu",
         root="rootfs",
+        pip_platforms=("manylinux_2_36_aarch64", "manylinux2014_aarch64", "linux_aarch64"),
         rootfs_packages=("python3", "python3-venv", "python3-pytest", "gcc", "make", "libc6-dev"),
     ),
     "mips64el": Arch(
@@ -89,6 +93,7 @@ ARCHES = {
         # break exec ("Socket operation on non-socket").
         ninep_version="9p2000.u",
         root="rootfs",
+        pip_platforms=("linux_mips64",),  # no binary wheels: pure-Python ones only
         rootfs_packages=("python3", "python3-venv", "python3-pytest", "gcc", "make", "libc6-dev"),
         notes="one CPU only on malta",
     ),
