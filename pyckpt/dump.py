@@ -11,7 +11,7 @@ import os
 import platform
 import time
 
-from . import __version__, images, pagemap, proc, shmem
+from . import __version__, images, pagemap, proc, shmem, vdso
 from . import arch as archmod
 from . import linux
 from .errors import UnsupportedState
@@ -181,6 +181,7 @@ def _mm_message(pid, vmas, state):
         end_data=stat.end_data, start_brk=stat.start_brk, brk=state.brk,
         start_stack=stat.start_stack, arg_start=stat.arg_start, arg_end=stat.arg_end,
         env_start=stat.env_start, env_end=stat.env_end, auxv=proc.read_auxv(pid),
+        vdso=vdso.identity(pid),
     )
     exe = proc.readlink(pid, "exe")
     try:

@@ -18,7 +18,7 @@ import struct
 import time
 
 from . import arch as archmod
-from . import images, linux, proc, shmem
+from . import images, linux, proc, shmem, vdso
 from .errors import ImageError, PyckptError, RestoreConflict
 from .files import regular as regular_files
 from .files import restore_fds
@@ -119,6 +119,12 @@ def _preflight(image, options):
             if vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED):
                 _check_same_file(vma.file, f"mapping {vma.start:#x}-{vma.end:#x} of process {pid}")
         _check_same_file(mm.exe, f"executable of process {pid}")
+    here = vdso.identity(os.getpid())
+    for pid, mm in image.mms.items():
+        if mm.vdso and mm.vdso != here:
+            raise RestoreConflict(
+                f"process {pid} was using another kernel's vDSO ({mm.vdso}; this kernel's: {here or 'none'}): "
+                f"restore on the kernel it was dumped on ({image.inventory.kernel_release})")
     for file_id, entry in image.files.items():
         if entry.kind == files_pb2.OpenFile.TTY and not options.shell_job:
             raise RestoreConflict(f"the image holds a terminal ({entry.file.path}); restore with --shell-job")
@@ -428,7 +434,12 @@ class ProcessRestorer:
         inj.call("munmap", base, end - base)
         tracee = self.tracee
         for regset in thread.regs.extra:
-            tracee.set_regset(regset.note_type, regset.data)
+            try:
+                tracee.set_regset(regset.note_type, regset.data)
+            except OSError as err:
+                raise RestoreConflict(
+                    f"this machine refuses the saved {regset.name} registers of thread {thread.tid} "
+                    f"({err.strerror}): restore on a CPU with the same register features") from None
         gp = getattr(thread.regs, arch.NAME)
         regs = {name: (getattr(gp, name) if not name.startswith("pad") else 0) for name in arch.GPREGS_FIELDS}
         tracee.settle(_resume_regs(arch, regs))
