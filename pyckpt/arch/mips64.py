@@ -13,10 +13,13 @@ NAME = "mips64"
 MACHINES = ("mips64",)
 BYTEORDER = "little"
 
-# elf_gregset_t: 6 unused words, $0..$31, lo, hi, epc, badvaddr, status, cause, 1 unused.
+# n64 NT_PRSTATUS: u64 uregs[ELF_NGREG = 45] at the MIPS64_EF_* indexes of
+# asm/reg.h: $0..$31 from word 0, lo, hi, epc, badvaddr, status, cause, then
+# 7 unused words. (6 leading unused words is the o32 layout, MIPS32_EF_R0 = 6.)
 GPREGS_FIELDS = (
-    tuple(f"pad{i}" for i in range(6)) + tuple(f"r{i}" for i in range(32))
-    + ("lo", "hi", "cp0_epc", "cp0_badvaddr", "cp0_status", "cp0_cause", "pad6")
+    tuple(f"r{i}" for i in range(32))
+    + ("lo", "hi", "cp0_epc", "cp0_badvaddr", "cp0_status", "cp0_cause")
+    + tuple(f"pad{i}" for i in range(7))
 )
 GPREGS_FORMAT = "<45Q"
 IP = "cp0_epc"
