@@ -5,6 +5,7 @@ import errno
 import fcntl
 import os
 import signal
+import sys
 from dataclasses import dataclass, field
 
 from . import arch as archmod
@@ -124,7 +125,7 @@ def _probe_soft_dirty():
         ctypes.memset(addr, 1, 1)
         fd = os.open("/proc/self/pagemap", os.O_RDONLY)
         try:
-            entry = int.from_bytes(os.pread(fd, 8, addr // page * 8), "little")
+            entry = int.from_bytes(os.pread(fd, 8, addr // page * 8), sys.byteorder)
         finally:
             os.close(fd)
     except OSError as err:

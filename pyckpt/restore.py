@@ -342,7 +342,7 @@ class ProcessRestorer:
         inj.call("close", fd)
 
     def _preadv(self, fd, iov_base, batch, offset):
-        linux.write_memory(self.pid, iov_base, b"".join(struct.pack("<QQ", a, n) for a, n in batch))
+        linux.write_memory(self.pid, iov_base, b"".join(struct.pack("=QQ", a, n) for a, n in batch))
         want = sum(n for _, n in batch)
         got = self.inj.call("preadv", fd, iov_base, len(batch), offset, 0, detail="filling memory from the pages image")
         if got != want:
@@ -357,7 +357,7 @@ class ProcessRestorer:
         auxv = scratch.put(mm.auxv) if mm.auxv else 0
         fields = (mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk, mm.brk,
                   mm.start_stack, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end, auxv)
-        prctl_mm_map = struct.pack("<12QII", *fields, len(mm.auxv), exe_fd)
+        prctl_mm_map = struct.pack("=12QII", *fields, len(mm.auxv), exe_fd)
         addr = scratch.put(prctl_mm_map)
         inj.call("prctl", PR_SET_MM, PR_SET_MM_MAP, addr, len(prctl_mm_map), 0, detail="PR_SET_MM_MAP")
         inj.call("close", exe_fd)
@@ -369,7 +369,7 @@ class ProcessRestorer:
         scratch.reset()
         new_limit = scratch.alloc(16)
         for limit in task.rlimits:
-            linux.write_memory(self.pid, new_limit, struct.pack("<QQ", limit.cur, limit.max))
+            linux.write_memory(self.pid, new_limit, struct.pack("=QQ", limit.cur, limit.max))
             inj.call("prlimit64", 0, limit.resource, new_limit, 0, detail=f"rlimit {limit.resource}")
         scratch.reset()
         inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)

@@ -1,5 +1,7 @@
 """An image as plain data (for `pyckpt show`): registers and addresses in hex."""
 
+import base64
+
 from google.protobuf.json_format import MessageToDict
 
 from . import images
@@ -34,7 +36,7 @@ def image_as_dict(image_dir, verify=True):
                 if arch_name in regs:
                     regs[arch_name] = {k: hex(int(v)) for k, v in regs[arch_name].items()}
             for regset in regs.get("extra", []):
-                regset["size"] = len(regset.pop("data", "")) * 3 // 4
+                regset["size"] = len(base64.b64decode(regset.pop("data", "")))  # base64 padding would overcount
             _hex_fields(thread, ("sigmask", "clear_child_tid", "robust_list"))
             for p in thread.get("pending", []):
                 p.pop("raw", None)

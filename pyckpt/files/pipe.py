@@ -8,10 +8,12 @@ size, the bytes written back, both ends parked above every fd number the
 process uses until they are moved into place.
 """
 
+import fcntl
 import logging
 import os
+import struct
 
-from .. import proc
+from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
 
@@ -66,7 +68,7 @@ def open_in_target(ctx, entry, restorer):
         fds = scratch.alloc(8)
         inj.call("pipe2", fds, 0)
         raw = scratch.get(fds, 8)
-        read_end, write_end = int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little")
+        read_end, write_end = struct.unpack("=ii", raw)
         if pipe.size:
             inj.call("fcntl", write_end, F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
         if pipe.data:
@@ -99,11 +101,9 @@ def _write_back(restorer, write_end, data_path):
 
 def peek(pid, fd, size):
     """The bytes buffered in the pipe at `pid`'s fd, left in place (tee into a private pipe)."""
-    from .. import linux
     src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        import fcntl
         fcntl.fcntl(w, F_SETPIPE_SZ, size)
         try:
             n = linux.tee(src, w, size)
@@ -119,8 +119,6 @@ def peek(pid, fd, size):
 
 
 def pipe_size(pid, fd):
-    import fcntl
-    from .. import linux
     src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
     try:
         return fcntl.fcntl(src, linux.F_GETPIPE_SZ)

@@ -17,7 +17,7 @@ u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
 u8 = ctypes.c_uint8
 
-ABI_VERSION = 1
+ABI_VERSION = 2  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
 IOC_MAGIC = 0xCA
 DEVICE_PATH = "/dev/crak"
 
@@ -251,6 +251,28 @@ class PipePeek(_Struct):
 
 PIPE_PEEK_FLAGS_ALL = 0
 
+
+class ThreadMisc(_Struct):
+    _fields_ = [
+        ("tid", u32), ("flags", u32), ("sas_ss_sp", u64), ("sas_ss_size", u64),
+        ("sas_ss_flags", u32), ("rseq_len", u32), ("clear_child_tid", u64),
+        ("robust_list", u64), ("robust_list_len", u64), ("rseq", u64),
+        ("rseq_sig", u32), ("pad", u32), ("reserved", u64 * 4),
+    ]
+
+
+THREAD_MISC_FLAGS_ALL = 0
+
+
+class ProcessMisc(_Struct):
+    _fields_ = [
+        ("flags", u32), ("pad", u32), ("brk", u64), ("start_brk", u64),
+        ("pdeath_signal", u32), ("dumpable", u32), ("reserved", u64 * 4),
+    ]
+
+
+PROCESS_MISC_FLAGS_ALL = 0
+
 # ioctl name -> (direction, nr, struct); the C names are CRAK_IOC_<name>.
 COMMANDS = {
     "VERSION": ("rw", 0x00, Version),
@@ -267,6 +289,8 @@ COMMANDS = {
     "GET_PENDING": ("rw", 0x19, Pending),
     "GET_CREDS": ("rw", 0x1A, Creds),
     "PIPE_PEEK": ("rw", 0x1B, PipePeek),
+    "GET_THREAD_MISC": ("rw", 0x1C, ThreadMisc),
+    "GET_PROCESS_MISC": ("rw", 0x1D, ProcessMisc),
 }
 
 # C struct name -> mirror class, for the probe test and for tools.
@@ -277,7 +301,8 @@ STRUCTS = {
     "crak_dump_pages": DumpPages, "crak_fd": Fd, "crak_sigaction": Sigaction,
     "crak_sigactions": Sigactions, "crak_thread_signals": ThreadSignals,
     "crak_siginfo": Siginfo, "crak_pending": Pending, "crak_creds": Creds,
-    "crak_pipe_peek": PipePeek,
+    "crak_pipe_peek": PipePeek, "crak_thread_misc": ThreadMisc,
+    "crak_process_misc": ProcessMisc,
 }
 
 

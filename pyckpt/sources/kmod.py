@@ -1,0 +1,322 @@
+"""The kernel source: crak.ko through /dev/crak (see kmod/include/uapi/linux/crak.h).
+
+One session fd per target. The module freezes every thread without ptrace
+or signals (each parks itself inside the kernel on its way back to user
+mode) and answers everything the ptrace source must inject syscalls for
+from the task and the mm directly: regsets, signal masks, handlers and
+queues, the alternate signal stack, clear-child-tid, robust list, rseq,
+brk, pdeath signal and dumpable. Pages go from the target straight into the
+image file, one copy, no user-space buffer. Closing the session fd (also
+when pyckpt dies) thaws the target.
+
+The address space is read from /proc/PID/maps+smaps (the base class), as by
+the ptrace source, so both describe VMAs with the same code.
+"""
+
+import ctypes
+import errno
+import fcntl
+import logging
+import os
+import signal
+import time
+
+from .. import arch as archmod
+from .. import pagemap, proc
+from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError
+from . import crak_uapi as uapi
+from .base import PageRun, ProcessState, Source, ThreadState
+
+log = logging.getLogger(__name__)
+
+_REQUEST = None
+_RUNS_CAP = 1024
+REAP_WAIT_S = 10.0
+
+
+def _requests():
+    global _REQUEST
+    if _REQUEST is None:
+        _REQUEST = uapi.requests()
+    return _REQUEST
+
+
+def _ioctl(fd, name, arg, what):
+    """CRAK_IOC_<name> on fd; an OSError becomes a PyckptError naming `what`."""
+    try:
+        return fcntl.ioctl(fd, _requests()[name], arg, True)
+    except OSError as err:
+        raise _error(err, f"{what} (CRAK_IOC_{name})") from err
+
+
+def _error(err, what):
+    msg = f"{what}: {os.strerror(err.errno)} (errno {err.errno})" if err.errno else f"{what}: {err}"
+    if err.errno == errno.ESRCH:
+        return NoSuchProcess(msg)
+    if err.errno in (errno.EPERM, errno.EACCES):
+        return AccessDenied(msg)
+    if err.errno in (errno.ETIMEDOUT, errno.EINTR, errno.EALREADY, errno.EDEADLK):
+        return FreezeError(msg)
+    return PyckptError(msg)
+
+
+def open_device():
+    """An open /dev/crak after a successful version handshake; the caller closes it."""
+    try:
+        fd = os.open(uapi.DEVICE_PATH, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise PyckptError(f"{uapi.DEVICE_PATH} is missing: load crak.ko "
+                          "(make -C kmod && insmod kmod/crak.ko) or use --backend ptrace") from None
+    except OSError as err:
+        raise _error(err, f"cannot open {uapi.DEVICE_PATH}") from err
+    try:
+        v = uapi.Version(abi_version=uapi.ABI_VERSION)
+        try:
+            fcntl.ioctl(fd, _requests()["VERSION"], v, True)
+        except OSError as err:
+            if err.errno == errno.EPROTONOSUPPORT:
+                raise PyckptError(
+                    f"{uapi.DEVICE_PATH}: crak.ko speaks ABI version {v.module_version}, this pyckpt "
+                    f"speaks version {uapi.ABI_VERSION}; load the crak.ko that comes with this pyckpt"
+                ) from None
+            raise _error(err, f"{uapi.DEVICE_PATH}: version handshake") from err
+        if v.page_size != pagemap.PAGE_SIZE:
+            raise PyckptError(f"{uapi.DEVICE_PATH}: module page size {v.page_size} "
+                              f"!= {pagemap.PAGE_SIZE}")
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def probe():
+    """The ABI version of the loaded crak.ko (raises with the reason if it is unusable)."""
+    fd = open_device()
+    os.close(fd)
+    return uapi.ABI_VERSION
+
+
+class KmodSource(Source):
+    name = "kmod"
+
+    def __init__(self, root_pid, options):
+        super().__init__(root_pid, options)
+        self.arch = archmod.host()
+        self.session = -1
+        self.pids = []
+        self.frozen = False
+        self.released = False
+
+    # -- freeze / release ----------------------------------------------------
+
+    def freeze(self):
+        if self.frozen:
+            return list(self.pids)  # dump() enters `with source:` and then asks again
+        if self.released:
+            raise FreezeError(f"the crak session on process {self.root_pid} was already released")
+        if self.root_pid == os.getpid():
+            raise FreezeError("pyckpt cannot checkpoint itself")
+        if not proc.exists(self.root_pid):
+            raise NoSuchProcess(f"process {self.root_pid} does not exist")
+        dev = open_device()
+        try:
+            q = uapi.OpenSession(pid=self.root_pid, flags=uapi.OPEN_F_CLOEXEC)
+            self.session = _ioctl(dev, "OPEN_SESSION", q, f"cannot open a crak session on process {self.root_pid}")
+        finally:
+            os.close(dev)
+        self.pids = [self.root_pid]
+        try:
+            f = uapi.Freeze(timeout_ms=0)
+            self._ioctl("FREEZE", f, f"cannot freeze process {self.root_pid}")
+            self.frozen = True
+            log.debug("froze %d: %d threads parked in crak.ko", self.root_pid, f.nr_threads)
+        except BaseException:
+            self.release(kill=False)
+            raise
+        return list(self.pids)
+
+    def release(self, kill):
+        if self.released:
+            return
+        self.released = True
+        if self.session < 0:
+            return
+        try:
+            if kill:
+                for pid in self.pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            elif self.frozen:
+                try:
+                    fcntl.ioctl(self.session, _requests()["THAW"], uapi.Thaw(), True)
+                except OSError as err:
+                    if err.errno != errno.EALREADY:
+                        log.warning("thaw of %d failed (%s); closing the session thaws", self.root_pid, err)
+        finally:
+            os.close(self.session)  # the last reference: thaws whatever is still parked
+            self.session = -1
+            self.frozen = False
+        if kill:
+            # The parked threads die on SIGKILL; the real parent reaps the
+            # process (we are no tracer). Wait until it is no longer running,
+            # so its PID is only held by a zombie the parent reaps.
+            deadline = time.monotonic() + REAP_WAIT_S
+            for pid in self.pids:
+                while time.monotonic() < deadline and _alive(pid):
+                    time.sleep(0.01)
+
+    def _ioctl(self, name, arg, what):
+        if self.session < 0:
+            raise PyckptError(f"{what}: no crak session (not frozen)")
+        return _ioctl(self.session, name, arg, what)
+
+    # -- state ---------------------------------------------------------------
+
+    def _tids(self, pid):
+        cap = 256
+        while True:
+            buf = (ctypes.c_uint32 * cap)()
+            q = uapi.Threads(count=cap, tids_ptr=ctypes.addressof(buf))
+            self._ioctl("THREADS", q, f"cannot list the threads of process {pid}")
+            if q.nr_threads <= cap:
+                tids = list(buf[:q.nr_threads])
+                return sorted(tids, key=lambda t: (t != pid, t))
+            cap = q.nr_threads + 16
+
+    def collect(self, pid):
+        threads = [self._thread_state(pid, tid) for tid in self._tids(pid)]
+        sigactions = self._sigactions(pid)
+        misc = uapi.ProcessMisc()
+        self._ioctl("GET_PROCESS_MISC", misc, f"cannot read brk/pdeathsig/dumpable of process {pid}")
+        return ProcessState(
+            pid=pid, threads=threads, sigactions=sigactions,
+            shared_pending=self._pending(pid, 0, shared=True), brk=misc.brk,
+            pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable,
+        )
+
+    def _regset(self, tid, note_type, cap):
+        """The regset's bytes as PTRACE_GETREGSET with a cap-byte buffer returns them, or None."""
+        what = f"cannot read regset {note_type:#x} of thread {tid}"
+        q = uapi.Regset(tid=tid, note_type=note_type, buf_len=0)
+        try:
+            fcntl.ioctl(self.session, _requests()["GET_REGSET"], q, True)
+        except OSError as err:
+            if err.errno in (errno.ENODATA, errno.ENODEV, errno.EINVAL, errno.EIO):
+                return None
+            raise _error(err, what) from err
+        size = min(q.full_len, cap)
+        buf = ctypes.create_string_buffer(max(size, 1))
+        q = uapi.Regset(tid=tid, note_type=note_type, buf_len=size, buf_ptr=ctypes.addressof(buf))
+        try:
+            fcntl.ioctl(self.session, _requests()["GET_REGSET"], q, True)
+        except OSError as err:
+            if err.errno in (errno.ENODATA, errno.ENODEV, errno.EIO):
+                return None
+            raise _error(err, what) from err
+        return buf.raw[:q.out_len]
+
+    def _thread_state(self, pid, tid):
+        from .. import linux
+        prstatus = self._regset(tid, linux.NT_PRSTATUS, archmod.gpregs_size(self.arch))
+        if prstatus is None:
+            raise PyckptError(f"crak.ko has no general registers (NT_PRSTATUS) of thread {tid}")
+        regsets = {"prstatus": prstatus}
+        for note_type, name in self.arch.EXTRA_REGSETS:
+            data = self._regset(tid, note_type, getattr(self.arch, "XSTATE_MAX", 4096))
+            if data is None:
+                log.debug("thread %d: regset %s not available", tid, name)
+            else:
+                regsets[name] = data
+        sig = uapi.ThreadSignals(tid=tid)
+        self._ioctl("GET_THREAD_SIGNALS", sig, f"cannot read the signal mask of thread {tid}")
+        misc = uapi.ThreadMisc(tid=tid)
+        self._ioctl("GET_THREAD_MISC", misc, f"cannot read sigaltstack/rseq/robust list of thread {tid}")
+        rseq = (misc.rseq, misc.rseq_len, misc.rseq_sig) if misc.rseq else None
+        return ThreadState(
+            tid=tid, regsets=regsets, sigmask=_sigset(sig.blocked),
+            pending=self._pending(pid, tid, shared=False), rseq=rseq,
+            altstack=(misc.sas_ss_sp, misc.sas_ss_flags, misc.sas_ss_size),
+            clear_child_tid=misc.clear_child_tid,
+            robust_list=(misc.robust_list, misc.robust_list_len),
+        )
+
+    def _pending(self, pid, tid, shared):
+        what = f"cannot read the {'shared' if shared else f'thread {tid}'} signal queue of process {pid}"
+        out, batch = [], 64
+        while True:
+            entries = (uapi.Siginfo * batch)()
+            q = uapi.Pending(tid=tid, flags=uapi.PENDING_F_SHARED if shared else 0, start=len(out),
+                             count=batch, entries_ptr=ctypes.addressof(entries))
+            self._ioctl("GET_PENDING", q, what)
+            out.extend(bytes(e.info) for e in entries[:q.nr_copied])
+            if q.nr_copied < batch or len(out) >= q.nr_queued:
+                return out
+
+    def _sigactions(self, pid):
+        acts = (uapi.Sigaction * 128)()
+        q = uapi.Sigactions(count=128, actions_ptr=ctypes.addressof(acts))
+        self._ioctl("GET_SIGACTIONS", q, f"cannot read the signal handlers of process {pid}")
+        out = []
+        for i in range(min(q.nr_signals, self.arch.NSIG)):
+            signo = i + 1
+            if signo in (signal.SIGKILL, signal.SIGSTOP):
+                continue
+            a = acts[i]
+            if a.handler != 0:
+                out.append((signo, a.handler, a.sa_flags, a.restorer, _sigset(a.mask)))
+        return out
+
+    # -- memory --------------------------------------------------------------
+
+    def dump_pages(self, pid, vmas, out):
+        """DUMP_PAGES straight into out's fd at its position; runs merged within a VMA only."""
+        fd = out.fileno()
+        if hasattr(out, "flush"):
+            out.flush()
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+        runs_buf = (uapi.PageRun * _RUNS_CAP)()
+        runs = []
+        for vma in vmas:
+            start, end = vma.start, vma.end
+            first = True
+            while start < end:
+                q = uapi.DumpPages(start=start, end=end, out_fd=fd, out_offset=offset,
+                                   runs_ptr=ctypes.addressof(runs_buf), runs_cap=_RUNS_CAP)
+                self._ioctl("DUMP_PAGES", q, f"cannot dump the pages of process {pid} "
+                            f"at {start:#x}-{end:#x}")
+                for r in runs_buf[:q.nr_runs]:
+                    if (not first and runs and
+                            runs[-1].vaddr + runs[-1].nr_pages * pagemap.PAGE_SIZE == r.start):
+                        runs[-1].nr_pages += r.nr_pages
+                    else:
+                        runs.append(PageRun(r.start, r.nr_pages))
+                    first = False
+                offset = q.out_offset
+                if q.next <= start:
+                    raise PyckptError(f"crak.ko made no progress dumping process {pid} at {start:#x}")
+                start = q.next
+        os.lseek(fd, offset, os.SEEK_SET)
+        return runs
+
+    def pipe_contents(self, pid, fd, size):
+        size = min(size, uapi.MAX_PEEK)
+        buf = ctypes.create_string_buffer(max(size, 1))
+        q = uapi.PipePeek(fd=fd, buf_ptr=ctypes.addressof(buf), buf_len=size)
+        self._ioctl("PIPE_PEEK", q, f"cannot read the buffer of the pipe at fd {fd} of process {pid}")
+        return buf.raw[:q.out_len]
+
+
+def _sigset(words):
+    return words[0] | (words[1] << 64)
+
+
+def _alive(pid):
+    """True while pid exists and is not yet a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
