@@ -13,17 +13,22 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 all: venv
 
-# System packages the tool and its tests need (root; Debian/Ubuntu).
+# System packages the tool and its tests need (root; Debian/Ubuntu): a C
+# compiler for the workloads, and cross compilers + kernel headers so the unit
+# tier can prove the arch tables and the uAPI mirror for aarch64 and mips64.
+APT_DEPS := gcc make libc6-dev gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross \
+	gcc-mips64el-linux-gnuabi64 linux-libc-dev-mips64el-cross
 deps:
-	@if ! command -v gcc >/dev/null || ! command -v make >/dev/null; then \
-		apt-get update && apt-get install -y --no-install-recommends gcc make libc6-dev; fi
+	@missing=$$(for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 venv: $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 
 workloads: deps
 	$(MAKE) -C tests/workloads

@@ -6,14 +6,18 @@ Every arch module (x86_64, aarch64, mips64) exposes the same names:
   SYSCALLS                       syscall name -> number (only those pyckpt uses)
   SYSCALL_INSN                   bytes of one syscall instruction
   GPREGS_FIELDS, GPREGS_FORMAT   NT_PRSTATUS layout, in kernel order
-  EXTRA_REGSETS                  (note type, name) of the other regsets we save
-  IP, SP                         names of the program counter / stack pointer
+  IP, SP, ARGS                   program counter, stack pointer, argument registers
+  NT_PRFPREG, EXTRA_REGSETS      (note type, name) of the other regsets we save
   set_syscall(regs, nr, args, insn_addr)   regs ready to run one syscall
   syscall_result(regs)           the value a finished syscall returned
-  interrupted_syscall(regs)      syscall nr a frozen thread was in, or None
   syscall_args(regs)             the six argument registers
+  interrupted_syscall(regs, restart_errnos)  syscall nr a frozen thread was in, or None
   set_syscall_error(regs, errno) a frozen syscall's error code replaced
-  pack_sigaction / unpack_sigaction        the kernel's struct sigaction
+  NSIG, SIGACTION_SIZE, SA_RESTORER, pack_sigaction / unpack_sigaction
+                                 the kernel's struct sigaction
+  pack_stack_t / unpack_stack_t  stack_t (sigaltstack)
+  MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_GROWSDOWN,
+  MAP_FIXED_NOREPLACE            mmap flags that differ between arches
   IOC_NONE, IOC_READ, IOC_WRITE, IOC_SIZEBITS, IOC_DIRBITS   ioctl encoding
 
 An unknown machine is an error, never a default.
