@@ -82,6 +82,10 @@ long crak_ioc_get_sigactions(struct crak_session *s, void __user *arg);
 long crak_ioc_get_thread_signals(struct crak_session *s, void __user *arg);
 long crak_ioc_get_pending(struct crak_session *s, void __user *arg);
 
+/* misc.c */
+long crak_ioc_get_thread_misc(struct crak_session *s, void __user *arg);
+long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg);
+
 /* creds.c */
 long crak_ioc_get_creds(struct crak_session *s, void __user *arg);
 

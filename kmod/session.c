@@ -474,6 +474,12 @@ static long crak_session_ioctl(struct file *file, unsigned int cmd,
 	case CRAK_IOC_PIPE_PEEK:
 		ret = crak_ioc_pipe_peek(s, uarg);
 		break;
+	case CRAK_IOC_GET_THREAD_MISC:
+		ret = s->frozen ? crak_ioc_get_thread_misc(s, uarg) : -EBUSY;
+		break;
+	case CRAK_IOC_GET_PROCESS_MISC:
+		ret = crak_ioc_get_process_misc(s, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}

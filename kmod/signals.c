@@ -10,6 +10,7 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/signal.h>
+#include <linux/signal_types.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "internal.h"
@@ -81,7 +82,8 @@ long crak_ioc_get_sigactions(struct crak_session *s, void __user *arg)
 			const struct sigaction *sa = &sh->action[i].sa;
 
 			acts[i].handler = (unsigned long)sa->sa_handler;
-			acts[i].sa_flags = sa->sa_flags;
+			/* do_sigaction() hides kernel-internal bits too. */
+			acts[i].sa_flags = sa->sa_flags & UAPI_SA_FLAGS;
 			acts[i].restorer = crak_restorer(sa);
 			crak_sigset(acts[i].mask, &sa->sa_mask);
 		}

@@ -11,7 +11,8 @@
  * mips64el (5kc-malta). Reasons for the upper bound, for whoever widens it:
  * kernel_cap_t became a u64 in 6.3; get_user_pages_remote() lost its vmas
  * argument in 6.5; pte_offset_map_lock() may fail from 6.5 on;
- * close_on_exec() takes a files_struct from 6.6; task_work placement in
+ * close_on_exec() takes a files_struct from 6.6; task->rseq_len (the
+ * rseq size to report) exists from 6.3; task_work placement in
  * get_signal() must be re-checked (see the uAPI header).
  */
 #ifndef _CRAK_COMPAT_H
@@ -60,5 +61,14 @@ static inline bool crak_compat_close_on_exec(struct files_struct *files,
 {
 	return close_on_exec(fd, files_fdtable(files));
 }
+
+/*
+ * The rseq area size PTRACE_GET_RSEQ_CONFIGURATION reports: the fixed
+ * struct rseq up to 6.2 (task->rseq_len appears in 6.3).
+ */
+#ifdef CONFIG_RSEQ
+#include <linux/rseq.h>
+#define crak_compat_rseq_len(t)	((u32)sizeof(*(t)->rseq))
+#endif
 
 #endif /* _CRAK_COMPAT_H */

@@ -234,8 +234,15 @@ class KmodSource(Source):
         misc = uapi.ThreadMisc(tid=tid)
         self._ioctl("GET_THREAD_MISC", misc, f"cannot read sigaltstack/rseq/robust list of thread {tid}")
         rseq = (misc.rseq, misc.rseq_len, misc.rseq_sig) if misc.rseq else None
+        # As PTRACE_GETSIGMASK: a thread inside sigsuspend/ppoll/pselect (restore
+        # pending) reports the mask it will get back, which is what to restore;
+        # the restarted syscall installs its temporary mask again.
+        if sig.flags & uapi.TSIG_F_RESTORE_SIGMASK:
+            sigmask = _sigset(sig.saved_mask)
+        else:
+            sigmask = _sigset(sig.blocked)
         return ThreadState(
-            tid=tid, regsets=regsets, sigmask=_sigset(sig.blocked),
+            tid=tid, regsets=regsets, sigmask=sigmask,
             pending=self._pending(pid, tid, shared=False), rseq=rseq,
             altstack=(misc.sas_ss_sp, misc.sas_ss_flags, misc.sas_ss_size),
             clear_child_tid=misc.clear_child_tid,

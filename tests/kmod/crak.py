@@ -138,3 +138,13 @@ class Session:
         q = uapi.Creds(tid=tid, groups_ptr=ctypes.addressof(groups), groups_cap=cap)
         ioctl(self.fd, "GET_CREDS", q)
         return q, list(groups[:min(cap, q.ngroups)])
+
+    def thread_misc(self, tid):
+        q = uapi.ThreadMisc(tid=tid)
+        ioctl(self.fd, "GET_THREAD_MISC", q)
+        return q
+
+    def process_misc(self):
+        q = uapi.ProcessMisc()
+        ioctl(self.fd, "GET_PROCESS_MISC", q)
+        return q

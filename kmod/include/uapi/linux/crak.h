@@ -155,6 +155,25 @@
  *   number copied, nr_bytes the number buffered, pipe_size its capacity,
  *   ino the pipe identity. -EBADF: no such fd; -EINVAL: not a pipe.
  *   buf_len <= CRAK_MAX_PEEK.
+ *
+ * CRAK_IOC_GET_THREAD_MISC (struct crak_thread_misc)  [frozen only, else -EBUSY]
+ *   Per-thread state that user space could otherwise only get by running
+ *   code in the thread, each value as the named syscall would return it
+ *   there: the alternate signal stack (sigaltstack(2): ss_sp, ss_size,
+ *   ss_flags, the latter judged against the thread's user stack pointer
+ *   as parked), the clear-child-tid address (prctl PR_GET_TID_ADDRESS),
+ *   the robust futex list (get_robust_list(2): head and length) and the
+ *   rseq registration (PTRACE_GET_RSEQ_CONFIGURATION: pointer, 0 when
+ *   none, size and signature). -ESRCH: tid is not a parked thread.
+ *
+ * CRAK_IOC_GET_PROCESS_MISC (struct crak_process_misc)
+ *   Per-process state: the program break (brk(0): mm->brk) and its start,
+ *   the parent-death signal of the thread-group leader (prctl
+ *   PR_GET_PDEATHSIG) and the dumpable mode of the mm (PR_GET_DUMPABLE).
+ *
+ * ABI history: version 1 had no GET_THREAD_MISC/GET_PROCESS_MISC and
+ * reported sa_flags with kernel-internal bits; version 2 adds the two
+ * commands and reports sa_flags as rt_sigaction(2) does.
  */
 #ifndef _UAPI_LINUX_CRAK_H
 #define _UAPI_LINUX_CRAK_H
@@ -163,7 +182,7 @@
 #include <linux/ioctl.h>
 
 #define CRAK_DEVICE_NAME	"crak"
-#define CRAK_ABI_VERSION	1
+#define CRAK_ABI_VERSION	2
 #define CRAK_IOC_MAGIC		0xCA
 
 /* Bounds (also reported by CRAK_IOC_VERSION). */
@@ -353,7 +372,7 @@ struct crak_fd {
 
 struct crak_sigaction {
 	__u64 handler;
-	__u64 sa_flags;
+	__u64 sa_flags;		/* as rt_sigaction(2) reports them */
 	__u64 restorer;		/* 0 where the arch has none (mips) */
 	__u64 mask[2];		/* signal n = bit n - 1 */
 };
@@ -432,6 +451,34 @@ struct crak_pipe_peek {
 };
 #define CRAK_PIPE_PEEK_FLAGS_ALL	0U
 
+struct crak_thread_misc {
+	__u32 tid;		/* in */
+	__u32 flags;		/* in: 0 */
+	__u64 sas_ss_sp;	/* out: sigaltstack ss_sp */
+	__u64 sas_ss_size;	/* out: ss_size */
+	__u32 sas_ss_flags;	/* out: ss_flags (SS_DISABLE, SS_ONSTACK, SS_AUTODISARM) */
+	__u32 rseq_len;		/* out: rseq area size (0 when not registered) */
+	__u64 clear_child_tid;	/* out: set_tid_address(2) pointer */
+	__u64 robust_list;	/* out: robust futex list head */
+	__u64 robust_list_len;	/* out: its length as get_robust_list(2) reports */
+	__u64 rseq;		/* out: rseq area, 0 when not registered */
+	__u32 rseq_sig;		/* out: rseq signature */
+	__u32 pad;
+	__u64 reserved[4];
+};
+#define CRAK_THREAD_MISC_FLAGS_ALL	0U
+
+struct crak_process_misc {
+	__u32 flags;		/* in: 0 */
+	__u32 pad;
+	__u64 brk;		/* out: mm->brk, what brk(0) returns */
+	__u64 start_brk;	/* out: mm->start_brk */
+	__u32 pdeath_signal;	/* out: of the thread-group leader */
+	__u32 dumpable;		/* out: SUID_DUMP_* of the mm */
+	__u64 reserved[4];
+};
+#define CRAK_PROCESS_MISC_FLAGS_ALL	0U
+
 /* On /dev/crak */
 #define CRAK_IOC_VERSION	_IOWR(CRAK_IOC_MAGIC, 0x00, struct crak_version)
 #define CRAK_IOC_OPEN_SESSION	_IOW(CRAK_IOC_MAGIC, 0x01, struct crak_open_session)
@@ -448,5 +495,7 @@ struct crak_pipe_peek {
 #define CRAK_IOC_GET_PENDING	_IOWR(CRAK_IOC_MAGIC, 0x19, struct crak_pending)
 #define CRAK_IOC_GET_CREDS	_IOWR(CRAK_IOC_MAGIC, 0x1a, struct crak_creds)
 #define CRAK_IOC_PIPE_PEEK	_IOWR(CRAK_IOC_MAGIC, 0x1b, struct crak_pipe_peek)
+#define CRAK_IOC_GET_THREAD_MISC _IOWR(CRAK_IOC_MAGIC, 0x1c, struct crak_thread_misc)
+#define CRAK_IOC_GET_PROCESS_MISC _IOWR(CRAK_IOC_MAGIC, 0x1d, struct crak_process_misc)
 
 #endif /* _UAPI_LINUX_CRAK_H */
