@@ -59,10 +59,12 @@ class Tracee:
 
     # -- attach / stop / resume ------------------------------------------------
 
-    def seize(self, exit_kill=False):
+    def seize(self, exit_kill=False, trace_clone=False):
         options = linux.PTRACE_O_TRACESYSGOOD
         if exit_kill:
             options |= linux.PTRACE_O_EXITKILL
+        if trace_clone:
+            options |= linux.PTRACE_O_TRACECLONE
         try:
             linux.ptrace(linux.PTRACE_SEIZE, self.tid, 0, options)
         except OSError as err:
@@ -86,6 +88,14 @@ class Tracee:
             if stop.exited:
                 self.attached = False
             return stop
+
+    @classmethod
+    def adopt(cls, tid, arch):
+        """A thread auto-attached by PTRACE_O_TRACECLONE, once it reports its first stop."""
+        tracee = cls(tid, arch)
+        tracee.attached = True
+        tracee.wait_event_stop()
+        return tracee
 
     def wait_event_stop(self):
         """Wait for the PTRACE_INTERRUPT stop, letting signals that arrive first through.

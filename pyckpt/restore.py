@@ -39,7 +39,8 @@ PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 PR_SET_MM = 35
 PR_SET_MM_MAP = 14
-SS_DISABLE = 2
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_THREAD, CLONE_SYSVSEM = 0x10000, 0x40000
 TRAMPOLINE_PAGES = 32          # 1 code page + scratch for paths, iovecs, structs
 IOV_MAX = 1024
 MAX_RW = 0x7FFFF000            # the kernel's MAX_RW_COUNT: one preadv reads at most this
@@ -185,7 +186,7 @@ class ProcessRestorer:
         os.close(read_end)
         self._stub_pipe = write_end
         tracee = Tracee(child, self.arch)
-        tracee.seize(exit_kill=True)
+        tracee.seize(exit_kill=True, trace_clone=True)
         tracee.stop()
         tracee.set_sigmask((1 << 64) - 1)
         self.tracee = tracee
@@ -206,7 +207,6 @@ class ProcessRestorer:
             self._restore_memory()
             self._restore_process_state()
             restore_fds.install(self)
-            self._restore_creds()
             self._restore_threads_and_detach()
         except BaseException:
             self._kill_stub()
@@ -374,7 +374,6 @@ class ProcessRestorer:
         scratch.reset()
         inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
         inj.call("umask", task.umask)
-        inj.call("prctl", PR_SET_NAME, scratch.put(task.comm.encode()[:15] + b"\0"))
         inj.call("personality", task.personality)
         inj.call("prctl", PR_SET_PDEATHSIG, task.pdeathsig)
         if task.sid == task.pid:
@@ -398,8 +397,9 @@ class ProcessRestorer:
             linux.write_memory(self.pid, info, pending.raw)
             inj.call("rt_sigqueueinfo", self.pid, pending.signo, info, detail=f"queueing signal {pending.signo}")
 
-    def _restore_creds(self):
-        creds, inj, scratch = self.task.creds, self.inj, self.scratch
+    def _restore_creds(self, inj):
+        """Credentials are per thread in the kernel: every thread sets its own, last."""
+        creds, scratch = self.task.creds, self.scratch
         scratch.reset()
         groups = scratch.put(struct.pack(f"<{len(creds.groups)}I", *creds.groups)) if creds.groups else 0
         inj.call("setgroups", len(creds.groups), groups)
@@ -412,12 +412,63 @@ class ProcessRestorer:
     # -- threads, registers, and letting go -----------------------------------------
 
     def _restore_threads_and_detach(self):
-        arch, inj, scratch = self.arch, self.inj, self.scratch
-        if len(self.task.threads) != 1:
-            raise ImageError(f"process {self.pid} has {len(self.task.threads)} threads; "
-                             "restoring multi-threaded processes is not supported yet")
-        thread = self.task.threads[0]
+        threads = self._create_threads()
+        for thread, tracee, inj in threads:
+            self._restore_thread_state(thread, inj)
+        for _thread, _tracee, inj in threads:
+            self._restore_creds(inj)
+        # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
+        base, end = self.trampoline
+        self.inj.call("munmap", base, end - base)
+        arch = self.arch
+        for thread, tracee, _inj in threads:
+            for regset in thread.regs.extra:
+                try:
+                    tracee.set_regset(regset.note_type, regset.data)
+                except OSError as err:
+                    raise RestoreConflict(
+                        f"this machine refuses the saved {regset.name} registers of thread {thread.tid} "
+                        f"({err.strerror}): restore on a CPU with the same register features") from None
+            gp = getattr(thread.regs, arch.NAME)
+            regs = {name: (getattr(gp, name) if not name.startswith("pad") else 0) for name in arch.GPREGS_FIELDS}
+            tracee.settle(_resume_regs(arch, regs))
+            tracee.set_sigmask(thread.sigmask | (thread.sigmask_hi << 64))
+        # Every thread is in place: let them all go together.
+        for _thread, tracee, _inj in threads:
+            tracee.detach()
+        log.debug("process %d: %d thread(s) detached", self.pid, len(threads))
+
+    def _create_threads(self):
+        """[(thread image, tracee, injector)], the leader (the stub itself) first.
+
+        Each other thread is cloned from the leader with its old TID
+        (clone3 set_tid) and is auto-attached stopped (PTRACE_O_TRACECLONE).
+        """
+        leader, others = self.task.threads[0], self.task.threads[1:]
+        if leader.tid != self.pid:
+            raise ImageError(f"{self.image.path(images.core(self.pid))}: first thread {leader.tid} is not the leader")
+        out = [(leader, self.tracee, self.inj)]
+        scratch = self.scratch
+        flags = (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM)
+        for thread in others:
+            scratch.reset()
+            tid_array = scratch.put(struct.pack("=i", thread.tid))
+            args = scratch.put(struct.pack("=11Q", flags, 0, 0, 0, 0, 0, 0, 0, tid_array, 1, 0))
+            result = self.inj.raw("clone3", args, 88)
+            if result == -errno.EEXIST:
+                raise RestoreConflict(f"TID {thread.tid} of process {self.pid} is in use by "
+                                      f"{proc.holder_description(thread.tid)}")
+            if result < 0:
+                raise RestoreConflict(f"cannot create thread {thread.tid} of process {self.pid}: "
+                                      f"{os.strerror(-result)}")
+            tracee = Tracee.adopt(thread.tid, self.arch)
+            out.append((thread, tracee, SyscallInjector(tracee, self.inj.insn_addr)))
+        return out
+
+    def _restore_thread_state(self, thread, inj):
+        arch, scratch = self.arch, self.scratch
         scratch.reset()
+        inj.call("prctl", PR_SET_NAME, scratch.put(thread.comm.encode()[:15] + b"\0"))
         stack = thread.altstack
         inj.call("sigaltstack", scratch.put(arch.pack_stack_t(stack.sp, stack.flags, stack.size)), 0)
         inj.call("set_tid_address", thread.clear_child_tid)
@@ -429,23 +480,6 @@ class ProcessRestorer:
         for pending in thread.pending:
             linux.write_memory(self.pid, info, pending.raw)
             inj.call("rt_tgsigqueueinfo", self.pid, thread.tid, pending.signo, info)
-        # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
-        base, end = self.trampoline
-        inj.call("munmap", base, end - base)
-        tracee = self.tracee
-        for regset in thread.regs.extra:
-            try:
-                tracee.set_regset(regset.note_type, regset.data)
-            except OSError as err:
-                raise RestoreConflict(
-                    f"this machine refuses the saved {regset.name} registers of thread {thread.tid} "
-                    f"({err.strerror}): restore on a CPU with the same register features") from None
-        gp = getattr(thread.regs, arch.NAME)
-        regs = {name: (getattr(gp, name) if not name.startswith("pad") else 0) for name in arch.GPREGS_FIELDS}
-        tracee.settle(_resume_regs(arch, regs))
-        tracee.set_sigmask(thread.sigmask | (thread.sigmask_hi << 64))
-        tracee.detach()
-        log.debug("process %d detached", self.pid)
 
 
 _AT_FDCWD = -100

@@ -86,9 +86,11 @@ class PtraceSource(Source):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            for tracee in self.tracees.values():
+            # Reap what the tracer is shown of each exit, leaders last: a
+            # leader's exit is reported only once its other threads are gone.
+            for tracee in sorted(self.tracees.values(), key=lambda t: t.tid in self.pids):
                 try:
-                    tracee.wait()  # the tracer sees the exit first; let it through
+                    tracee.wait()
                 except ChildProcessError:
                     pass
             return

@@ -75,6 +75,7 @@ CASES = [
     Case("signals", "signals"),
     Case("attrs", "attrs"),
     Case("files", "files"),
+    Case("threads", "threads", ("50",)),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
