@@ -59,8 +59,14 @@ def _dump(pid, writer, options):
             mms[p] = _mm_message(p, vmas, state)
             vmas_by_pid[p] = vmas
             file_table.add_process(p)
-            t = tasks[p]
-            tree.processes.add(pid=p, ppid=t.ppid, pgid=t.pgid, sid=t.sid, threads=[th.tid for th in t.threads])
+        for p in proc.process_tree(pid):
+            if p in tasks:
+                t = tasks[p]
+                tree.processes.add(pid=p, ppid=t.ppid, pgid=t.pgid, sid=t.sid, threads=[th.tid for th in t.threads])
+            elif p in source.zombies:
+                z = proc.read_stat(p)
+                tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
+        _check_tree(tree, options)
         file_table.finish(pids)
 
         stats = {"pages": 0}
@@ -106,6 +112,23 @@ def _dump(pid, writer, options):
     return summary
 
 
+def _check_tree(tree, options):
+    """Sessions and groups must be recreatable from inside the tree (or be the shell's, with --shell-job)."""
+    pids = {e.pid for e in tree.processes}
+    root = tree.processes[0]
+    for entry in tree.processes:
+        if entry.sid not in pids and entry.sid != root.sid:
+            raise UnsupportedState(f"process {entry.pid} is in session {entry.sid}, led from outside the dump "
+                                   "and not the dumped root's")
+        if entry.pgid not in pids and entry.pgid != root.pgid:
+            raise UnsupportedState(f"process {entry.pid} is in process group {entry.pgid}, led from outside "
+                                   "the dump and not the dumped root's")
+    if root.sid not in pids and not options.shell_job:
+        raise UnsupportedState(
+            f"process {root.pid} belongs to session {root.sid} of a process outside the dump (a shell?); "
+            "dump with --shell-job to restore it into the restoring shell's session")
+
+
 def _has_private_data(vma):
     return vma.kind in (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE)
 
@@ -119,7 +142,7 @@ def _task_message(pid, state, arch):
     task = core_pb2.Task(
         pid=pid, ppid=stat.ppid, pgid=stat.pgid, sid=stat.sid, comm=stat.comm,
         cwd=proc.readlink(pid, "cwd"), umask=int(status.get("Umask", "022"), 8),
-        personality=proc.read_personality(pid), pdeathsig=state.pdeathsig, dumpable=state.dumpable,
+        personality=proc.read_personality(pid), pdeathsig=state.pdeathsig, dumpable=state.dumpable, stopped=state.stopped,
         exit_signal=stat.exit_signal, has_tty=stat.tty_nr != 0,
     )
     _fill_creds(task.creds, status)

@@ -248,3 +248,26 @@ def parse_limits(text):
 
 def read_limits(pid):
     return parse_limits(_read(f"{PROC}/{pid}/limits", pid=pid))
+
+
+def children_map():
+    """{ppid: [pid, ...]} of every process, from /proc/*/stat (CONFIG_PROC_CHILDREN may be off)."""
+    out = {}
+    for name in os.listdir(PROC):
+        if not name.isdigit():
+            continue
+        try:
+            stat = read_stat(int(name))
+        except (NoSuchProcess, AccessDenied, ValueError):
+            continue
+        out.setdefault(stat.ppid, []).append(stat.pid)
+    return out
+
+
+def process_tree(root):
+    """Pids of `root` and its descendants, parents before children."""
+    children = children_map()
+    order = [root]
+    for pid in order:
+        order.extend(sorted(children.get(pid, ())))
+    return order

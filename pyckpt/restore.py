@@ -67,6 +67,8 @@ class Image:
         self.tasks, self.mms, self.pagemaps, self.fds = {}, {}, {}, {}
         for entry in self.tree.processes:
             pid = entry.pid
+            if entry.zombie:
+                continue
             self.tasks[pid] = read(images.core(pid), core_pb2.Task)
             self.mms[pid] = read(images.mm(pid), mm_pb2.Mm)
             self.pagemaps[pid] = read(images.pagemap(pid), mm_pb2.PageMap)
@@ -88,8 +90,8 @@ def restore(image_dir, options=RestoreOptions()):
         _preflight(image, options)
         root = image.tree.processes[0].pid
         started = time.monotonic()
-        ProcessRestorer(image, root, options).run()
-        log.info("process %d restored in %.3f s", root, time.monotonic() - started)
+        TreeRestorer(image, options).run()
+        log.info("process tree of %d restored in %.3f s", root, time.monotonic() - started)
     if options.pidfile:
         with open(options.pidfile, "w") as f:
             f.write(f"{root}\n")
@@ -145,25 +147,120 @@ def _check_same_file(ref, what):
             f"mtime {ref.mtime_ns} -> {st.st_mtime_ns}); restoring would map different code or data")
 
 
-class ProcessRestorer:
-    """Turns a stub child into one process of the image."""
+class TreeRestorer:
+    """Restores every process of the image, in phases across the whole tree.
 
-    def __init__(self, image, pid, options):
+    All processes are created first (children forked from their parent's
+    stub, so parent links, sessions and groups come out right), then each
+    gets its memory and state; files shared between processes are handed
+    over with pidfd_getfd; nothing runs until every process is ready, and
+    then all are let go together.
+    """
+
+    def __init__(self, image, options):
         self.image = image
-        self.pid = pid
         self.options = options
-        self.arch = image.arch
-        self.task = image.tasks[pid]
-        self.mm = image.mms[pid]
+        self.procs = {}            # pid -> ProcessRestorer (live processes, tree order)
+        self.zombies = []          # ProcessRestorer of processes that must end up zombies
+        self.file_registry = {}    # file id -> (pid, fd) where an open file description already is
+        self.shmem_registry = {}   # shmem id -> (pid, start, end, pgoff) of a mapping of it
+        self.trampoline_base = None
+
+    def run(self):
+        entries = list(self.image.tree.processes)
+        self.trampoline_base = self._pick_trampoline()
+        try:
+            for entry in entries:
+                parent = self.procs.get(entry.ppid)
+                if entry is not entries[0] and parent is None:
+                    raise ImageError(f"process {entry.pid}: its parent {entry.ppid} is not in the image")
+                pr = ProcessRestorer(self, entry, parent)
+                pr.create()
+                if entry.zombie:
+                    self.zombies.append(pr)
+                else:
+                    self.procs[entry.pid] = pr
+            self._set_process_groups()
+            for pr in self.zombies:
+                pr.become_zombie()
+            for pr in self.procs.values():
+                pr.restore_memory()
+            for pr in self.procs.values():
+                pr.restore_process_state()
+            for pr in self.procs.values():
+                restore_fds.install(pr)
+            for pr in self.procs.values():
+                restore_fds.close_parked(pr)
+            for pr in self.procs.values():
+                pr.prepare_threads()
+            for pr in self.procs.values():
+                pr.release()
+        except BaseException:
+            for pr in list(self.procs.values())[::-1] + self.zombies:
+                pr.kill()
+            raise
+        finally:
+            root = self.procs.get(entries[0].pid)
+            if root:
+                root.close_stub_pipe()
+
+    def _pick_trampoline(self):
+        """One address range free in pyckpt itself (the first stub is its fork) and in every image."""
+        busy = [(v.start, v.end) for v in proc.read_vmas(os.getpid())]
+        for mm in self.image.mms.values():
+            busy.extend((v.start, v.end) for v in mm.vmas)
+        return _free_gap(busy, TRAMPOLINE_PAGES * PAGE_SIZE)
+
+    def _set_process_groups(self):
+        """Group leaders first, then members (sessions were set as each process was created)."""
+        restorers = list(self.procs.values()) + self.zombies
+        for pr in restorers:
+            if pr.entry.pgid == pr.pid and pr.entry.sid != pr.pid:
+                pr.inj.call("setpgid", 0, 0, detail=f"process {pr.pid} leads its group")
+        roots_group = self.image.tree.processes[0].pgid
+        for pr in restorers:
+            pgid = pr.entry.pgid
+            if pgid != pr.pid and (pgid in self.procs or any(z.pid == pgid for z in self.zombies)):
+                pr.inj.call("setpgid", 0, pgid, detail=f"process {pr.pid} joins group {pgid}")
+            elif pgid != pr.pid and pgid == roots_group:
+                pass  # the shell's group the root was in: it stays in the restoring pyckpt's
+
+
+class ProcessRestorer:
+    """Turns a stub into one process of the image."""
+
+    def __init__(self, tree, entry, parent):
+        self.tree = tree
+        self.image = tree.image
+        self.entry = entry
+        self.pid = entry.pid
+        self.parent = parent
+        self.options = tree.options
+        self.arch = self.image.arch
+        self.task = self.image.tasks.get(self.pid)
+        self.mm = self.image.mms.get(self.pid)
         self.tracee = None
         self.inj = None
         self.scratch = None
         self.trampoline = None
+        self.threads = []
+        self.parked = []           # fds kept above the fd table for other processes
+        self._stub_pipe = None
 
     # -- the stub -------------------------------------------------------------
 
+    def create(self):
+        if self.parent is None:
+            self._spawn_stub()
+            self._take_over_stub()
+        else:
+            self._fork_from_parent()
+            self._adopt_forked_stub()
+        if not self.entry.zombie and self.task.sid == self.pid:
+            self.inj.call("setsid", detail=f"process {self.pid} leads its session")
+
     def _spawn_stub(self):
-        """A child with the old PID, stopped under ptrace; it never runs its own code again."""
+        """A child of pyckpt with the old PID, stopped under ptrace; it never runs its own code again."""
         read_end, write_end = os.pipe()
         try:
             child = linux.clone3_fork(self.pid, self.task.exit_signal or signal.SIGCHLD)
@@ -191,28 +288,75 @@ class ProcessRestorer:
         tracee.set_sigmask((1 << 64) - 1)
         self.tracee = tracee
 
-    def _kill_stub(self):
+    def _fork_from_parent(self):
+        """clone3 (fork, set_tid) injected into the parent's stub; the child is auto-attached."""
+        parent = self.parent
+        parent.scratch.reset()
+        exit_signal = signal.SIGCHLD if self.entry.zombie else (self.task.exit_signal or signal.SIGCHLD)
+        tid_array = parent.scratch.put(struct.pack("=i", self.pid))
+        args = parent.scratch.put(struct.pack("=11Q", 0, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
+        result = parent.inj.raw("clone3", args, 88)
+        if result == -errno.EEXIST:
+            raise RestoreConflict(f"PID {self.pid} is in use by process {proc.holder_description(self.pid)}")
+        if result < 0:
+            raise RestoreConflict(f"cannot create process {self.pid} (child of {parent.pid}): {os.strerror(-result)}")
+        self.tracee = Tracee.adopt(self.pid, self.arch)
+        self.tracee.set_sigmask((1 << 64) - 1)
+
+    def _adopt_forked_stub(self):
+        """A forked stub has the parent's trampoline and nothing else but the vDSO, where the parent's image had it."""
+        base, end = self.parent.trampoline
+        self.trampoline = (base, end)
+        self.inj = SyscallInjector(self.tracee, base)
+        self.scratch = Scratch(self.pid, base + PAGE_SIZE, end - base - PAGE_SIZE)
+        if not self.entry.zombie:
+            self._move_vdso([v for v in proc.read_vmas(self.pid) if v.path in _VDSO_NAMES])
+
+    def become_zombie(self):
+        """Let a zombie's stub end the way the original did; it stays unreaped for its parent."""
+        status = self.entry.exit_status
+        self.scratch.reset()
+        self.inj.call("prctl", PR_SET_NAME, self.scratch.put(b"zombie\0"))
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            self.inj.call("rt_sigaction", sig, self.scratch.put(self.arch.pack_sigaction(0, 0, 0, 0)), 0,
+                          self.arch.NSIG // 8)
+            self.inj.call("prlimit64", 0, 4, self.scratch.put(struct.pack("=QQ", 0, 0)), 0)  # no core file
+            self.inj.call("munmap", *self._trampoline_span())
+            self.tracee.set_sigmask(0)
+            self.tracee.detach(sig)   # from a syscall stop, the signal is sent for real
+        else:
+            regs = self.arch.set_syscall(self.tracee.get_regs(), self.arch.SYSCALLS["exit_group"],
+                                         [os.WEXITSTATUS(status)], self.trampoline[0])
+            self.tracee.set_regs(regs)
+            self.tracee.detach()
+        _wait_until(lambda: proc.read_stat(self.pid).state == "Z", f"process {self.pid} to become a zombie")
+        # Its death queued SIGCHLD at the parent; the parent's own pending signals are restored later.
+        parent = self.parent
+        parent.scratch.reset()
+        sigset = parent.scratch.put(struct.pack("=Q", 1 << (signal.SIGCHLD - 1)))
+        timeout = parent.scratch.put(struct.pack("=qq", 0, 0))
+        parent.inj.raw("rt_sigtimedwait", sigset, 0, timeout, 8)
+
+    def _trampoline_span(self):
+        base, end = self.trampoline
+        return base, end - base
+
+    def kill(self):
         try:
             os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        except ProcessLookupError:
+            return
+        if self.parent is None:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
 
-    # -- the whole sequence ----------------------------------------------------
-
-    def run(self):
-        self._spawn_stub()
-        try:
-            self._take_over_stub()
-            self._restore_memory()
-            self._restore_process_state()
-            restore_fds.install(self)
-            self._restore_threads_and_detach()
-        except BaseException:
-            self._kill_stub()
-            raise
-        finally:
+    def close_stub_pipe(self):
+        if self._stub_pipe is not None:
             os.close(self._stub_pipe)
+            self._stub_pipe = None
 
     def _take_over_stub(self):
         arch, tracee = self.arch, self.tracee
@@ -226,10 +370,9 @@ class ProcessRestorer:
             if err.errno not in (errno.EIO, errno.EINVAL):
                 raise
         inj.call("close_range", 0, 0xFFFFFFFF, 0)
-        # The trampoline: code page + scratch, where neither the stub nor the image has anything.
+        # The trampoline: code page + scratch, where neither the stub nor any image has anything.
         size = TRAMPOLINE_PAGES * PAGE_SIZE
-        busy = [(v.start, v.end) for v in stub_vmas] + [(v.start, v.end) for v in self.mm.vmas]
-        base = _free_gap(busy, size)
+        base = self.tree.trampoline_base
         inj.call("mmap", base, size, PROT_READ | PROT_WRITE,
                  arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED_NOREPLACE, -1, 0)
         linux.write_memory(self.pid, base, arch.SYSCALL_INSN)
@@ -271,7 +414,7 @@ class ProcessRestorer:
 
     # -- memory -----------------------------------------------------------------
 
-    def _restore_memory(self):
+    def restore_memory(self):
         arch, inj, scratch = self.arch, self.inj, self.scratch
         page_map = self.image.pagemaps[self.pid]
         filled = _vmas_with_data(self.mm.vmas, page_map.runs)
@@ -284,10 +427,7 @@ class ProcessRestorer:
                 length = vma.end - vma.start
                 where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
                 if vma.kind == mm_pb2.Vma.SHMEM:
-                    flags = arch.MAP_SHARED | arch.MAP_ANONYMOUS | arch.MAP_FIXED
-                    inj.call("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE, flags, -1, 0, detail=where)
-                    shmem.fill(self, vma, self.image.path(shmem.image_name(vma.shmem_id)))
-                    inj.call("mprotect", vma.start, length, vma.prot)
+                    self._map_shmem(vma, where)
                     continue
                 if vma.kind == mm_pb2.Vma.ANON:
                     flags = arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED
@@ -313,6 +453,27 @@ class ProcessRestorer:
             vma = self.mm.vmas[index]
             inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)
         self._set_mm_fields()
+
+    def _map_shmem(self, vma, where):
+        """The first process to map a shmem object creates and fills it; the others map that same object."""
+        arch, inj, scratch = self.arch, self.inj, self.scratch
+        length = vma.end - vma.start
+        first = self.tree.shmem_registry.get(vma.shmem_id)
+        if first is None:
+            flags = arch.MAP_SHARED | arch.MAP_ANONYMOUS | arch.MAP_FIXED
+            inj.call("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE, flags, -1, 0, detail=where)
+            shmem.fill(self, vma, self.image.path(shmem.image_name(vma.shmem_id)))
+            inj.call("mprotect", vma.start, length, vma.prot)
+            self.tree.shmem_registry[vma.shmem_id] = (self.pid, vma.start, vma.end)
+            return
+        owner, start, end = first
+        scratch.reset()
+        path = scratch.put_str(f"/proc/{owner}/map_files/{start:x}-{end:x}")
+        fd = inj.call("openat", _AT_FDCWD, path, os.O_RDWR | os.O_CLOEXEC, 0, detail=f"{where} (shared with {owner})")
+        try:
+            inj.call("mmap", vma.start, length, vma.prot, arch.MAP_SHARED | arch.MAP_FIXED, fd, vma.pgoff, detail=where)
+        finally:
+            inj.call("close", fd)
 
     def _fill_pages(self, page_map):
         """preadv from the pages image straight into the process: the kernel copies, Python never sees a page."""
@@ -364,7 +525,7 @@ class ProcessRestorer:
 
     # -- process-wide state -------------------------------------------------------
 
-    def _restore_process_state(self):
+    def restore_process_state(self):
         task, inj, scratch, arch = self.task, self.inj, self.scratch, self.arch
         scratch.reset()
         new_limit = scratch.alloc(16)
@@ -376,10 +537,6 @@ class ProcessRestorer:
         inj.call("umask", task.umask)
         inj.call("personality", task.personality)
         inj.call("prctl", PR_SET_PDEATHSIG, task.pdeathsig)
-        if task.sid == task.pid:
-            inj.call("setsid")
-        elif task.pgid == task.pid:
-            inj.call("setpgid", 0, 0)
         actions = {a.signo: a for a in task.sigactions}
         act = scratch.alloc(arch.SIGACTION_SIZE)
         for signo in range(1, arch.NSIG + 1):
@@ -411,15 +568,15 @@ class ProcessRestorer:
 
     # -- threads, registers, and letting go -----------------------------------------
 
-    def _restore_threads_and_detach(self):
-        threads = self._create_threads()
+    def prepare_threads(self):
+        """Threads, per-thread state, credentials, registers: everything up to letting go."""
+        self.threads = threads = self._create_threads()
         for thread, tracee, inj in threads:
             self._restore_thread_state(thread, inj)
         for _thread, _tracee, inj in threads:
             self._restore_creds(inj)
         # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
-        base, end = self.trampoline
-        self.inj.call("munmap", base, end - base)
+        self.inj.call("munmap", *self._trampoline_span())
         arch = self.arch
         for thread, tracee, _inj in threads:
             for regset in thread.regs.extra:
@@ -433,10 +590,14 @@ class ProcessRestorer:
             regs = {name: (getattr(gp, name) if not name.startswith("pad") else 0) for name in arch.GPREGS_FIELDS}
             tracee.settle(_resume_regs(arch, regs))
             tracee.set_sigmask(thread.sigmask | (thread.sigmask_hi << 64))
-        # Every thread is in place: let them all go together.
-        for _thread, tracee, _inj in threads:
+
+    def release(self):
+        """Let every thread go; a process that was stopped is stopped again."""
+        for _thread, tracee, _inj in self.threads:
             tracee.detach()
-        log.debug("process %d: %d thread(s) detached", self.pid, len(threads))
+        if self.task.stopped:
+            os.kill(self.pid, signal.SIGSTOP)
+        log.debug("process %d: %d thread(s) released", self.pid, len(self.threads))
 
     def _create_threads(self):
         """[(thread image, tracee, injector)], the leader (the stub itself) first.
@@ -528,6 +689,14 @@ def _vmas_with_data(vmas, runs):
             filled.add(starts[k][2])
             k += 1
     return filled
+
+
+def _wait_until(predicate, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise PyckptError(f"timed out waiting for {what}")
+        time.sleep(0.001)
 
 
 def _complement(keep, low, high):

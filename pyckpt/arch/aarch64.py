@@ -34,14 +34,14 @@ SYSCALLS = {
     "ftruncate": 46, "chdir": 49, "fchdir": 50, "umask": 166, "getuid": 174,
     "setpgid": 154, "setsid": 157, "setgroups": 159, "setresuid": 147,
     "setresgid": 149, "getpgid": 155, "setfsuid": 151, "setfsgid": 152,
-    "getsid": 156, "capset": 91, "rt_sigqueueinfo": 138, "rt_sigsuspend": 133,
+    "getsid": 156, "capset": 91, "rt_sigqueueinfo": 138, "rt_sigsuspend": 133, "rt_sigtimedwait": 137,
     "sigaltstack": 132, "personality": 92, "prctl": 167,
     "setrlimit": 164, "gettid": 178, "futex": 98, "set_tid_address": 96,
     "restart_syscall": 128, "clock_nanosleep": 115, "exit_group": 94,
     "tgkill": 131, "openat": 56, "unlinkat": 35, "ppoll": 73,
     "get_robust_list": 100, "set_robust_list": 99, "dup3": 24, "pipe2": 59, "preadv": 69,
     "rt_tgsigqueueinfo": 240, "prlimit64": 261, "kcmp": 272, "memfd_create": 279,
-    "rseq": 293, "pidfd_open": 434, "clone3": 435, "close_range": 436, "userfaultfd": 282,
+    "rseq": 293, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "userfaultfd": 282,
 }
 
 # The syscall number lives outside user_pt_regs (NT_ARM_SYSTEM_CALL); x8

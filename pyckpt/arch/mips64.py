@@ -42,13 +42,13 @@ SYSCALLS = {
     "setpgid": 5107, "setsid": 5110, "setgroups": 5114, "setresuid": 5115,
     "setresgid": 5117, "getpgid": 5119, "setfsuid": 5120, "setfsgid": 5121,
     "getsid": 5122, "capset": 5124, "rt_sigqueueinfo": 5127,
-    "rt_sigsuspend": 5128, "sigaltstack": 5129, "personality": 5132,
+    "rt_sigsuspend": 5128, "rt_sigtimedwait": 5126, "sigaltstack": 5129, "personality": 5132,
     "prctl": 5153, "setrlimit": 5155, "gettid": 5178, "futex": 5194,
     "set_tid_address": 5212, "restart_syscall": 5213, "clock_nanosleep": 5224,
     "exit_group": 5205, "tgkill": 5225, "openat": 5247, "unlinkat": 5253,
     "ppoll": 5261, "get_robust_list": 5269, "set_robust_list": 5268, "dup3": 5286, "pipe2": 5287,
     "preadv": 5289, "rt_tgsigqueueinfo": 5291, "prlimit64": 5297, "kcmp": 5306,
-    "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "clone3": 5435,
+    "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "pidfd_getfd": 5438, "clone3": 5435,
     "close_range": 5436, "userfaultfd": 5317,
 }
 

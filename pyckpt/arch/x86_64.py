@@ -34,14 +34,14 @@ SYSCALLS = {
     "ftruncate": 77, "chdir": 80, "fchdir": 81, "umask": 95, "getuid": 102,
     "setpgid": 109, "setsid": 112, "setgroups": 116, "setresuid": 117,
     "setresgid": 119, "getpgid": 121, "setfsuid": 122, "setfsgid": 123,
-    "getsid": 124, "capset": 126, "rt_sigqueueinfo": 129, "rt_sigsuspend": 130,
+    "getsid": 124, "capset": 126, "rt_sigqueueinfo": 129, "rt_sigsuspend": 130, "rt_sigtimedwait": 128,
     "sigaltstack": 131, "personality": 135, "prctl": 157,
     "setrlimit": 160, "gettid": 186, "futex": 202, "set_tid_address": 218,
     "restart_syscall": 219, "clock_nanosleep": 230, "exit_group": 231,
     "tgkill": 234, "openat": 257, "unlinkat": 263, "ppoll": 271,
     "get_robust_list": 274, "set_robust_list": 273, "dup3": 292, "pipe2": 293, "preadv": 295,
     "rt_tgsigqueueinfo": 297, "prlimit64": 302, "kcmp": 312, "memfd_create": 319,
-    "rseq": 334, "pidfd_open": 434, "clone3": 435, "close_range": 436, "userfaultfd": 323,
+    "rseq": 334, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "userfaultfd": 323,
 }
 
 

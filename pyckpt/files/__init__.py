@@ -107,6 +107,14 @@ class FileTable:
 
     def finish(self, dumped_pids):
         """Checks that need every process seen, and pipe contents (targets still frozen)."""
+        descriptions = {}
+        for entry in self.files.files:
+            if entry.kind == files_pb2.OpenFile.PIPE:
+                key = (entry.pipe_id, entry.flags & os.O_ACCMODE)
+                if key in descriptions:
+                    raise UnsupportedState(f"pipe:[{entry.pipe_id}] has two separately opened "
+                                           f"{'read' if key[1] == os.O_RDONLY else 'write'} ends; not supported")
+                descriptions[key] = entry.id
         for pipe_id, ends in self._pipe_ends.items():
             pipe.check_ends(pipe_id, ends, set(dumped_pids))
             pid, fd, _mode = ends[0]

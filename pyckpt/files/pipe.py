@@ -19,7 +19,6 @@ from ..images.proto import files_pb2
 
 log = logging.getLogger(__name__)
 
-F_DUPFD_CLOEXEC = 1030
 F_SETFL = 4
 F_SETPIPE_SZ = 1031
 _FL_FLAGS = os.O_NONBLOCK | getattr(os, "O_DIRECT", 0)
@@ -31,15 +30,11 @@ def describe(entry, st):
 
 
 def check_ends(pipe_id, ends, dumped_pids):
-    """Refuse a pipe with an end outside the dump (or split across dumped processes)."""
-    holders = {pid for pid, _fd, _mode in ends}
-    first = ends[0]
-    what = f"process {first[0]} fd {first[1]} (pipe:[{pipe_id}])"
-    if len(holders) > 1:
-        raise UnsupportedState(f"{what} is a pipe shared by processes {sorted(holders)}; "
-                               "pipes across processes are not supported yet")
+    """Refuse a pipe with an end outside the dump."""
     modes = {mode for _pid, _fd, mode in ends}
     if os.O_RDONLY not in modes or os.O_WRONLY not in modes:
+        first = ends[0]
+        what = f"process {first[0]} fd {first[1]} (pipe:[{pipe_id}])"
         outside = _outside_holder(pipe_id, dumped_pids)
         other = "read" if os.O_RDONLY not in modes else "write"
         where = f"held by process {outside}" if outside else "not held by any process"
@@ -61,27 +56,29 @@ def _outside_holder(pipe_id, dumped_pids):
 
 
 def open_in_target(ctx, entry, restorer):
-    """A temp fd of the target holding this pipe end (created with its sibling on first use)."""
+    """Create the pipe in this process; return this end, park and register the other.
+
+    (An end already created elsewhere in the tree is found in the file
+    registry before this is called.)
+    """
     inj, scratch = restorer.inj, restorer.scratch
-    if entry.pipe_id not in ctx.pipe_ends:
-        pipe = restorer.image.pipes[entry.pipe_id]
-        fds = scratch.alloc(8)
-        inj.call("pipe2", fds, 0)
-        raw = scratch.get(fds, 8)
-        read_end, write_end = struct.unpack("=ii", raw)
-        if pipe.size:
-            inj.call("fcntl", write_end, F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
-        if pipe.data:
-            _write_back(restorer, write_end, restorer.image.path(pipe.data))
-        parked = []
-        for fd in (read_end, write_end):
-            parked.append(inj.call("fcntl", fd, F_DUPFD_CLOEXEC, ctx.park_above))
-            inj.call("close", fd)
-        ctx.pipe_ends[entry.pipe_id] = {os.O_RDONLY: parked[0], os.O_WRONLY: parked[1]}
-    fd = ctx.pipe_ends[entry.pipe_id].pop(entry.flags & os.O_ACCMODE)
-    if entry.flags & _FL_FLAGS:
-        inj.call("fcntl", fd, F_SETFL, entry.flags & _FL_FLAGS)
-    return fd
+    image = restorer.image
+    pipe = image.pipes[entry.pipe_id]
+    fds = scratch.alloc(8)
+    inj.call("pipe2", fds, 0)
+    read_end, write_end = struct.unpack("=ii", scratch.get(fds, 8))
+    if pipe.size:
+        inj.call("fcntl", write_end, F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
+    if pipe.data:
+        _write_back(restorer, write_end, image.path(pipe.data))
+    ends = {os.O_RDONLY: ctx.park(read_end), os.O_WRONLY: ctx.park(write_end)}
+    for file_id, other in image.files.items():
+        if other.kind == files_pb2.OpenFile.PIPE and other.pipe_id == entry.pipe_id:
+            fd = ends[other.flags & os.O_ACCMODE]
+            if other.flags & _FL_FLAGS:
+                inj.call("fcntl", fd, F_SETFL, other.flags & _FL_FLAGS)
+            restorer.tree.file_registry[file_id] = (restorer.pid, fd)
+    return ends[entry.flags & os.O_ACCMODE]
 
 
 def _write_back(restorer, write_end, data_path):

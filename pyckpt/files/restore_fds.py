@@ -4,8 +4,13 @@ The stub's own fds were all closed, so fds are installed in ascending
 order: an open lands on the lowest free number, which is at most the fd
 being placed, and is moved there with dup3. Every fd sharing one open file
 description is a dup of the first, so they share its offset and flags again.
-Kinds that create several fds at once (pipes) park the extra ones above
-every number the process uses until their turn.
+
+An open file description already restored in another process of the tree
+(an inherited fd, a pipe end) is fetched from there with pidfd_getfd, so
+the processes share it as they did. Kinds that create several fds at once
+(a pipe's two ends) park the extra ones above every number the process
+uses, registered for whoever needs them; `close_parked` drops what is left
+once every process has its table.
 """
 
 import logging
@@ -20,39 +25,74 @@ log = logging.getLogger(__name__)
 _AT_FDCWD = -100
 _SEEK_SET = 0
 _F_SETFD = 2
+_F_DUPFD_CLOEXEC = 1030
 _FD_CLOEXEC = 1
 _REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
 
 
 class _Context:
-    def __init__(self, table):
+    def __init__(self, restorer, table):
+        self.restorer = restorer
         self.park_above = max((f.fd for f in table.fds), default=2) + 1
-        self.pipe_ends = {}     # pipe id -> {access mode: parked fd}
+        self.pidfds = {}        # other pid -> pidfd (parked)
+
+    def park(self, fd):
+        """Move a temporary fd above the table; returns its new number."""
+        inj = self.restorer.inj
+        parked = inj.call("fcntl", fd, _F_DUPFD_CLOEXEC, self.park_above)
+        inj.call("close", fd)
+        self.restorer.parked.append(parked)
+        return parked
 
 
 def install(restorer):
     image, inj, pid = restorer.image, restorer.inj, restorer.pid
+    registry = restorer.tree.file_registry
     table = image.fds[pid]
-    ctx = _Context(table)
-    placed = {}              # file id -> fd holding it in the target
-    installed = set()
+    ctx = _Context(restorer, table)
+    placed = {}              # file id -> fd holding it in this process's table
     for fd in sorted(table.fds, key=lambda f: f.fd):
-        if fd.fd in installed:
+        if fd.fd in placed.values():
             continue
-        if fd.file_id not in placed:
-            restorer.scratch.reset()
-            temp = _open(ctx, restorer, image.files[fd.file_id], fd.fd)
-            if temp != fd.fd:
-                inj.call("dup3", temp, fd.fd, 0)
-                inj.call("close", temp)
-            placed[fd.file_id] = fd.fd
-        else:
+        if fd.file_id in placed:
             inj.call("dup3", placed[fd.file_id], fd.fd, 0)
-        installed.add(fd.fd)
-    # close-on-exec belongs to the fd, not the file: set it last.
+            continue
+        restorer.scratch.reset()
+        location = registry.get(fd.file_id)
+        if location is None:
+            temp = _open(ctx, restorer, image.files[fd.file_id], fd.fd)
+        elif location[0] == pid:
+            temp = location[1]          # parked here earlier (the other end of a pipe)
+        else:
+            temp = _fetch(ctx, *location)
+        if temp != fd.fd:
+            inj.call("dup3", temp, fd.fd, 0)
+            inj.call("close", temp)
+            if temp in restorer.parked:
+                restorer.parked.remove(temp)
+        placed[fd.file_id] = fd.fd
+        registry[fd.file_id] = (pid, fd.fd)
+    for pidfd in ctx.pidfds.values():
+        inj.call("close", pidfd)
+        restorer.parked.remove(pidfd)
+    # close-on-exec belongs to the fd, not the file: set it on every fd.
     for fd in table.fds:
-        if fd.cloexec:
-            inj.call("fcntl", fd.fd, _F_SETFD, _FD_CLOEXEC)
+        inj.call("fcntl", fd.fd, _F_SETFD, _FD_CLOEXEC if fd.cloexec else 0)
+
+
+def close_parked(restorer):
+    for fd in restorer.parked:
+        restorer.inj.call("close", fd)
+    restorer.parked = []
+
+
+def _fetch(ctx, other_pid, other_fd):
+    """A new fd in this process for the open file description at other_pid's fd (pidfd_getfd)."""
+    inj = ctx.restorer.inj
+    if other_pid not in ctx.pidfds:
+        ctx.pidfds[other_pid] = ctx.park(inj.call("pidfd_open", other_pid, 0, detail=f"pidfd of {other_pid}"))
+    return inj.call("pidfd_getfd", ctx.pidfds[other_pid], other_fd, 0,
+                    detail=f"fd {other_fd} of process {other_pid}")
 
 
 def _open(ctx, restorer, entry, fd_number):

@@ -37,6 +37,7 @@ class ProcessState:
     brk: int
     pdeathsig: int = 0
     dumpable: int = 1
+    stopped: bool = False          # was in a job-control stop before the freeze
     extra: dict = field(default_factory=dict)
 
 
@@ -64,7 +65,31 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def freeze(self):
-        """Stop every thread of every process in the tree; return the pids, parents first."""
+        """Stop every thread of every live process in the tree; return the pids, parents first.
+
+        Zombies in the tree are not frozen (there is nothing to stop); they
+        are in `self.zombies`. Sources find the tree with `_walk_tree`.
+        """
+
+    zombies = ()
+
+    def _walk_tree(self, freeze_one):
+        """Freeze the tree rooted at root_pid with `freeze_one(pid)`, parents first,
+        until no process appears that is not frozen (a child forked meanwhile)."""
+        frozen, zombies = [], []
+        while True:
+            new = [p for p in proc.process_tree(self.root_pid) if p not in frozen and p not in zombies]
+            if not new:
+                break
+            for pid in new:
+                if proc.read_stat(pid).state in ("Z", "X"):
+                    zombies.append(pid)
+                else:
+                    freeze_one(pid)
+                    frozen.append(pid)
+        tree = proc.process_tree(self.root_pid)
+        self.zombies = [p for p in tree if p in zombies]
+        return [p for p in tree if p in frozen]
 
     @abc.abstractmethod
     def collect(self, pid) -> ProcessState:

@@ -40,6 +40,7 @@ class PtraceSource(Source):
         self.tracees = {}      # tid -> Tracee
         self.pids = []         # processes, parents first
         self.released = False
+        self.stopped = set()   # pids that were in a job-control stop
 
     # -- freeze / release ----------------------------------------------------
 
@@ -48,16 +49,20 @@ class PtraceSource(Source):
             raise FreezeError("pyckpt cannot checkpoint itself")
         if not proc.exists(self.root_pid):
             raise NoSuchProcess(f"process {self.root_pid} does not exist")
-        self.pids = [self.root_pid]
+        if proc.read_stat(self.root_pid).state in ("Z", "X"):
+            raise NoSuchProcess(f"process {self.root_pid} is a zombie")
         try:
-            for pid in self.pids:
-                self._freeze_process(pid)
+            self.pids = self._walk_tree(self._freeze_process)
         except BaseException:
             self.release(kill=False)
             raise
         return list(self.pids)
 
     def _freeze_process(self, pid):
+        if pid not in self.pids:
+            self.pids.append(pid)
+            if proc.read_stat(pid).state == "T":
+                self.stopped.add(pid)
         # Threads may be created while we attach: repeat until the set is stable.
         while True:
             new = [tid for tid in proc.thread_ids(pid) if tid not in self.tracees]
@@ -96,7 +101,8 @@ class PtraceSource(Source):
             return
         for tracee in self.tracees.values():
             try:
-                tracee.detach()
+                # A process that was stopped goes back into its stop.
+                tracee.detach(signal.SIGSTOP if tracee.tid in self.stopped else 0)
             except OSError as err:
                 if err.errno != errno.ESRCH:
                     log.warning("could not detach thread %d: %s", tracee.tid, err)
@@ -112,7 +118,8 @@ class PtraceSource(Source):
         for tracee in self._threads_of(pid):
             threads.append(self._thread_state(tracee))
         shared = linux.peek_siginfo(pid, shared=True)
-        state = ProcessState(pid=pid, threads=threads, sigactions=[], shared_pending=shared, brk=0)
+        state = ProcessState(pid=pid, threads=threads, sigactions=[], shared_pending=shared, brk=0,
+                             stopped=pid in self.stopped)
         self._ask_target(pid, state)
         return state
 
