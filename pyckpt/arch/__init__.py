@@ -13,11 +13,11 @@ Every arch module (x86_64, aarch64, mips64) exposes the same names:
   syscall_args(regs)             the six argument registers
   interrupted_syscall(regs, restart_errnos)  syscall nr a frozen thread was in, or None
   set_syscall_error(regs, errno) a frozen syscall's error code replaced
-  NSIG, SIGACTION_SIZE, SA_RESTORER, pack_sigaction / unpack_sigaction
-                                 the kernel's struct sigaction
+  NSIG, SIGACTION_SIZE, SA_RESTORER   signal count, struct sigaction facts
+  pack_sigaction / unpack_sigaction   the kernel's struct sigaction
   pack_stack_t / unpack_stack_t  stack_t (sigaltstack)
-  MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_GROWSDOWN,
-  MAP_FIXED_NOREPLACE            mmap flags that differ between arches
+  MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS   mmap flags
+  MAP_GROWSDOWN, MAP_FIXED_NOREPLACE                   (some differ on mips)
   IOC_NONE, IOC_READ, IOC_WRITE, IOC_SIZEBITS, IOC_DIRBITS   ioctl encoding
 
 An unknown machine is an error, never a default.
