@@ -63,8 +63,8 @@ class Tracee:
         options = linux.PTRACE_O_TRACESYSGOOD
         if exit_kill:
             options |= linux.PTRACE_O_EXITKILL
-        if trace_clone:
-            options |= linux.PTRACE_O_TRACECLONE
+        if trace_clone:  # threads and forked children come up traced (and stopped)
+            options |= linux.PTRACE_O_TRACECLONE | linux.PTRACE_O_TRACEFORK
         try:
             linux.ptrace(linux.PTRACE_SEIZE, self.tid, 0, options)
         except OSError as err:

@@ -29,6 +29,9 @@ def image_as_dict(image_dir, verify=True):
            "files": [_dict(f) for f in files.files]}
     for entry in tree.processes:
         pid = entry.pid
+        if entry.zombie:
+            out["processes"].append({"pid": pid, "zombie": True, "exit_status": entry.exit_status})
+            continue
         task = _dict(reader.read_message(images.core(pid), core_pb2.Task))
         for thread in task.get("threads", []):
             regs = thread.get("regs", {})

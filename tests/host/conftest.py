@@ -76,6 +76,7 @@ CASES = [
     Case("attrs", "attrs"),
     Case("files", "files"),
     Case("threads", "threads", ("50",)),
+    Case("tree", "tree"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
@@ -163,6 +164,36 @@ def wait_pid(pid, timeout):
             return exit_code(status)
         if time.monotonic() > deadline:
             raise TimeoutError(f"process {pid} did not exit within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def descendants(pid):
+    """PIDs of the processes below pid (from /proc/*/stat)."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    parents[int(name)] = int(f.read().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == parent]
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def wait_gone(pids, timeout):
+    """Reap strays until none of pids exists (a dumped tree's killed children)."""
+    deadline = time.monotonic() + timeout
+    while any(os.path.exists(f"/proc/{p}") for p in pids):
+        reap_strays()
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes {[p for p in pids if os.path.exists(f'/proc/{p}')]} "
+                        "still exist after the dump killed their tree")
         time.sleep(0.02)
 
 
@@ -308,6 +339,7 @@ class Workload:
         args = ["dump", "-t", self.pid, "-D", images, "--backend", BACKEND, *extra]
         if leave_running:
             args.append("-R")
+        tree = descendants(self.pid)
         res = run_pyckpt(*args, outdir=self.dir, tag="dump")
         if check and res.returncode != 0:
             pytest.fail(f"dump of {self.case.id} failed: {res.describe()}")
@@ -320,6 +352,8 @@ class Workload:
                             f"without -R ({untouched_problem(self.pid)})")
             assert rc == -signal.SIGKILL, (
                 f"{self.case.id}: expected death by SIGKILL after the dump, got {rc}")
+            # its children were killed too and are reparented to us: reap them
+            wait_gone(tree, EXIT_TIMEOUT)
         return res
 
     def restore(self, *extra, images=None, check=True):
