@@ -145,7 +145,11 @@ def _task_message(pid, state, arch):
         personality=proc.read_personality(pid), pdeathsig=state.pdeathsig, dumpable=state.dumpable, stopped=state.stopped,
         exit_signal=stat.exit_signal, has_tty=stat.tty_nr != 0,
     )
+    _refuse_unsupported(pid, status)
     _fill_creds(task.creds, status)
+    task.creds.securebits = state.securebits
+    for which, value_us, interval_us in state.itimers:
+        task.itimers.add(which=which, value_us=value_us, interval_us=interval_us)
     for resource, (cur, hard) in enumerate(proc.read_limits(pid)):
         task.rlimits.add(resource=resource, cur=cur, max=hard)
     for signo, handler, flags, restorer, mask in state.sigactions:
@@ -156,6 +160,45 @@ def _task_message(pid, state, arch):
     for thread in state.threads:
         _thread_message(task.threads.add(), pid, thread, arch)
     return task
+
+
+_NAMESPACES = ("ipc", "mnt", "net", "pid", "user", "uts", "cgroup", "time")
+
+
+def _refuse_unsupported(pid, status):
+    """Process state pyckpt would otherwise silently lose."""
+    what = f"process {pid} ({status.get('Name', '?')})"
+    if status.get("Seccomp", "0") != "0":
+        raise UnsupportedState(f"{what} runs under a seccomp filter; not supported yet")
+    try:
+        with open(f"/proc/{pid}/timers") as f:
+            if f.read().strip():
+                raise UnsupportedState(f"{what} has POSIX timers (timer_create); not supported yet")
+    except FileNotFoundError:
+        pass
+    for ns in _NAMESPACES:
+        try:
+            theirs, ours = os.readlink(f"/proc/{pid}/ns/{ns}"), os.readlink(f"/proc/self/ns/{ns}")
+        except FileNotFoundError:
+            continue
+        if theirs != ours:
+            raise UnsupportedState(f"{what} is in another {ns} namespace ({theirs}, pyckpt is in {ours}); "
+                                   "namespaces are not supported yet")
+    with open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == str(pid):
+                raise UnsupportedState(f"{what} holds a file lock ({' '.join(fields[1:4])}); not supported yet")
+
+
+def _sched_message(msg, pid, tid):
+    msg.policy = os.sched_getscheduler(tid)
+    msg.priority = os.sched_getparam(tid).sched_priority
+    msg.nice = os.getpriority(os.PRIO_PROCESS, tid)
+    msg.cpus.extend(sorted(os.sched_getaffinity(tid)))
+    if tid == pid:
+        with open(f"/proc/{pid}/timerslack_ns") as f:
+            msg.timerslack_ns = int(f.read())
 
 
 def _fill_creds(creds, status):
@@ -192,6 +235,7 @@ def _thread_message(msg, pid, thread, arch):
     msg.altstack.sp, msg.altstack.flags, msg.altstack.size = thread.altstack
     msg.clear_child_tid = thread.clear_child_tid
     msg.robust_list, msg.robust_list_len = thread.robust_list
+    _sched_message(msg.sched, pid, thread.tid)
 
 
 # -- memory -------------------------------------------------------------------

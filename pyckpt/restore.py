@@ -39,6 +39,13 @@ PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 PR_SET_MM = 35
 PR_SET_MM_MAP = 14
+PR_CAPBSET_DROP = 24
+PR_SET_KEEPCAPS = 8
+PR_SET_SECUREBITS = 28
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
+SECBIT_KEEP_CAPS = 1 << 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_THREAD, CLONE_SYSVSEM = 0x10000, 0x40000
 TRAMPOLINE_PAGES = 32          # 1 code page + scratch for paths, iovecs, structs
@@ -537,6 +544,12 @@ class ProcessRestorer:
         inj.call("umask", task.umask)
         inj.call("personality", task.personality)
         inj.call("prctl", PR_SET_PDEATHSIG, task.pdeathsig)
+        itimerval = scratch.alloc(32)
+        for timer in task.itimers:
+            value = struct.pack("=qqqq", timer.interval_us // 1000000, timer.interval_us % 1000000,
+                                timer.value_us // 1000000, timer.value_us % 1000000)
+            linux.write_memory(self.pid, itimerval, value)
+            inj.call("setitimer", timer.which, itimerval, 0, detail=f"itimer {timer.which}")
         actions = {a.signo: a for a in task.sigactions}
         act = scratch.alloc(arch.SIGACTION_SIZE)
         for signo in range(1, arch.NSIG + 1):
@@ -555,16 +568,62 @@ class ProcessRestorer:
             inj.call("rt_sigqueueinfo", self.pid, pending.signo, info, detail=f"queueing signal {pending.signo}")
 
     def _restore_creds(self, inj):
-        """Credentials are per thread in the kernel: every thread sets its own, last."""
-        creds, scratch = self.task.creds, self.scratch
+        """Credentials are per thread in the kernel: every thread sets its own, last.
+
+        The bounding set and securebits need CAP_SETPCAP, so they come first;
+        keep-caps carries the capabilities over the uid change; capset then
+        sets exactly the saved ones, which may drop what allowed the rest.
+        """
+        creds, scratch, task = self.task.creds, self.scratch, self.task
         scratch.reset()
-        groups = scratch.put(struct.pack(f"<{len(creds.groups)}I", *creds.groups)) if creds.groups else 0
+        last_cap = _last_cap()
+        for cap in range(last_cap + 1):
+            if not creds.cap_bnd >> cap & 1:
+                inj.call("prctl", PR_CAPBSET_DROP, cap, detail=f"dropping capability {cap} from the bounding set")
+        inj.call("prctl", PR_SET_SECUREBITS, creds.securebits & ~SECBIT_KEEP_CAPS, detail="securebits")
+        inj.call("prctl", PR_SET_KEEPCAPS, 1)
+        groups = scratch.put(struct.pack(f"={len(creds.groups)}I", *creds.groups)) if creds.groups else 0
         inj.call("setgroups", len(creds.groups), groups)
         inj.call("setresgid", creds.gid, creds.egid, creds.sgid)
         inj.call("setfsgid", creds.fsgid)
         inj.call("setresuid", creds.uid, creds.euid, creds.suid)
         inj.call("setfsuid", creds.fsuid)
-        inj.call("prctl", PR_SET_DUMPABLE, self.task.dumpable)
+        header = scratch.put(struct.pack("=Ii", _LINUX_CAPABILITY_VERSION_3, 0))
+        data = scratch.put(struct.pack("=6I", creds.cap_eff & 0xFFFFFFFF, creds.cap_prm & 0xFFFFFFFF,
+                                       creds.cap_inh & 0xFFFFFFFF, creds.cap_eff >> 32, creds.cap_prm >> 32,
+                                       creds.cap_inh >> 32))
+        result = inj.raw("capset", header, data)
+        if result < 0:
+            raise RestoreConflict(
+                f"cannot give process {self.pid} its capabilities (effective {creds.cap_eff:#x}, permitted "
+                f"{creds.cap_prm:#x}): {os.strerror(-result)}; pyckpt itself may lack some of them")
+        inj.call("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        for cap in range(last_cap + 1):
+            if creds.cap_amb >> cap & 1:
+                inj.call("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0, detail=f"ambient capability {cap}")
+        inj.call("prctl", PR_SET_KEEPCAPS, 1 if creds.securebits & SECBIT_KEEP_CAPS else 0)
+        if creds.no_new_privs:
+            inj.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        inj.call("prctl", PR_SET_DUMPABLE, task.dumpable)
+
+    def _restore_sched(self, thread):
+        """Scheduling, nice and CPU affinity of a thread, set from outside (pyckpt's own privileges)."""
+        sched = thread.sched
+        tid = thread.tid
+        cpus = set(sched.cpus) & os.sched_getaffinity(0)
+        if cpus:
+            os.sched_setaffinity(tid, cpus)
+        else:
+            log.warning("thread %d ran on CPUs %s, none of which is here; leaving its affinity", tid, list(sched.cpus))
+        os.setpriority(os.PRIO_PROCESS, tid, sched.nice)
+        try:
+            os.sched_setscheduler(tid, sched.policy, os.sched_param(sched.priority))
+        except OSError as err:
+            raise RestoreConflict(f"cannot give thread {tid} scheduling policy {sched.policy} "
+                                  f"priority {sched.priority}: {err.strerror}") from None
+        if sched.timerslack_ns:
+            with open(f"/proc/{tid}/timerslack_ns", "w") as f:
+                f.write(str(sched.timerslack_ns))
 
     # -- threads, registers, and letting go -----------------------------------------
 
@@ -573,6 +632,8 @@ class ProcessRestorer:
         self.threads = threads = self._create_threads()
         for thread, tracee, inj in threads:
             self._restore_thread_state(thread, inj)
+            if thread.HasField("sched"):
+                self._restore_sched(thread)
         for _thread, _tracee, inj in threads:
             self._restore_creds(inj)
         # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
@@ -689,6 +750,11 @@ def _vmas_with_data(vmas, runs):
             filled.add(starts[k][2])
             k += 1
     return filled
+
+
+def _last_cap():
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())
 
 
 def _wait_until(predicate, what, timeout=10.0):

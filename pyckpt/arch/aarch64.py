@@ -34,7 +34,7 @@ SYSCALLS = {
     "ftruncate": 46, "chdir": 49, "fchdir": 50, "umask": 166, "getuid": 174,
     "setpgid": 154, "setsid": 157, "setgroups": 159, "setresuid": 147,
     "setresgid": 149, "getpgid": 155, "setfsuid": 151, "setfsgid": 152,
-    "getsid": 156, "capset": 91, "rt_sigqueueinfo": 138, "rt_sigsuspend": 133, "rt_sigtimedwait": 137,
+    "getsid": 156, "capget": 90, "capset": 91, "rt_sigqueueinfo": 138, "rt_sigsuspend": 133, "rt_sigtimedwait": 137,
     "sigaltstack": 132, "personality": 92, "prctl": 167,
     "setrlimit": 164, "gettid": 178, "futex": 98, "set_tid_address": 96,
     "restart_syscall": 128, "clock_nanosleep": 115, "exit_group": 94,

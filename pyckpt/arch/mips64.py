@@ -41,7 +41,7 @@ SYSCALLS = {
     "chdir": 5078, "fchdir": 5079, "umask": 5093, "getuid": 5100,
     "setpgid": 5107, "setsid": 5110, "setgroups": 5114, "setresuid": 5115,
     "setresgid": 5117, "getpgid": 5119, "setfsuid": 5120, "setfsgid": 5121,
-    "getsid": 5122, "capset": 5124, "rt_sigqueueinfo": 5127,
+    "getsid": 5122, "capget": 5123, "capset": 5124, "rt_sigqueueinfo": 5127,
     "rt_sigsuspend": 5128, "rt_sigtimedwait": 5126, "sigaltstack": 5129, "personality": 5132,
     "prctl": 5153, "setrlimit": 5155, "gettid": 5178, "futex": 5194,
     "set_tid_address": 5212, "restart_syscall": 5213, "clock_nanosleep": 5224,

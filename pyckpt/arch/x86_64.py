@@ -34,7 +34,7 @@ SYSCALLS = {
     "ftruncate": 77, "chdir": 80, "fchdir": 81, "umask": 95, "getuid": 102,
     "setpgid": 109, "setsid": 112, "setgroups": 116, "setresuid": 117,
     "setresgid": 119, "getpgid": 121, "setfsuid": 122, "setfsgid": 123,
-    "getsid": 124, "capset": 126, "rt_sigqueueinfo": 129, "rt_sigsuspend": 130, "rt_sigtimedwait": 128,
+    "getsid": 124, "capget": 125, "capset": 126, "rt_sigqueueinfo": 129, "rt_sigsuspend": 130, "rt_sigtimedwait": 128,
     "sigaltstack": 131, "personality": 135, "prctl": 157,
     "setrlimit": 160, "gettid": 186, "futex": 202, "set_tid_address": 218,
     "restart_syscall": 219, "clock_nanosleep": 230, "exit_group": 231,

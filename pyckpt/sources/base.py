@@ -38,6 +38,8 @@ class ProcessState:
     pdeathsig: int = 0
     dumpable: int = 1
     stopped: bool = False          # was in a job-control stop before the freeze
+    securebits: int = 0
+    itimers: list = field(default_factory=list)  # (which, value_us, interval_us), armed ones only
     extra: dict = field(default_factory=dict)
 
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PR_GET_PDEATHSIG = 2
 PR_GET_TID_ADDRESS = 40
 PR_GET_DUMPABLE = 3
+PR_GET_SECUREBITS = 27
 PROT_RW = 3
 COPY_CHUNK = 4 << 20
 
@@ -179,6 +180,13 @@ class PtraceSource(Source):
             inj.call("prctl", PR_GET_PDEATHSIG, word)
             state.pdeathsig = struct.unpack("<i", scratch.get(word, 4))[0]
             state.dumpable = inj.call("prctl", PR_GET_DUMPABLE)
+            state.securebits = inj.call("prctl", PR_GET_SECUREBITS)
+            itimerval = scratch.alloc(32)
+            for which in range(3):
+                inj.call("getitimer", which, itimerval)
+                i_sec, i_usec, v_sec, v_usec = struct.unpack("=qqqq", scratch.get(itimerval, 32))
+                if v_sec or v_usec:
+                    state.itimers.append((which, v_sec * 1000000 + v_usec, i_sec * 1000000 + i_usec))
             stack_size = struct.calcsize(self.arch.STACK_T_FORMAT)
             for tracee, thread in zip(threads, state.threads):
                 tinj = inj if tracee is leader else SyscallInjector(tracee, insn)
