@@ -543,7 +543,13 @@ class ProcessRestorer:
         inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
         inj.call("umask", task.umask)
         inj.call("personality", task.personality)
-        inj.call("prctl", PR_SET_PDEATHSIG, task.pdeathsig)
+        if self.parent is not None or not self.options.detach:
+            inj.call("prctl", PR_SET_PDEATHSIG, task.pdeathsig)
+        elif task.pdeathsig:
+            # The root's parent is outside the image; with -d its new parent
+            # (pyckpt) exits at once, so the signal would kill it right away.
+            log.warning("process %d: parent-death signal %d not restored (restored detached)",
+                        self.pid, task.pdeathsig)
         itimerval = scratch.alloc(32)
         for timer in task.itimers:
             value = struct.pack("=qqqq", timer.interval_us // 1000000, timer.interval_us % 1000000,

@@ -77,6 +77,7 @@ CASES = [
     Case("files", "files"),
     Case("threads", "threads", ("50",)),
     Case("tree", "tree"),
+    Case("procstate", "procstate"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")

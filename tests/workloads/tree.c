@@ -5,6 +5,7 @@
  *   Z  a zombie that exited with status 42, not reaped;
  *   K  a zombie killed by SIGUSR2, not reaped;
  *   S  stopped by SIGSTOP.
+ * A has a parent-death signal (it is not the root, whose parent is outside).
  * Root and A share an anonymous MAP_SHARED region, a pipe (A's message sits
  * in its buffer) and a file offset (one open file inherited over fork).
  * After restore the root checks the zombies' statuses, S still stopped, the
@@ -15,6 +16,7 @@
  */
 #include "wl.h"
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 static char *shared;
@@ -61,9 +63,9 @@ static int grandchild(void)
 static int child_a(void)
 {
 	pid_t g, me = getpid();
-	int status;
+	int status, pdeath = 0;
 
-	if (setpgid(0, 0))
+	if (setpgid(0, 0) || prctl(PR_SET_PDEATHSIG, SIGUSR2, 0, 0, 0))
 		return 20;
 	shared[4096] = 'A';
 	if (write(pipefd[1], "hello-from-A", 12) != 12 || write(filefd, "AAAAA", 5) != 5)
@@ -82,6 +84,8 @@ static int child_a(void)
 		return 25;
 	if (lseek(filefd, 0, SEEK_CUR) != 8)		/* 5 from us + 3 from the root */
 		return 26;
+	if (prctl(PR_GET_PDEATHSIG, &pdeath, 0, 0, 0) || pdeath != SIGUSR2)
+		return 29;
 	if (getpgid(g) != me || kill(g, SIGTERM) || waitpid(g, &status, 0) != g)
 		return 27;
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
