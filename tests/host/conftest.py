@@ -81,7 +81,9 @@ CASES = [
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
-ALL_CASES = CASES + [UNSUPPORTED, TTY]
+# Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "flock")]
+ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED
 
 
 def pytest_generate_tests(metafunc):

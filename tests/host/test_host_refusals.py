@@ -32,6 +32,20 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
     wl.assert_passes()
 
 
+@pytest.mark.parametrize("mode, words", [("seccomp", "seccomp"), ("posix-timer", "POSIX timer"),
+                                         ("flock", "file lock")])
+def test_unsupported_process_state_refused(start_workload, harness, mode, words):
+    """State pyckpt cannot restore yet is refused by name, never silently dropped."""
+    wl = start_workload(f"refused-{mode}")
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a process with {mode}: {res.describe()}"
+    assert words in res.stderr and str(wl.pid) in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
 def test_restore_refused_pid_in_use(start_workload, harness):
     """Dump -R, then restore while the original still holds the PID."""
     wl = start_workload("counter")
