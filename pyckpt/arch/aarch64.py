@@ -26,7 +26,7 @@ EXTRA_REGSETS = ((NT_PRFPREG, "fpregs"), (NT_ARM_TLS, "tls"))
 SYSCALL_INSN = struct.pack("<I", 0xD4000001)  # svc #0
 
 SYSCALLS = {
-    "read": 63, "write": 64, "close": 57, "lseek": 62, "mmap": 222, "mprotect": 226,
+    "read": 63, "write": 64, "close": 57, "lseek": 62, "sendfile": 71, "mmap": 222, "mprotect": 226,
     "munmap": 215, "brk": 214, "rt_sigaction": 134, "rt_sigprocmask": 135,
     "ioctl": 29, "pread64": 67, "readv": 65, "writev": 66, "mremap": 216,
     "madvise": 233, "dup": 23, "nanosleep": 101, "getitimer": 102,

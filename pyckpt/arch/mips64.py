@@ -32,7 +32,7 @@ EXTRA_REGSETS = ((NT_PRFPREG, "fpregs"),)
 SYSCALL_INSN = struct.pack("<I", 0x0000000C)  # syscall
 
 SYSCALLS = {
-    "read": 5000, "write": 5001, "close": 5003, "lseek": 5008, "mmap": 5009,
+    "read": 5000, "write": 5001, "close": 5003, "lseek": 5008, "sendfile": 5039, "mmap": 5009,
     "mprotect": 5010, "munmap": 5011, "brk": 5012, "rt_sigaction": 5013,
     "rt_sigprocmask": 5014, "ioctl": 5015, "pread64": 5016, "readv": 5018,
     "writev": 5019, "mremap": 5024, "madvise": 5027, "dup": 5031,

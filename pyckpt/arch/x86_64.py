@@ -26,7 +26,7 @@ XSTATE_MAX = 64 * 1024  # generous upper bound for GETREGSET's buffer
 SYSCALL_INSN = b"\x0f\x05"  # syscall
 
 SYSCALLS = {
-    "read": 0, "write": 1, "close": 3, "lseek": 8, "mmap": 9, "mprotect": 10,
+    "read": 0, "write": 1, "close": 3, "lseek": 8, "sendfile": 40, "mmap": 9, "mprotect": 10,
     "munmap": 11, "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14,
     "ioctl": 16, "pread64": 17, "readv": 19, "writev": 20, "mremap": 25,
     "madvise": 28, "dup": 32, "nanosleep": 35, "getitimer": 36,

@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import pipe, regular, tty
+from . import memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ class FileTable:
             self._pipe_ends.setdefault(st.st_ino, []).append((pid, fd, flags & os.O_ACCMODE))
         elif link.startswith("anon_inode:"):
             raise UnsupportedState(f"{what} is an anonymous inode ({link[11:]}); not supported yet")
+        elif stat.S_ISREG(st.st_mode) and memfd.is_memfd(link):
+            memfd.describe(entry, pid, fd, link, st)
+            self.ghosts[entry.id] = (pid, fd)
         elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
             regular.describe(entry, link, st, what)
             if entry.ghost:

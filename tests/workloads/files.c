@@ -12,6 +12,7 @@
  *                                         (a restore can only make a copy of
  *                                         it, so its inode number may change)
  *  - /dev/null (write) and /dev/zero (read), FD_CLOEXEC on /dev/zero
+ *  - a memfd with contents, an offset and seals
  *
  * For every fd: F_GETFL, F_GETFD, offset, inode, mode, size and the
  * /proc/self/fd link are equal before and after; the set of open fds is
@@ -20,6 +21,7 @@
 #include "wl.h"
 
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -101,7 +103,9 @@ int main(void)
 	static char data[DATA_LEN], gone[GONE_LEN], buf[DATA_LEN];
 	struct stat st;
 	off_t pos;
-	int i;
+	int i, memfd;
+	char path[64], memfd_link[256] = "", link_now[256];
+	ssize_t memfd_link_len;
 
 	wl_setup(0);
 	wl_fill(data, sizeof(data), 1);
@@ -135,6 +139,17 @@ int main(void)
 
 	fds[DNULL] = xopen("/dev/null", O_WRONLY, 0);
 	fds[DZERO] = xopen("/dev/zero", O_RDONLY | O_CLOEXEC, 0);
+
+	/* a memfd with contents, an offset and seals */
+	memfd = memfd_create("wl-memfd", MFD_ALLOW_SEALING);
+	if (memfd < 0)
+		wl_die("memfd_create");
+	write_all(memfd, gone, GONE_LEN);
+	lseek(memfd, 99, SEEK_SET);
+	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
+		wl_die("F_ADD_SEALS");
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	memfd_link_len = readlink(path, memfd_link, sizeof(memfd_link) - 1);
 
 	for (i = 0; i < NFDS; i++)
 		read_state(fds[i], &before[i]);
@@ -218,5 +233,16 @@ int main(void)
 	memset(buf, 1, 64);
 	wl_check(read(fds[DZERO], buf, 64) == 64 && !buf[0] && !buf[63],
 		 "/dev/zero does not read zeros");
+
+	/* memfd */
+	memset(buf, 0, GONE_LEN);
+	wl_check(pread(memfd, buf, GONE_LEN, 0) == GONE_LEN && !memcmp(buf, gone, GONE_LEN),
+		 "memfd contents changed");
+	wl_check(lseek(memfd, 0, SEEK_CUR) == 99, "memfd offset %ld", (long)lseek(memfd, 0, SEEK_CUR));
+	wl_check(fcntl(memfd, F_GET_SEALS) == (F_SEAL_SHRINK | F_SEAL_GROW), "memfd seals %#x",
+		 fcntl(memfd, F_GET_SEALS));
+	memset(link_now, 0, sizeof(link_now));
+	wl_check(readlink(path, link_now, sizeof(link_now) - 1) == memfd_link_len &&
+		 !strcmp(link_now, memfd_link), "memfd is now '%s', was '%s'", link_now, memfd_link);
 	return wl_finish();
 }
