@@ -543,13 +543,13 @@ class ProcessRestorer:
         inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
         inj.call("umask", task.umask)
         inj.call("personality", task.personality)
-        if self.parent is not None or not self.options.detach:
-            inj.call("prctl", PR_SET_PDEATHSIG, task.pdeathsig)
-        elif task.pdeathsig:
+        pdeathsig = task.pdeathsig
+        if self.parent is None and self.options.detach and pdeathsig:
             # The root's parent is outside the image; with -d its new parent
             # (pyckpt) exits at once, so the signal would kill it right away.
-            log.warning("process %d: parent-death signal %d not restored (restored detached)",
-                        self.pid, task.pdeathsig)
+            log.warning("process %d: parent-death signal %d not restored (restored detached)", self.pid, pdeathsig)
+            pdeathsig = 0
+        inj.call("prctl", PR_SET_PDEATHSIG, pdeathsig)  # also clears the stub's own SIGKILL
         itimerval = scratch.alloc(32)
         for timer in task.itimers:
             value = struct.pack("=qqqq", timer.interval_us // 1000000, timer.interval_us % 1000000,
