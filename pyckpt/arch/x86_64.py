@@ -2,6 +2,13 @@
 
 import struct
 
+from .generic import (  # noqa: F401  (part of this arch's contract)
+    IOC_DIRBITS, IOC_NONE, IOC_READ, IOC_SIZEBITS, IOC_WRITE, MAP_ANONYMOUS, MAP_FIXED,
+    MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE, MAP_SHARED, NSIG, SA_RESTORER,
+    SIGACTION_FORMAT, SIGACTION_SIZE, STACK_T_FORMAT, pack_sigaction, pack_stack_t,
+    unpack_sigaction, unpack_stack_t,
+)
+
 NAME = "x86_64"
 MACHINES = ("x86_64",)
 BYTEORDER = "little"
@@ -79,43 +86,3 @@ def set_syscall_error(regs, errno_value):
     regs = dict(regs)
     regs["rax"] = -errno_value & 0xFFFFFFFFFFFFFFFF
     return regs
-
-
-# struct sigaction as the kernel's rt_sigaction takes it: handler, flags,
-# restorer, mask (one 64-bit word).
-SIGACTION_FORMAT = "<QQQQ"
-SA_RESTORER = 0x04000000
-NSIG = 64
-
-
-def pack_sigaction(handler, flags, restorer, mask):
-    return struct.pack(SIGACTION_FORMAT, handler, flags, restorer, mask)
-
-
-def unpack_sigaction(data):
-    handler, flags, restorer, mask = struct.unpack(SIGACTION_FORMAT, data)
-    return handler, flags, restorer, mask
-
-
-SIGACTION_SIZE = 32
-
-IOC_NONE, IOC_WRITE, IOC_READ = 0, 1, 2
-IOC_SIZEBITS = 14
-IOC_DIRBITS = 2
-
-
-# stack_t: ss_sp, ss_flags, ss_size.
-STACK_T_FORMAT = "<Qi4xQ"
-
-
-def pack_stack_t(sp, flags, size):
-    return struct.pack(STACK_T_FORMAT, sp, flags, size)
-
-
-def unpack_stack_t(data):
-    return struct.unpack(STACK_T_FORMAT, data)
-
-MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x01, 0x02, 0x10
-MAP_ANONYMOUS = 0x20
-MAP_GROWSDOWN = 0x100
-MAP_FIXED_NOREPLACE = 0x100000
