@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import memfd, pipe, regular, tty
+from . import anon, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class FileTable:
         if link.startswith("pipe:["):
             pipe.describe(entry, st)
             self._pipe_ends.setdefault(st.st_ino, []).append((pid, fd, flags & os.O_ACCMODE))
+        elif link in anon.KINDS:
+            anon.describe(entry, link, info, what)
         elif link.startswith("anon_inode:"):
             raise UnsupportedState(f"{what} is an anonymous inode ({link[11:]}); not supported yet")
         elif stat.S_ISREG(st.st_mode) and memfd.is_memfd(link):

@@ -18,7 +18,7 @@ import os
 
 from ..errors import RestoreConflict
 from ..images.proto import files_pb2
-from . import memfd, pipe, regular, tty
+from . import anon, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,8 @@ def _open(ctx, restorer, entry, fd_number):
         return pipe.open_in_target(ctx, entry, restorer)
     if entry.kind == files_pb2.OpenFile.MEMFD:
         return memfd.open_in_target(restorer, entry)
+    if entry.kind in anon.KINDS.values():
+        return anon.open_in_target(restorer, entry)
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK

@@ -78,6 +78,7 @@ CASES = [
     Case("threads", "threads", ("50",)),
     Case("tree", "tree"),
     Case("procstate", "procstate"),
+    Case("anonfds", "anonfds"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pyckpt.images.proto import mm_pb2 as pyckpt_dot_images_dot_proto_dot_mm__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpyckpt/images/proto/files.proto\x12\x06pyckpt\x1a\x1cpyckpt/images/proto/mm.proto\"\x96\x02\n\x08OpenFile\x12\n\n\x02id\x18\x01 \x01(\r\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.pyckpt.OpenFile.Kind\x12\r\n\x05\x66lags\x18\x03 \x01(\r\x12\x0b\n\x03pos\x18\x04 \x01(\x04\x12\x1d\n\x04\x66ile\x18\x05 \x01(\x0b\x32\x0f.pyckpt.FileRef\x12\r\n\x05ghost\x18\x06 \x01(\t\x12\x0c\n\x04rdev\x18\x07 \x01(\x04\x12\x0f\n\x07pipe_id\x18\x08 \x01(\x04\x12\x12\n\nmemfd_name\x18\t \x01(\t\x12\r\n\x05seals\x18\n \x01(\r\"M\n\x04Kind\x12\x0b\n\x07REGULAR\x10\x00\x12\r\n\tDIRECTORY\x10\x01\x12\x0b\n\x07\x43HARDEV\x10\x02\x12\x07\n\x03TTY\x10\x03\x12\x08\n\x04PIPE\x10\x04\x12\t\n\x05MEMFD\x10\x05\".\n\x04Pipe\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\"E\n\x05\x46iles\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.pyckpt.OpenFile\x12\x1b\n\x05pipes\x18\x02 \x03(\x0b\x32\x0c.pyckpt.Pipe\"2\n\x02\x46\x64\x12\n\n\x02\x66\x64\x18\x01 \x01(\r\x12\x0f\n\x07\x66ile_id\x18\x02 \x01(\r\x12\x0f\n\x07\x63loexec\x18\x03 \x01(\x08\"\"\n\x07\x46\x64Table\x12\x17\n\x03\x66\x64s\x18\x01 \x03(\x0b\x32\n.pyckpt.Fd\"z\n\x0cProcessEntry\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04ppid\x18\x02 \x01(\r\x12\x0c\n\x04pgid\x18\x03 \x01(\r\x12\x0b\n\x03sid\x18\x04 \x01(\r\x12\x0f\n\x07threads\x18\x05 \x03(\r\x12\x0e\n\x06zombie\x18\x06 \x01(\x08\x12\x13\n\x0b\x65xit_status\x18\x07 \x01(\r\"1\n\x06PsTree\x12\'\n\tprocesses\x18\x01 \x03(\x0b\x32\x14.pyckpt.ProcessEntryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpyckpt/images/proto/files.proto\x12\x06pyckpt\x1a\x1cpyckpt/images/proto/mm.proto\"\xa5\x03\n\x08OpenFile\x12\n\n\x02id\x18\x01 \x01(\r\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.pyckpt.OpenFile.Kind\x12\r\n\x05\x66lags\x18\x03 \x01(\r\x12\x0b\n\x03pos\x18\x04 \x01(\x04\x12\x1d\n\x04\x66ile\x18\x05 \x01(\x0b\x32\x0f.pyckpt.FileRef\x12\r\n\x05ghost\x18\x06 \x01(\t\x12\x0c\n\x04rdev\x18\x07 \x01(\x04\x12\x0f\n\x07pipe_id\x18\x08 \x01(\x04\x12\x12\n\nmemfd_name\x18\t \x01(\t\x12\r\n\x05seals\x18\n \x01(\r\x12\x15\n\reventfd_count\x18\x0b \x01(\x04\x12\x19\n\x11\x65ventfd_semaphore\x18\x0c \x01(\x08\x12\x13\n\x0bsignal_mask\x18\r \x01(\x04\x12\x1e\n\x05timer\x18\x0e \x01(\x0b\x32\x0f.pyckpt.TimerFd\"u\n\x04Kind\x12\x0b\n\x07REGULAR\x10\x00\x12\r\n\tDIRECTORY\x10\x01\x12\x0b\n\x07\x43HARDEV\x10\x02\x12\x07\n\x03TTY\x10\x03\x12\x08\n\x04PIPE\x10\x04\x12\t\n\x05MEMFD\x10\x05\x12\x0b\n\x07\x45VENTFD\x10\x06\x12\x0c\n\x08SIGNALFD\x10\x07\x12\x0b\n\x07TIMERFD\x10\x08\"g\n\x07TimerFd\x12\x0f\n\x07\x63lockid\x18\x01 \x01(\r\x12\r\n\x05ticks\x18\x02 \x01(\x04\x12\x15\n\rsettime_flags\x18\x03 \x01(\r\x12\x10\n\x08value_ns\x18\x04 \x01(\x04\x12\x13\n\x0binterval_ns\x18\x05 \x01(\x04\".\n\x04Pipe\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\"E\n\x05\x46iles\x12\x1f\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x10.pyckpt.OpenFile\x12\x1b\n\x05pipes\x18\x02 \x03(\x0b\x32\x0c.pyckpt.Pipe\"2\n\x02\x46\x64\x12\n\n\x02\x66\x64\x18\x01 \x01(\r\x12\x0f\n\x07\x66ile_id\x18\x02 \x01(\r\x12\x0f\n\x07\x63loexec\x18\x03 \x01(\x08\"\"\n\x07\x46\x64Table\x12\x17\n\x03\x66\x64s\x18\x01 \x03(\x0b\x32\n.pyckpt.Fd\"z\n\x0cProcessEntry\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04ppid\x18\x02 \x01(\r\x12\x0c\n\x04pgid\x18\x03 \x01(\r\x12\x0b\n\x03sid\x18\x04 \x01(\r\x12\x0f\n\x07threads\x18\x05 \x03(\r\x12\x0e\n\x06zombie\x18\x06 \x01(\x08\x12\x13\n\x0b\x65xit_status\x18\x07 \x01(\r\"1\n\x06PsTree\x12\'\n\tprocesses\x18\x01 \x03(\x0b\x32\x14.pyckpt.ProcessEntryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pyckpt.images.proto.files_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPENFILE']._serialized_start=74
-  _globals['_OPENFILE']._serialized_end=352
-  _globals['_OPENFILE_KIND']._serialized_start=275
-  _globals['_OPENFILE_KIND']._serialized_end=352
-  _globals['_PIPE']._serialized_start=354
-  _globals['_PIPE']._serialized_end=400
-  _globals['_FILES']._serialized_start=402
-  _globals['_FILES']._serialized_end=471
-  _globals['_FD']._serialized_start=473
-  _globals['_FD']._serialized_end=523
-  _globals['_FDTABLE']._serialized_start=525
-  _globals['_FDTABLE']._serialized_end=559
-  _globals['_PROCESSENTRY']._serialized_start=561
-  _globals['_PROCESSENTRY']._serialized_end=683
-  _globals['_PSTREE']._serialized_start=685
-  _globals['_PSTREE']._serialized_end=734
+  _globals['_OPENFILE']._serialized_end=495
+  _globals['_OPENFILE_KIND']._serialized_start=378
+  _globals['_OPENFILE_KIND']._serialized_end=495
+  _globals['_TIMERFD']._serialized_start=497
+  _globals['_TIMERFD']._serialized_end=600
+  _globals['_PIPE']._serialized_start=602
+  _globals['_PIPE']._serialized_end=648
+  _globals['_FILES']._serialized_start=650
+  _globals['_FILES']._serialized_end=719
+  _globals['_FD']._serialized_start=721
+  _globals['_FD']._serialized_end=771
+  _globals['_FDTABLE']._serialized_start=773
+  _globals['_FDTABLE']._serialized_end=807
+  _globals['_PROCESSENTRY']._serialized_start=809
+  _globals['_PROCESSENTRY']._serialized_end=931
+  _globals['_PSTREE']._serialized_start=933
+  _globals['_PSTREE']._serialized_end=982
 # @@protoc_insertion_point(module_scope)
