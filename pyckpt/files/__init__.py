@@ -75,7 +75,7 @@ class FileTable:
             pipe.describe(entry, st)
             self._pipe_ends.setdefault(st.st_ino, []).append((pid, fd, flags & os.O_ACCMODE))
         elif link in anon.KINDS:
-            anon.describe(entry, link, info, what)
+            anon.describe(entry, pid, fd, link, info, what)
         elif link.startswith("anon_inode:"):
             raise UnsupportedState(f"{what} is an anonymous inode ({link[11:]}); not supported yet")
         elif stat.S_ISREG(st.st_mode) and memfd.is_memfd(link):

@@ -10,6 +10,7 @@ import re
 import struct
 import time
 
+from .. import linux
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
 
@@ -36,15 +37,16 @@ def _pair_ns(text):
     return int(m.group(1)) * 1_000_000_000 + int(m.group(2))
 
 
-def describe(entry, link, info, what):
+def describe(entry, pid, fd, link, info, what):
     entry.kind = KINDS[link]
     extra = info.get("extra", [])
     if entry.kind == files_pb2.OpenFile.EVENTFD:
         entry.eventfd_count = int(_field(extra, "eventfd-count"), 16)
         semaphore = _field(extra, "eventfd-semaphore")
-        if semaphore is None:
-            raise UnsupportedState(f"{what}: this kernel does not show whether the eventfd is in semaphore mode")
-        entry.eventfd_semaphore = semaphore == "1"
+        if semaphore is None:  # kernels before 6.3 do not show it
+            entry.eventfd_semaphore = _probe_semaphore(pid, fd, entry.eventfd_count, what)
+        else:
+            entry.eventfd_semaphore = semaphore == "1"
     elif entry.kind == files_pb2.OpenFile.SIGNALFD:
         entry.signal_mask = int(_field(extra, "sigmask"), 16)
     else:
@@ -54,6 +56,37 @@ def describe(entry, link, info, what):
         timer.settime_flags = int(_field(extra, "settime flags"), 8)
         timer.value_ns = _pair_ns(_field(extra, "it_value"))
         timer.interval_ns = _pair_ns(_field(extra, "it_interval"))
+
+
+def _probe_semaphore(pid, fd, count, what):
+    """Tell an eventfd's mode by what a read returns, then put the counter back.
+
+    (Only where fdinfo does not say it.) The counter is first raised to at
+    least 2, so that a read returns 1 in semaphore mode and the whole count
+    otherwise; whatever was added is taken away again. Waiters on the eventfd
+    may see a spurious wake-up; the frozen target cannot.
+    """
+    pidfd = os.pidfd_open(pid)
+    try:
+        ours = linux.syscall("pidfd_getfd", pidfd, fd, 0)
+    except OSError as err:
+        raise UnsupportedState(f"{what}: cannot inspect the eventfd's mode: {err.strerror}") from err
+    finally:
+        os.close(pidfd)
+    try:
+        added = max(0, 2 - count)
+        if added:
+            os.write(ours, struct.pack("=Q", added))
+        got = struct.unpack("=Q", os.read(ours, 8))[0]
+        semaphore = got == 1
+        # Back to `count`: the read took `got`, we added `added`.
+        if got > added:
+            os.write(ours, struct.pack("=Q", got - added))
+        for _ in range(added - got):
+            os.read(ours, 8)  # semaphore mode: one at a time
+        return semaphore
+    finally:
+        os.close(ours)
 
 
 def open_in_target(restorer, entry):
