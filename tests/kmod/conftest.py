@@ -65,11 +65,25 @@ TARGET = textwrap.dedent("""
 """)
 
 
+PR_SET_THP_DISABLE = 41
+
+
+def make_steady():
+    """In a child before exec: pin to one CPU, no THP (both inherited)."""
+    import ctypes
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    ctypes.CDLL(None).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
+
+
 class Target:
-    def __init__(self, threads=0, pass_fds=()):
+    def __init__(self, threads=0, pass_fds=(), steady=False):
+        """steady: one CPU and no transparent huge pages, so that the kernel
+        changes nothing in its memory while it sleeps (khugepaged collapses,
+        rseq cpu_id updates on a migration)."""
         env = dict(os.environ, CRAK_TARGET_THREADS=str(threads))
         self.proc = subprocess.Popen([sys.executable, "-c", TARGET], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, pass_fds=pass_fds)
+                                     stdout=subprocess.PIPE, env=env, pass_fds=pass_fds,
+                                     preexec_fn=make_steady if steady else None)
         self.pid = self.proc.pid
         self.info = json.loads(self.readline(timeout=60))
         self.nthreads = threads + 1

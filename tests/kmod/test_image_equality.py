@@ -12,6 +12,7 @@ fields) and the logs may differ.
 
 import difflib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ import pytest
 from google.protobuf import text_format
 
 from pyckpt.images.proto import core_pb2, files_pb2, inventory_pb2, mm_pb2
+
+from .conftest import make_steady
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = REPO / "tests" / "workloads"
@@ -133,8 +136,12 @@ def test_ptrace_and_kmod_images_are_equal(case, bindir, tmp_path):
     argv = [str(bindir / CASES[case][0]), *CASES[case][1:]]
     log = tmp_path / "out.log"
     with open(log, "ab") as out:
+        # make_steady: the kernel itself must not change the target's memory
+        # between the two dumps: one CPU (it writes the CPU number into the
+        # rseq area when a thread returns to user mode) and no THP (khugepaged
+        # collapsing a huge page makes holes present, seen in the memory case).
         wl = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out,
-                              stderr=out, start_new_session=True)
+                              stderr=out, start_new_session=True, preexec_fn=make_steady)
     try:
         deadline = time.monotonic() + 60 * SCALE
         while "READY" not in log.read_text().splitlines():
@@ -147,6 +154,9 @@ def test_ptrace_and_kmod_images_are_equal(case, bindir, tmp_path):
         assert after == before, "the workload moved between the two dumps"
         dump(wl.pid, tmp_path / "kmod", "kmod", tmp_path)
         problems = differences(tmp_path / "ptrace", tmp_path / "kmod")
+        keep = os.environ.get("PYCKPT_TEST_KEEP_IMAGES")
+        if problems and keep:
+            shutil.copytree(tmp_path, Path(keep) / f"{case}-{wl.pid}", ignore_dangling_symlinks=True)
         assert not problems, "images differ:\n" + "\n\n".join(problems)
         # Both dumps left it running, unharmed.
         os.kill(wl.pid, signal.SIGTERM)

@@ -132,7 +132,9 @@
  *   For thread `tid`: blocked mask, the saved mask a sigsuspend/ppoll-like
  *   call will restore (with CRAK_TSIG_F_RESTORE_SIGMASK set when it will),
  *   the private pending set and the process-wide shared pending set.
- *   Signal n is bit (n - 1) of the two __u64 words.
+ *   Signal n is bit (n - 1) of the two __u64 words. The mask to save for
+ *   a restore is saved_mask when RESTORE_SIGMASK is set (a thread inside
+ *   sigsuspend/ppoll/pselect), else blocked: what PTRACE_GETSIGMASK says.
  *
  * CRAK_IOC_GET_PENDING (struct crak_pending)
  *   Copies queued siginfos of thread `tid` (private queue), or with
@@ -156,7 +158,7 @@
  *   ino the pipe identity. -EBADF: no such fd; -EINVAL: not a pipe.
  *   buf_len <= CRAK_MAX_PEEK.
  *
- * CRAK_IOC_GET_THREAD_MISC (struct crak_thread_misc)  [frozen only, else -EBUSY]
+ * CRAK_IOC_GET_THREAD_MISC (struct crak_thread_misc)   [frozen only: -EBUSY]
  *   Per-thread state that user space could otherwise only get by running
  *   code in the thread, each value as the named syscall would return it
  *   there: the alternate signal stack (sigaltstack(2): ss_sp, ss_size,
