@@ -16,6 +16,7 @@ Every arch module (x86_64, aarch64, mips64) exposes the same names:
   NSIG, SIGACTION_SIZE, SA_RESTORER   signal count, struct sigaction facts
   pack_sigaction / unpack_sigaction   the kernel's struct sigaction
   pack_stack_t / unpack_stack_t  stack_t (sigaltstack)
+  EPOLL_EVENT_FORMAT             struct epoll_event (packed on x86-64 only)
   MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS   mmap flags
   MAP_GROWSDOWN, MAP_FIXED_NOREPLACE                   (some differ on mips)
   IOC_NONE, IOC_READ, IOC_WRITE, IOC_SIZEBITS, IOC_DIRBITS   ioctl encoding

@@ -9,7 +9,7 @@ orig_x0), so a frozen thread's registers already re-execute the call.
 import struct
 
 from .generic import (  # noqa: F401  (part of this arch's contract)
-    IOC_DIRBITS, IOC_NONE, IOC_READ, IOC_SIZEBITS, IOC_WRITE, MAP_ANONYMOUS, MAP_FIXED,
+    EPOLL_EVENT_FORMAT, IOC_DIRBITS, IOC_NONE, IOC_READ, IOC_SIZEBITS, IOC_WRITE, MAP_ANONYMOUS, MAP_FIXED,
     MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE, MAP_SHARED, NSIG, SA_RESTORER,
     SIGACTION_FORMAT, SIGACTION_SIZE, STACK_T_FORMAT, pack_sigaction, pack_stack_t,
     unpack_sigaction, unpack_stack_t,
@@ -48,7 +48,7 @@ SYSCALLS = {
     "tgkill": 131, "openat": 56, "unlinkat": 35, "ppoll": 73,
     "get_robust_list": 100, "set_robust_list": 99, "dup3": 24, "pipe2": 59, "preadv": 69,
     "rt_tgsigqueueinfo": 240, "prlimit64": 261, "kcmp": 272, "memfd_create": 279,
-    "rseq": 293, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "eventfd2": 19, "signalfd4": 74, "timerfd_create": 85, "timerfd_settime": 86, "clock_gettime": 113, "userfaultfd": 282,
+    "rseq": 293, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "epoll_create1": 20, "epoll_ctl": 21, "eventfd2": 19, "signalfd4": 74, "timerfd_create": 85, "timerfd_settime": 86, "clock_gettime": 113, "userfaultfd": 282,
 }
 
 # The syscall number lives outside user_pt_regs (NT_ARM_SYSTEM_CALL); x8

@@ -42,3 +42,6 @@ MAP_FIXED_NOREPLACE = 0x100000
 IOC_NONE, IOC_WRITE, IOC_READ = 0, 1, 2
 IOC_SIZEBITS = 14
 IOC_DIRBITS = 2
+
+# struct epoll_event: events, data (naturally aligned here; packed on x86-64).
+EPOLL_EVENT_FORMAT = "=I4xQ"

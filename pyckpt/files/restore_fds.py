@@ -18,7 +18,7 @@ import os
 
 from ..errors import RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, memfd, pipe, regular, tty
+from . import anon, epoll, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def install(restorer):
     table = image.fds[pid]
     ctx = _Context(restorer, table)
     placed = {}              # file id -> fd holding it in this process's table
-    for fd in sorted(table.fds, key=lambda f: f.fd):
+    # epoll instances watch other fds by number: they come last.
+    order = sorted(table.fds, key=lambda f: (image.files[f.file_id].kind == files_pb2.OpenFile.EPOLL, f.fd))
+    for fd in order:
         if fd.fd in placed.values():
             continue
         if fd.file_id in placed:
@@ -102,6 +104,8 @@ def _open(ctx, restorer, entry, fd_number):
         return memfd.open_in_target(restorer, entry)
     if entry.kind in anon.KINDS.values():
         return anon.open_in_target(restorer, entry)
+    if entry.kind == files_pb2.OpenFile.EPOLL:
+        return epoll.open_in_target(restorer, entry)
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK

@@ -79,6 +79,7 @@ CASES = [
     Case("tree", "tree"),
     Case("procstate", "procstate"),
     Case("anonfds", "anonfds"),
+    Case("epoll", "epoll"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
