@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, memfd, pipe, regular, tty
+from . import anon, epoll, inotify, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class FileTable:
         if link.startswith("pipe:["):
             pipe.describe(entry, st)
             self._pipe_ends.setdefault(st.st_ino, []).append((pid, fd, flags & os.O_ACCMODE))
+        elif link == inotify.LINK:
+            inotify.describe(entry, info, what)
         elif link == epoll.LINK:
             epoll.describe(entry, pid, info, what)
         elif link in anon.KINDS:

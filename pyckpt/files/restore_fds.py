@@ -18,7 +18,7 @@ import os
 
 from ..errors import RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, memfd, pipe, regular, tty
+from . import anon, epoll, inotify, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ def _open(ctx, restorer, entry, fd_number):
         return anon.open_in_target(restorer, entry)
     if entry.kind == files_pb2.OpenFile.EPOLL:
         return epoll.open_in_target(restorer, entry)
+    if entry.kind == files_pb2.OpenFile.INOTIFY:
+        return inotify.open_in_target(restorer, entry)
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK

@@ -80,6 +80,7 @@ CASES = [
     Case("procstate", "procstate"),
     Case("anonfds", "anonfds"),
     Case("epoll", "epoll"),
+    Case("inotify", "inotify"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
