@@ -184,11 +184,6 @@ def _refuse_unsupported(pid, status):
         if theirs != ours:
             raise UnsupportedState(f"{what} is in another {ns} namespace ({theirs}, pyckpt is in {ours}); "
                                    "namespaces are not supported yet")
-    with open("/proc/locks") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 4 and fields[4] == str(pid):
-                raise UnsupportedState(f"{what} holds a file lock ({' '.join(fields[1:4])}); not supported yet")
 
 
 def _sched_message(msg, pid, tid):

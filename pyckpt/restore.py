@@ -171,6 +171,7 @@ class TreeRestorer:
         self.zombies = []          # ProcessRestorer of processes that must end up zombies
         self.file_registry = {}    # file id -> (pid, fd) where an open file description already is
         self.shmem_registry = {}   # shmem id -> (pid, start, end, pgoff) of a mapping of it
+        self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.trampoline_base = None
 
     def run(self):

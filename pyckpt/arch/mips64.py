@@ -37,7 +37,7 @@ SYSCALLS = {
     "rt_sigprocmask": 5014, "ioctl": 5015, "pread64": 5016, "readv": 5018,
     "writev": 5019, "mremap": 5024, "madvise": 5027, "dup": 5031,
     "nanosleep": 5034, "getitimer": 5035, "setitimer": 5036, "getpid": 5038,
-    "wait4": 5059, "kill": 5060, "fcntl": 5070, "ftruncate": 5075,
+    "wait4": 5059, "kill": 5060, "fcntl": 5070, "flock": 5071, "ftruncate": 5075,
     "chdir": 5078, "fchdir": 5079, "umask": 5093, "getuid": 5100,
     "setpgid": 5107, "setsid": 5110, "setgroups": 5114, "setresuid": 5115,
     "setresgid": 5117, "getpgid": 5119, "setfsuid": 5120, "setfsgid": 5121,

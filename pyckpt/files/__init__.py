@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, inotify, memfd, pipe, regular, tty
+from . import anon, epoll, inotify, locks, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,13 @@ class FileTable:
 
     def add_process(self, pid):
         table = files_pb2.FdTable()
+        seen_posix = set()
         for fd in proc.list_fds(pid):
             file_id, cloexec = self._add_fd(pid, fd)
             table.fds.add(fd=fd, file_id=file_id, cloexec=cloexec)
+            held = locks.parse(proc.read_fdinfo(pid, fd), f"process {pid} fd {fd}")
+            if held:
+                locks.record(table, self.files.files[file_id - 1], fd, held, seen_posix)  # ids count from 1
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd):

@@ -18,7 +18,7 @@ import os
 
 from ..errors import RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, inotify, memfd, pipe, regular, tty
+from . import anon, epoll, inotify, locks, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def install(restorer):
                 restorer.parked.remove(temp)
         placed[fd.file_id] = fd.fd
         registry[fd.file_id] = (pid, fd.fd)
+    _take_locks(restorer, table, placed)
     for pidfd in ctx.pidfds.values():
         inj.call("close", pidfd)
         restorer.parked.remove(pidfd)
@@ -129,3 +130,23 @@ def _open(ctx, restorer, entry, fd_number):
     if entry.kind == files_pb2.OpenFile.REGULAR and entry.pos:
         inj.call("lseek", result, entry.pos, _SEEK_SET, detail=what)
     return result
+
+
+def _take_locks(restorer, table, placed):
+    """Locks after every fd is in place: flock/OFD ones on the description's
+    first holder only (shared descriptions share them), POSIX ones per process."""
+    files = restorer.image.files
+    for file_id, fd in placed.items():
+        entry = files[file_id]
+        if file_id in restorer.tree.locked_files or not (entry.flock or entry.ofd_locks):
+            continue
+        what = f"process {restorer.pid} fd {fd} ({entry.file.path})"
+        restorer.tree.locked_files.add(file_id)
+        restorer.scratch.reset()
+        if entry.flock:
+            locks.take_flock(restorer, fd, entry.flock, what)
+        for lock in entry.ofd_locks:
+            locks.take(restorer, fd, lock, locks.F_OFD_SETLK, what)
+    for lock in table.posix_locks:
+        restorer.scratch.reset()
+        locks.take(restorer, lock.fd, lock, locks.F_SETLK, f"process {restorer.pid} fd {lock.fd}")

@@ -81,11 +81,12 @@ CASES = [
     Case("anonfds", "anonfds"),
     Case("epoll", "epoll"),
     Case("inotify", "inotify"),
+    Case("locks", "locks"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
-REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "flock")]
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "lease")]
 ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED
 
 

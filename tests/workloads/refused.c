@@ -4,12 +4,11 @@
  * on as if nothing happened (it PASSes on SIGTERM when its state is intact).
  *   seccomp      a seccomp filter (allow-all BPF)
  *   posix-timer  a POSIX timer (timer_create), armed far in the future
- *   flock        an flock() lock on a file
+ *   lease        a read lease (F_SETLEASE) on a file
  */
 #include "wl.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -34,10 +33,13 @@ int main(int argc, char **argv)
 		signal(SIGUSR1, SIG_IGN);
 		if (timer_create(CLOCK_MONOTONIC, &ev, &timer) || timer_settime(timer, 0, &in, NULL))
 			wl_die("timer");
-	} else if (!strcmp(mode, "flock")) {
-		fd = open("locked", O_RDWR | O_CREAT, 0600);
-		if (fd < 0 || flock(fd, LOCK_EX))
-			wl_die("flock");
+	} else if (!strcmp(mode, "lease")) {
+		fd = open("leased", O_RDWR | O_CREAT, 0600);
+		if (fd < 0 || close(fd))
+			wl_die("create");
+		fd = open("leased", O_RDONLY);
+		if (fd < 0 || fcntl(fd, F_SETLEASE, F_RDLCK))
+			wl_die("lease");
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -45,6 +47,6 @@ int main(int argc, char **argv)
 	wl_ready();
 	wl_wait();
 	if (fd >= 0)
-		wl_check(flock(fd, LOCK_EX | LOCK_NB) == 0, "lost the flock");
+		wl_check(fcntl(fd, F_GETLEASE) == F_RDLCK, "lost the lease");
 	return wl_finish();
 }
