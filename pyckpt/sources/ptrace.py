@@ -152,7 +152,14 @@ class PtraceSource(Source):
         )
 
     def _ask_target(self, pid, state):
-        """Fill what only the target can tell, by injecting syscalls into it."""
+        """Fill what only the target can tell, by injecting syscalls into it.
+
+        Known window: while a call is being injected the thread's registers
+        point into its vDSO; if pyckpt is SIGKILLed right then, the kernel
+        detaches the thread with those registers and it crashes. The window
+        is a few milliseconds per process; everything else in a dump (the
+        page copy above all) can be killed safely.
+        """
         vmas = proc.read_vmas(pid)
         insn = find_syscall_insn(pid, vmas, self.arch)
         threads = self._threads_of(pid)

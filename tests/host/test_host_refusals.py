@@ -134,21 +134,15 @@ def test_dump_killed_midway(start_workload, harness, tmp_path):
         cwd=harness.REPO, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
         start_new_session=True)
     try:
-        # aim for the middle of writing the pages: some MiB already in a
-        # new (temporary) folder next to the image folder; failing that,
-        # a while after the target was seen frozen or traced
+        # Kill it in the middle of writing the pages: some MiB already in a
+        # new (temporary) folder next to the image folder. (Not while it runs
+        # syscalls inside the frozen target just before: see the ptrace
+        # source's note on that window.)
         deadline = time.monotonic() + harness.PYCKPT_TIMEOUT
-        frozen_at = None
         while dump.poll() is None and time.monotonic() < deadline:
             if written_beside(wl.dir) > (4 << 20):
                 break
-            st = harness.proc_status(wl.pid) or {}
-            if frozen_at is None and (st.get("TracerPid", "0") != "0"
-                                      or st.get("State", "")[:1] in "tT"):
-                frozen_at = time.monotonic()
-            if frozen_at is not None and time.monotonic() - frozen_at > harness.SCALE:
-                break
-            time.sleep(0.01)
+            time.sleep(0.005)
         if dump.poll() is not None:
             err.flush()
             assert dump.returncode == 0, (
