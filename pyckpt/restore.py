@@ -139,7 +139,7 @@ def _preflight(image, options):
         if entry.kind == files_pb2.OpenFile.TTY and not options.shell_job:
             raise RestoreConflict(f"the image holds a terminal ({entry.file.path}); restore with --shell-job")
         if entry.kind in (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY,
-                          files_pb2.OpenFile.CHARDEV) and not entry.ghost:
+                          files_pb2.OpenFile.CHARDEV, files_pb2.OpenFile.FIFO) and not entry.ghost:
             regular_files.check_file(entry, f"open file {entry.file.path}")
 
 
@@ -172,6 +172,7 @@ class TreeRestorer:
         self.file_registry = {}    # file id -> (pid, fd) where an open file description already is
         self.shmem_registry = {}   # shmem id -> (pid, start, end, pgoff) of a mapping of it
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
+        self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
         self.trampoline_base = None
 
     def run(self):

@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class FileTable:
         self.fd_tables = {}        # pid -> FdTable
         self.ghosts = {}           # file id -> (pid, fd) to copy contents from
         self.pipe_data = {}        # pipe id -> buffered bytes
-        self._pipe_ends = {}       # pipe id -> [(pid, fd, O_RDONLY/O_WRONLY)]
+        self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
 
     def add_process(self, pid):
@@ -75,9 +75,12 @@ class FileTable:
         if link.startswith("socket:["):
             kind = _describe_socket(pid, st.st_ino)
             raise UnsupportedState(f"{what} is a {kind}; pyckpt cannot checkpoint sockets yet")
-        if link.startswith("pipe:["):
-            pipe.describe(entry, st)
-            self._pipe_ends.setdefault(st.st_ino, []).append((pid, fd, flags & os.O_ACCMODE))
+        if link.startswith("pipe:[") or (stat.S_ISFIFO(st.st_mode) and link.startswith("/")):
+            if link.startswith("pipe:["):
+                pipe.describe(entry, st)
+            else:
+                fifo.describe(entry, link, st)
+            self._pipe_ends.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, flags & os.O_ACCMODE))
         elif link == inotify.LINK:
             inotify.describe(entry, info, what)
         elif link == epoll.LINK:
@@ -101,7 +104,7 @@ class FileTable:
         elif stat.S_ISCHR(st.st_mode):
             regular.describe_device(entry, link, st, what)
         elif stat.S_ISFIFO(st.st_mode):
-            raise UnsupportedState(f"{what} is a FIFO; pyckpt cannot checkpoint FIFOs yet")
+            raise UnsupportedState(f"{what} is a FIFO outside this mount namespace")
         else:
             raise UnsupportedState(f"{what}: unsupported kind of file (mode {st.st_mode:#o})")
         self.files.files.append(entry)
@@ -128,12 +131,14 @@ class FileTable:
                     raise UnsupportedState(f"pipe:[{entry.pipe_id}] has two separately opened "
                                            f"{'read' if key[1] == os.O_RDONLY else 'write'} ends; not supported")
                 descriptions[key] = entry.id
-        for pipe_id, ends in self._pipe_ends.items():
-            pipe.check_ends(pipe_id, ends, set(dumped_pids))
+        outside = pipe.holders_outside(set(self._pipe_ends), set(dumped_pids))
+        for (dev, ino), ends in self._pipe_ends.items():
             pid, fd, _mode = ends[0]
+            kind = "pipe" if proc.readlink(pid, f"fd/{fd}").startswith("pipe:") else "fifo"
+            pipe.check_ends(ino, ends, outside.get((dev, ino), []), kind)
             size = pipe.pipe_size(pid, fd)
             data = self.source.pipe_contents(pid, fd, size)
-            entry = self.files.pipes.add(id=pipe_id, size=size)
+            entry = self.files.pipes.add(id=ino, size=size)
             if data:
-                entry.data = f"pipe-{pipe_id}.img"
-                self.pipe_data[pipe_id] = data
+                entry.data = f"pipe-{ino}.img"
+                self.pipe_data[ino] = data

@@ -29,30 +29,40 @@ def describe(entry, st):
     entry.pipe_id = st.st_ino
 
 
-def check_ends(pipe_id, ends, dumped_pids):
-    """Refuse a pipe with an end outside the dump."""
+def check_ends(pipe_id, ends, holders_outside, what_kind="pipe"):
+    """Refuse a pipe or FIFO with an end outside the dump, naming both ends."""
+    first = ends[0]
+    what = f"process {first[0]} fd {first[1]} ({what_kind}:[{pipe_id}])"
+    if holders_outside:
+        pid, fd = holders_outside[0]
+        raise UnsupportedState(f"{what} leads to process {proc.holder_description(pid)} fd {fd}, outside the dump")
     modes = {mode for _pid, _fd, mode in ends}
-    if os.O_RDONLY not in modes or os.O_WRONLY not in modes:
-        first = ends[0]
-        what = f"process {first[0]} fd {first[1]} (pipe:[{pipe_id}])"
-        outside = _outside_holder(pipe_id, dumped_pids)
+    if what_kind == "pipe" and (os.O_RDONLY not in modes or os.O_WRONLY not in modes):
         other = "read" if os.O_RDONLY not in modes else "write"
-        where = f"held by process {outside}" if outside else "not held by any process"
-        raise UnsupportedState(f"{what} is a pipe whose {other} end is {where}, outside the dump")
+        raise UnsupportedState(f"{what} is a pipe whose {other} end is not held by any process")
 
 
-def _outside_holder(pipe_id, dumped_pids):
-    target = f"pipe:[{pipe_id}]"
+def holders_outside(identities, dumped_pids):
+    """{(dev, ino): [(pid, fd)]} of fds of processes outside the dump on those files."""
+    found = {}
+    if not identities:
+        return found
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) in dumped_pids:
             continue
         try:
-            for fd in os.listdir(f"/proc/{name}/fd"):
-                if os.readlink(f"/proc/{name}/fd/{fd}") == target:
-                    return proc.holder_description(int(name))
+            fds = os.listdir(f"/proc/{name}/fd")
         except OSError:
             continue
-    return None
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{name}/fd/{fd}")
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in identities:
+                found.setdefault(key, []).append((int(name), int(fd)))
+    return found
 
 
 def open_in_target(ctx, entry, restorer):
@@ -70,7 +80,7 @@ def open_in_target(ctx, entry, restorer):
     if pipe.size:
         inj.call("fcntl", write_end, F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
     if pipe.data:
-        _write_back(restorer, write_end, image.path(pipe.data))
+        write_back(restorer, write_end, image.path(pipe.data))
     ends = {os.O_RDONLY: ctx.park(read_end), os.O_WRONLY: ctx.park(write_end)}
     for file_id, other in image.files.items():
         if other.kind == files_pb2.OpenFile.PIPE and other.pipe_id == entry.pipe_id:
@@ -81,7 +91,7 @@ def open_in_target(ctx, entry, restorer):
     return ends[entry.flags & os.O_ACCMODE]
 
 
-def _write_back(restorer, write_end, data_path):
+def write_back(restorer, write_end, data_path):
     inj, scratch = restorer.inj, restorer.scratch
     with open(data_path, "rb") as f:
         data = f.read()

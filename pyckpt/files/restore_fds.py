@@ -18,7 +18,7 @@ import os
 
 from ..errors import RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ def _fetch(ctx, other_pid, other_fd):
 def _open(ctx, restorer, entry, fd_number):
     if entry.kind == files_pb2.OpenFile.PIPE:
         return pipe.open_in_target(ctx, entry, restorer)
+    if entry.kind == files_pb2.OpenFile.FIFO:
+        return fifo.open_in_target(ctx, entry, restorer)
     if entry.kind == files_pb2.OpenFile.MEMFD:
         return memfd.open_in_target(restorer, entry)
     if entry.kind in anon.KINDS.values():

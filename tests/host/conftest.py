@@ -82,6 +82,7 @@ CASES = [
     Case("epoll", "epoll"),
     Case("inotify", "inotify"),
     Case("locks", "locks"),
+    Case("fifo", "fifo"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
