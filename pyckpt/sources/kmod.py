@@ -102,7 +102,8 @@ class KmodSource(Source):
     def __init__(self, root_pid, options):
         super().__init__(root_pid, options)
         self.arch = archmod.host()
-        self.session = -1
+        self.sessions = {}     # pid -> session fd, one per frozen process
+        self.dev = -1
         self.pids = []
         self.frozen = False
         self.released = False
@@ -118,59 +119,66 @@ class KmodSource(Source):
             raise FreezeError("pyckpt cannot checkpoint itself")
         if not proc.exists(self.root_pid):
             raise NoSuchProcess(f"process {self.root_pid} does not exist")
-        dev = open_device()
+        if proc.read_stat(self.root_pid).state in ("Z", "X"):
+            raise NoSuchProcess(f"process {self.root_pid} is a zombie")
         try:
-            q = uapi.OpenSession(pid=self.root_pid, flags=uapi.OPEN_F_CLOEXEC)
-            self.session = _ioctl(dev, "OPEN_SESSION", q, f"cannot open a crak session on process {self.root_pid}")
-        finally:
-            os.close(dev)
-        self.pids = [self.root_pid]
-        try:
-            f = uapi.Freeze(timeout_ms=0)
-            self._ioctl("FREEZE", f, f"cannot freeze process {self.root_pid}")
+            self.dev = open_device()
+            self.pids = self._walk_tree(self._freeze_process)
             self.frozen = True
-            log.debug("froze %d: %d threads parked in crak.ko", self.root_pid, f.nr_threads)
         except BaseException:
             self.release(kill=False)
             raise
+        finally:
+            if getattr(self, "dev", -1) >= 0:
+                os.close(self.dev)
+                self.dev = -1
         return list(self.pids)
+
+    def _freeze_process(self, pid):
+        if pid == os.getpid():
+            raise FreezeError("pyckpt cannot checkpoint itself")
+        q = uapi.OpenSession(pid=pid, flags=uapi.OPEN_F_CLOEXEC)
+        self.sessions[pid] = _ioctl(self.dev, "OPEN_SESSION", q, f"cannot open a crak session on process {pid}")
+        f = uapi.Freeze(timeout_ms=0)
+        _ioctl(self.sessions[pid], "FREEZE", f, f"cannot freeze process {pid}")
+        log.debug("froze %d: %d threads parked in crak.ko", pid, f.nr_threads)
 
     def release(self, kill):
         if self.released:
             return
         self.released = True
-        if self.session < 0:
-            return
+        pids = list(self.sessions)
         try:
             if kill:
-                for pid in self.pids:
+                for pid in pids:
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-            elif self.frozen:
-                try:
-                    fcntl.ioctl(self.session, _requests()["THAW"], uapi.Thaw(), True)
-                except OSError as err:
-                    if err.errno != errno.EALREADY:
-                        log.warning("thaw of %d failed (%s); closing the session thaws", self.root_pid, err)
+            else:
+                for pid in pids:
+                    try:
+                        fcntl.ioctl(self.sessions[pid], _requests()["THAW"], uapi.Thaw(), True)
+                    except OSError as err:
+                        if err.errno != errno.EALREADY:
+                            log.warning("thaw of %d failed (%s); closing the session thaws", pid, err)
         finally:
-            os.close(self.session)  # the last reference: thaws whatever is still parked
-            self.session = -1
+            for pid in pids:
+                os.close(self.sessions.pop(pid))  # the last reference: thaws whatever is still parked
             self.frozen = False
         if kill:
             # The parked threads die on SIGKILL; the real parent reaps the
             # process (we are no tracer). Wait until it is no longer running,
             # so its PID is only held by a zombie the parent reaps.
             deadline = time.monotonic() + REAP_WAIT_S
-            for pid in self.pids:
+            for pid in pids:
                 while time.monotonic() < deadline and _alive(pid):
                     time.sleep(0.01)
 
-    def _ioctl(self, name, arg, what):
-        if self.session < 0:
-            raise PyckptError(f"{what}: no crak session (not frozen)")
-        return _ioctl(self.session, name, arg, what)
+    def _ioctl(self, pid, name, arg, what):
+        if pid not in self.sessions:
+            raise PyckptError(f"{what}: no crak session on process {pid} (not frozen)")
+        return _ioctl(self.sessions[pid], name, arg, what)
 
     # -- state ---------------------------------------------------------------
 
@@ -179,7 +187,7 @@ class KmodSource(Source):
         while True:
             buf = (ctypes.c_uint32 * cap)()
             q = uapi.Threads(count=cap, tids_ptr=ctypes.addressof(buf))
-            self._ioctl("THREADS", q, f"cannot list the threads of process {pid}")
+            self._ioctl(pid, "THREADS", q, f"cannot list the threads of process {pid}")
             if q.nr_threads <= cap:
                 tids = list(buf[:q.nr_threads])
                 return sorted(tids, key=lambda t: (t != pid, t))
@@ -189,19 +197,22 @@ class KmodSource(Source):
         threads = [self._thread_state(pid, tid) for tid in self._tids(pid)]
         sigactions = self._sigactions(pid)
         misc = uapi.ProcessMisc()
-        self._ioctl("GET_PROCESS_MISC", misc, f"cannot read brk/pdeathsig/dumpable of process {pid}")
+        self._ioctl(pid, "GET_PROCESS_MISC", misc, f"cannot read brk/pdeathsig/dumpable of process {pid}")
+        creds = uapi.Creds(tid=0)
+        self._ioctl(pid, "GET_CREDS", creds, f"cannot read the securebits of process {pid}")
+        # itimers: not read yet (crak.ko has no ioctl for them); see the report.
         return ProcessState(
             pid=pid, threads=threads, sigactions=sigactions,
             shared_pending=self._pending(pid, 0, shared=True), brk=misc.brk,
-            pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable,
+            pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable, securebits=creds.securebits,
         )
 
-    def _regset(self, tid, note_type, cap):
+    def _regset(self, pid, tid, note_type, cap):
         """The regset's bytes as PTRACE_GETREGSET with a cap-byte buffer returns them, or None."""
         what = f"cannot read regset {note_type:#x} of thread {tid}"
         q = uapi.Regset(tid=tid, note_type=note_type, buf_len=0)
         try:
-            fcntl.ioctl(self.session, _requests()["GET_REGSET"], q, True)
+            fcntl.ioctl(self.sessions[pid], _requests()["GET_REGSET"], q, True)
         except OSError as err:
             if err.errno in (errno.ENODATA, errno.ENODEV, errno.EINVAL, errno.EIO):
                 return None
@@ -210,7 +221,7 @@ class KmodSource(Source):
         buf = ctypes.create_string_buffer(max(size, 1))
         q = uapi.Regset(tid=tid, note_type=note_type, buf_len=size, buf_ptr=ctypes.addressof(buf))
         try:
-            fcntl.ioctl(self.session, _requests()["GET_REGSET"], q, True)
+            fcntl.ioctl(self.sessions[pid], _requests()["GET_REGSET"], q, True)
         except OSError as err:
             if err.errno in (errno.ENODATA, errno.ENODEV, errno.EIO):
                 return None
@@ -219,20 +230,20 @@ class KmodSource(Source):
 
     def _thread_state(self, pid, tid):
         from .. import linux
-        prstatus = self._regset(tid, linux.NT_PRSTATUS, archmod.gpregs_size(self.arch))
+        prstatus = self._regset(pid, tid, linux.NT_PRSTATUS, archmod.gpregs_size(self.arch))
         if prstatus is None:
             raise PyckptError(f"crak.ko has no general registers (NT_PRSTATUS) of thread {tid}")
         regsets = {"prstatus": prstatus}
         for note_type, name in self.arch.EXTRA_REGSETS:
-            data = self._regset(tid, note_type, getattr(self.arch, "XSTATE_MAX", 4096))
+            data = self._regset(pid, tid, note_type, getattr(self.arch, "XSTATE_MAX", 4096))
             if data is None:
                 log.debug("thread %d: regset %s not available", tid, name)
             else:
                 regsets[name] = data
         sig = uapi.ThreadSignals(tid=tid)
-        self._ioctl("GET_THREAD_SIGNALS", sig, f"cannot read the signal mask of thread {tid}")
+        self._ioctl(pid, "GET_THREAD_SIGNALS", sig, f"cannot read the signal mask of thread {tid}")
         misc = uapi.ThreadMisc(tid=tid)
-        self._ioctl("GET_THREAD_MISC", misc, f"cannot read sigaltstack/rseq/robust list of thread {tid}")
+        self._ioctl(pid, "GET_THREAD_MISC", misc, f"cannot read sigaltstack/rseq/robust list of thread {tid}")
         rseq = (misc.rseq, misc.rseq_len, misc.rseq_sig) if misc.rseq else None
         # As PTRACE_GETSIGMASK: a thread inside sigsuspend/ppoll/pselect (restore
         # pending) reports the mask it will get back, which is what to restore;
@@ -256,7 +267,7 @@ class KmodSource(Source):
             entries = (uapi.Siginfo * batch)()
             q = uapi.Pending(tid=tid, flags=uapi.PENDING_F_SHARED if shared else 0, start=len(out),
                              count=batch, entries_ptr=ctypes.addressof(entries))
-            self._ioctl("GET_PENDING", q, what)
+            self._ioctl(pid, "GET_PENDING", q, what)
             out.extend(bytes(e.info) for e in entries[:q.nr_copied])
             if q.nr_copied < batch or len(out) >= q.nr_queued:
                 return out
@@ -264,7 +275,7 @@ class KmodSource(Source):
     def _sigactions(self, pid):
         acts = (uapi.Sigaction * 128)()
         q = uapi.Sigactions(count=128, actions_ptr=ctypes.addressof(acts))
-        self._ioctl("GET_SIGACTIONS", q, f"cannot read the signal handlers of process {pid}")
+        self._ioctl(pid, "GET_SIGACTIONS", q, f"cannot read the signal handlers of process {pid}")
         out = []
         for i in range(min(q.nr_signals, self.arch.NSIG)):
             signo = i + 1
@@ -291,7 +302,7 @@ class KmodSource(Source):
             while start < end:
                 q = uapi.DumpPages(start=start, end=end, out_fd=fd, out_offset=offset,
                                    runs_ptr=ctypes.addressof(runs_buf), runs_cap=_RUNS_CAP)
-                self._ioctl("DUMP_PAGES", q, f"cannot dump the pages of process {pid} "
+                self._ioctl(pid, "DUMP_PAGES", q, f"cannot dump the pages of process {pid} "
                             f"at {start:#x}-{end:#x}")
                 for r in runs_buf[:q.nr_runs]:
                     if (not first and runs and
@@ -311,7 +322,7 @@ class KmodSource(Source):
         size = min(size, uapi.MAX_PEEK)
         buf = ctypes.create_string_buffer(max(size, 1))
         q = uapi.PipePeek(fd=fd, buf_ptr=ctypes.addressof(buf), buf_len=size)
-        self._ioctl("PIPE_PEEK", q, f"cannot read the buffer of the pipe at fd {fd} of process {pid}")
+        self._ioctl(pid, "PIPE_PEEK", q, f"cannot read the buffer of the pipe at fd {fd} of process {pid}")
         return buf.raw[:q.out_len]
 
 
