@@ -137,6 +137,10 @@ class KmodSource(Source):
     def _freeze_process(self, pid):
         if pid == os.getpid():
             raise FreezeError("pyckpt cannot checkpoint itself")
+        if proc.read_stat(pid).state in ("T", "t"):
+            # Its threads sleep in a stop that crak.ko's task_work cannot wake.
+            raise FreezeError(f"process {pid} is stopped (job control or ptrace): the kmod backend "
+                              "cannot freeze a stopped process yet; use --backend ptrace")
         q = uapi.OpenSession(pid=pid, flags=uapi.OPEN_F_CLOEXEC)
         self.sessions[pid] = _ioctl(self.dev, "OPEN_SESSION", q, f"cannot open a crak session on process {pid}")
         f = uapi.Freeze(timeout_ms=0)
