@@ -62,7 +62,19 @@ mount -t devtmpfs devtmpfs $R/dev || die "devtmpfs in root"
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
+# The guest's own /tmp would hide a repo or results folder under the host's
+# /tmp (CI may check out there): hold on to them and put them back on top.
+i=0
+for p in "${REPO:-/}" "$OUT"; do
+  case "$p" in /tmp/*) mkdir -p /keep$i && mount -o bind "$R$p" /keep$i || die "bind $p" ;; esac
+  i=$((i+1))
+done
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp || die "tmpfs on /tmp"
+i=0
+for p in "${REPO:-/}" "$OUT"; do
+  case "$p" in /tmp/*) mkdir -p "$R$p" && mount -o bind /keep$i "$R$p" || die "rebind $p" ;; esac
+  i=$((i+1))
+done
 mount -t tmpfs -o mode=755 tmpfs $R/run 2>/dev/null || true
 
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null || true
