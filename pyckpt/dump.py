@@ -13,7 +13,6 @@ import time
 
 from . import __version__, images, pagemap, proc, shmem, vdso
 from . import arch as archmod
-from . import linux
 from .errors import UnsupportedState
 from .files import FileTable
 from .files import regular as regular_files
@@ -29,8 +28,9 @@ VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
 ANON_NAMES = ("", "[heap]", "[stack]")
 
 
-def dump(pid, images_dir, options=DumpOptions()):
+def dump(pid, images_dir, options=None):
     """Checkpoint the process tree rooted at `pid` into `images_dir`. Returns a summary dict."""
+    options = options or DumpOptions()
     writer = ImageWriter(images_dir)
     try:
         with log_to(writer.path(options.log_file)):

@@ -13,7 +13,6 @@ import logging
 import os
 import platform
 import signal
-import stat
 import struct
 import time
 
@@ -87,8 +86,9 @@ class Image:
         return self.reader.path(name)
 
 
-def restore(image_dir, options=RestoreOptions()):
+def restore(image_dir, options=None):
     """Restore the image; returns the root PID (detached) or its exit status (waited)."""
+    options = options or RestoreOptions()
     image = Image(image_dir)
     log_path = image.path(options.log_file)
     with log_to(log_path if os.access(image.reader.dir, os.W_OK) else os.devnull):
@@ -135,7 +135,7 @@ def _preflight(image, options):
             raise RestoreConflict(
                 f"process {pid} was using another kernel's vDSO ({mm.vdso}; this kernel's: {here or 'none'}): "
                 f"restore on the kernel it was dumped on ({image.inventory.kernel_release})")
-    for file_id, entry in image.files.items():
+    for entry in image.files.values():
         if entry.kind == files_pb2.OpenFile.TTY and not options.shell_job:
             raise RestoreConflict(f"the image holds a terminal ({entry.file.path}); restore with --shell-job")
         if entry.kind in (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY,
@@ -638,7 +638,7 @@ class ProcessRestorer:
     def prepare_threads(self):
         """Threads, per-thread state, credentials, registers: everything up to letting go."""
         self.threads = threads = self._create_threads()
-        for thread, tracee, inj in threads:
+        for thread, _tracee, inj in threads:
             self._restore_thread_state(thread, inj)
             if thread.HasField("sched"):
                 self._restore_sched(thread)

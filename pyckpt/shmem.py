@@ -8,8 +8,6 @@ holes: shmem-<id>.img holds the object's bytes at their own offsets.
 import errno
 import os
 
-from .pagemap import PAGE_SIZE
-
 SHARED_ANON_PATH = "/dev/zero (deleted)"
 _AT_FDCWD = -100
 

@@ -1,7 +1,5 @@
 """x86-64: register layout, syscall numbers and conventions."""
 
-import struct
-
 from .generic import (  # noqa: F401  (part of this arch's contract)
     IOC_DIRBITS, IOC_NONE, IOC_READ, IOC_SIZEBITS, IOC_WRITE, MAP_ANONYMOUS, MAP_FIXED,
     MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE, MAP_SHARED, NSIG, SA_RESTORER,

@@ -17,7 +17,8 @@ u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
 u8 = ctypes.c_uint8
 
-ABI_VERSION = 2  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
+ABI_VERSION = 3  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
+                 # 3: GET_ITIMERS; job-control-stopped threads freeze; Freeze.nr_stopped
 IOC_MAGIC = 0xCA
 DEVICE_PATH = "/dev/crak"
 
@@ -61,7 +62,7 @@ class OpenSession(_Struct):
 
 class Freeze(_Struct):
     _fields_ = [
-        ("flags", u32), ("timeout_ms", u32), ("nr_threads", u32), ("pad", u32),
+        ("flags", u32), ("timeout_ms", u32), ("nr_threads", u32), ("nr_stopped", u32),
         ("reserved", u64 * 3),
     ]
 
@@ -273,6 +274,16 @@ class ProcessMisc(_Struct):
 
 PROCESS_MISC_FLAGS_ALL = 0
 
+
+class Itimers(_Struct):
+    _fields_ = [
+        ("flags", u32), ("pad", u32), ("value_ns", u64 * 3), ("interval_ns", u64 * 3),
+        ("reserved", u64 * 4),
+    ]
+
+
+ITIMERS_FLAGS_ALL = 0
+
 # ioctl name -> (direction, nr, struct); the C names are CRAK_IOC_<name>.
 COMMANDS = {
     "VERSION": ("rw", 0x00, Version),
@@ -291,6 +302,7 @@ COMMANDS = {
     "PIPE_PEEK": ("rw", 0x1B, PipePeek),
     "GET_THREAD_MISC": ("rw", 0x1C, ThreadMisc),
     "GET_PROCESS_MISC": ("rw", 0x1D, ProcessMisc),
+    "GET_ITIMERS": ("rw", 0x1E, Itimers),
 }
 
 # C struct name -> mirror class, for the probe test and for tools.
@@ -302,7 +314,7 @@ STRUCTS = {
     "crak_sigactions": Sigactions, "crak_thread_signals": ThreadSignals,
     "crak_siginfo": Siginfo, "crak_pending": Pending, "crak_creds": Creds,
     "crak_pipe_peek": PipePeek, "crak_thread_misc": ThreadMisc,
-    "crak_process_misc": ProcessMisc,
+    "crak_process_misc": ProcessMisc, "crak_itimers": Itimers,
 }
 
 

@@ -5,7 +5,7 @@ or signals (each parks itself inside the kernel on its way back to user
 mode) and answers everything the ptrace source must inject syscalls for
 from the task and the mm directly: regsets, signal masks, handlers and
 queues, the alternate signal stack, clear-child-tid, robust list, rseq,
-brk, pdeath signal and dumpable. Pages go from the target straight into the
+brk, pdeath signal, dumpable and the interval timers. Pages go from the target straight into the
 image file, one copy, no user-space buffer. Closing the session fd (also
 when pyckpt dies) thaws the target.
 
@@ -107,6 +107,7 @@ class KmodSource(Source):
         self.pids = []
         self.frozen = False
         self.released = False
+        self.stopped = set()   # pids that were in a job-control stop
 
     # -- freeze / release ----------------------------------------------------
 
@@ -137,15 +138,21 @@ class KmodSource(Source):
     def _freeze_process(self, pid):
         if pid == os.getpid():
             raise FreezeError("pyckpt cannot checkpoint itself")
-        if proc.read_stat(pid).state in ("T", "t"):
-            # Its threads sleep in a stop that crak.ko's task_work cannot wake.
-            raise FreezeError(f"process {pid} is stopped (job control or ptrace): the kmod backend "
-                              "cannot freeze a stopped process yet; use --backend ptrace")
+        if proc.read_stat(pid).state == "t":
+            # A ptrace stop belongs to another tracer; crak.ko cannot park it.
+            raise FreezeError(f"process {pid} is stopped by a tracer (ptrace): the kmod backend "
+                              "cannot freeze it; detach the tracer first")
         q = uapi.OpenSession(pid=pid, flags=uapi.OPEN_F_CLOEXEC)
         self.sessions[pid] = _ioctl(self.dev, "OPEN_SESSION", q, f"cannot open a crak session on process {pid}")
         f = uapi.Freeze(timeout_ms=0)
         _ioctl(self.sessions[pid], "FREEZE", f, f"cannot freeze process {pid}")
-        log.debug("froze %d: %d threads parked in crak.ko", pid, f.nr_threads)
+        # Threads in a job-control stop count as frozen in crak.ko and stay
+        # stopped after thaw; the image records the stop (the restorer stops
+        # the process again), as the ptrace source does.
+        if f.nr_stopped:
+            self.stopped.add(pid)
+        log.debug("froze %d: %d threads parked in crak.ko, %d of them job-control stopped",
+                  pid, f.nr_threads, f.nr_stopped)
 
     def release(self, kill):
         if self.released:
@@ -204,12 +211,24 @@ class KmodSource(Source):
         self._ioctl(pid, "GET_PROCESS_MISC", misc, f"cannot read brk/pdeathsig/dumpable of process {pid}")
         creds = uapi.Creds(tid=0)
         self._ioctl(pid, "GET_CREDS", creds, f"cannot read the securebits of process {pid}")
-        # itimers: not read yet (crak.ko has no ioctl for them); see the report.
         return ProcessState(
             pid=pid, threads=threads, sigactions=sigactions,
             shared_pending=self._pending(pid, 0, shared=True), brk=misc.brk,
             pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable, securebits=creds.securebits,
+            stopped=pid in self.stopped, itimers=self._itimers(pid),
         )
+
+    def _itimers(self, pid):
+        """(which, value_us, interval_us) of the armed timers, as getitimer(2) reports
+        them in the target (microseconds truncated from crak.ko's nanoseconds)."""
+        q = uapi.Itimers()
+        self._ioctl(pid, "GET_ITIMERS", q, f"cannot read the interval timers of process {pid}")
+        out = []
+        for which in range(3):
+            value_us, interval_us = q.value_ns[which] // 1000, q.interval_ns[which] // 1000
+            if value_us:
+                out.append((which, value_us, interval_us))
+        return out
 
     def _regset(self, pid, tid, note_type, cap):
         """The regset's bytes as PTRACE_GETREGSET with a cap-byte buffer returns them, or None."""
