@@ -161,3 +161,17 @@ def test_dump_killed_midway(start_workload, harness, tmp_path):
     assert not wl.images.exists() or not any(wl.images.iterdir()), (
         "a half-written image folder was left in place")
     wl.assert_passes()
+
+
+def test_session_led_from_outside_refused(start_workload, harness):
+    """A process in someone else's session (here pytest's) cannot be given that
+    session back at restore: refused unless --shell-job, and left running."""
+    wl = start_workload("counter", start_new_session=False)
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a process of an outside session: {res.describe()}"
+    assert "session" in res.stderr and "--shell-job" in res.stderr, res.describe()
+    assert not wl.images.exists(), "image folder left behind"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.wait_numbers()
+    wl.assert_passes()
