@@ -22,6 +22,7 @@
 enum crak_thread_state {
 	CRAK_TH_QUEUED,		/* park work queued, not run yet */
 	CRAK_TH_PARKED,		/* sleeping in crak_park_work() */
+	CRAK_TH_STOPPED,	/* in a job-control stop, work still queued */
 	CRAK_TH_GONE,		/* exiting, or left the park (killed) */
 	CRAK_TH_RELEASED,	/* thawed or freeze cancelled */
 };
@@ -81,6 +82,7 @@ long crak_ioc_pipe_peek(struct crak_session *s, void __user *arg);
 long crak_ioc_get_sigactions(struct crak_session *s, void __user *arg);
 long crak_ioc_get_thread_signals(struct crak_session *s, void __user *arg);
 long crak_ioc_get_pending(struct crak_session *s, void __user *arg);
+long crak_ioc_get_itimers(struct crak_session *s, void __user *arg);
 
 /* misc.c */
 long crak_ioc_get_thread_misc(struct crak_session *s, void __user *arg);

@@ -60,31 +60,41 @@ static bool crak_thread_released(struct crak_thread *th)
 	return READ_ONCE(th->state) == CRAK_TH_RELEASED;
 }
 
-/* Runs in the target thread's context: park it until the session lets go. */
+/*
+ * Runs in the target thread's context: park it until the session lets go.
+ * A thread counted as frozen while in a job-control stop (CRAK_TH_STOPPED)
+ * runs this when something wakes it (SIGCONT, SIGKILL) and parks here too,
+ * so it never gets back to user mode while the session holds it.
+ */
 static void crak_park_work(struct callback_head *cb)
 {
 	struct crak_thread *th = container_of(cb, struct crak_thread, work);
 	struct crak_session *s = th->session;
-	bool park = false;
+	bool park = false, exiting_stopped = false;
 
 	spin_lock_irq(&s->state_lock);
-	if (th->state == CRAK_TH_QUEUED && th->gen == s->gen) {
-		s->nr_waiting--;
-		if (current->flags & PF_EXITING) {
-			th->state = CRAK_TH_GONE;
-		} else {
+	if ((th->state == CRAK_TH_QUEUED || th->state == CRAK_TH_STOPPED) &&
+	    th->gen == s->gen) {
+		if (th->state == CRAK_TH_QUEUED)
+			s->nr_waiting--;
+		if (!(current->flags & PF_EXITING)) {
 			th->state = CRAK_TH_PARKED;
 			park = true;
+		} else if (th->state == CRAK_TH_STOPPED) {
+			exiting_stopped = true;	/* an ioctl may read us */
+		} else {
+			th->state = CRAK_TH_GONE;
 		}
 	}
 	spin_unlock_irq(&s->state_lock);
 	wake_up_all(&s->freeze_wq);
 
-	if (park && wait_event_killable(s->thaw_wq, crak_thread_released(th))) {
-		/* Killed while frozen: leave PARKED only when no ioctl reads us. */
+	if (exiting_stopped ||
+	    (park && wait_event_killable(s->thaw_wq, crak_thread_released(th)))) {
+		/* Killed while frozen: leave PARKED/STOPPED only when no ioctl reads us. */
 		mutex_lock(&s->lock);
 		spin_lock_irq(&s->state_lock);
-		if (th->state == CRAK_TH_PARKED)
+		if (th->state == CRAK_TH_PARKED || th->state == CRAK_TH_STOPPED)
 			th->state = CRAK_TH_GONE;
 		spin_unlock_irq(&s->state_lock);
 		mutex_unlock(&s->lock);
@@ -200,6 +210,31 @@ static int crak_queue_new_threads(struct crak_session *s)
 	return total;
 }
 
+/*
+ * A thread already in a job-control stop (TASK_STOPPED) cannot run until
+ * SIGCONT; its park work stays queued and runs if it is woken, parking it
+ * then. Count it as frozen now. s->lock held.
+ */
+static void crak_mark_stopped(struct crak_session *s)
+{
+	struct crak_thread *th;
+
+	spin_lock_irq(&s->state_lock);
+	list_for_each_entry(th, &s->threads, node) {
+		if (th->state != CRAK_TH_QUEUED || th->gen != s->gen)
+			continue;
+		if (task_is_stopped(th->task) &&
+		    (READ_ONCE(th->task->__state) & __TASK_STOPPED)) {
+			th->state = CRAK_TH_STOPPED;
+			s->nr_waiting--;
+		}
+	}
+	spin_unlock_irq(&s->state_lock);
+}
+
+/* How often the freezer looks again for threads that entered a stop. */
+#define CRAK_STOP_POLL_MS 20
+
 /* Waits until a parked thread is off its CPU, so its saved state is final. */
 static int crak_wait_off_cpu(struct task_struct *t, unsigned long deadline)
 {
@@ -220,14 +255,15 @@ static long crak_ioc_freeze(struct crak_session *s, void __user *arg)
 	struct crak_thread *th;
 	unsigned long deadline;
 	unsigned int timeout;
+	enum crak_thread_state state;
 	long ret, left;
-	int added, parked;
+	int added, parked, stopped;
 
 	if (copy_from_user(&f, arg, sizeof(f)))
 		return -EFAULT;
 	if (f.flags & ~CRAK_FREEZE_FLAGS_ALL)
 		return -EOPNOTSUPP;
-	if (f.pad || crak_nonzero(f.reserved, ARRAY_SIZE(f.reserved)))
+	if (f.nr_stopped || crak_nonzero(f.reserved, ARRAY_SIZE(f.reserved)))
 		return -EINVAL;
 	timeout = f.timeout_ms ? f.timeout_ms : CRAK_FREEZE_DEFAULT_TIMEOUT_MS;
 	if (timeout > CRAK_FREEZE_MAX_TIMEOUT_MS)
@@ -254,6 +290,7 @@ static long crak_ioc_freeze(struct crak_session *s, void __user *arg)
 			ret = -ESRCH;
 			goto cancel;
 		}
+		crak_mark_stopped(s);
 		if (!added && !READ_ONCE(s->nr_waiting))
 			break;
 		left = (long)(deadline - jiffies);
@@ -261,33 +298,36 @@ static long crak_ioc_freeze(struct crak_session *s, void __user *arg)
 			ret = -ETIMEDOUT;
 			goto cancel;
 		}
+		/* Wake up now and then: a thread may enter a stop meanwhile. */
 		ret = wait_event_interruptible_timeout(s->freeze_wq,
-						       !READ_ONCE(s->nr_waiting),
-						       left);
+				!READ_ONCE(s->nr_waiting),
+				min_t(long, left,
+				      msecs_to_jiffies(CRAK_STOP_POLL_MS)));
 		if (ret < 0) {
 			ret = -EINTR;
-			goto cancel;
-		}
-		if (!ret) {
-			ret = -ETIMEDOUT;
 			goto cancel;
 		}
 	}
 
 	parked = 0;
+	stopped = 0;
 	list_for_each_entry(th, &s->threads, node) {
-		if (READ_ONCE(th->state) != CRAK_TH_PARKED)
+		state = READ_ONCE(th->state);
+		if (state != CRAK_TH_PARKED && state != CRAK_TH_STOPPED)
 			continue;
 		ret = crak_wait_off_cpu(th->task, deadline);
 		if (ret)
 			goto cancel;
 		parked++;
+		if (state == CRAK_TH_STOPPED)
+			stopped++;
 	}
 	if (!parked) {
 		ret = -ESRCH;
 		goto cancel;
 	}
 	f.nr_threads = parked;
+	f.nr_stopped = stopped;
 	if (copy_to_user(arg, &f, sizeof(f))) {
 		ret = -EFAULT;
 		goto cancel;
@@ -378,7 +418,7 @@ struct task_struct *crak_session_thread(struct crak_session *s, u32 tid)
 	return t;
 }
 
-/* The parked thread `tid`, or NULL. s->lock held; valid while it is. */
+/* The parked (or frozen-in-a-stop) thread `tid`, or NULL. s->lock held; valid while it is. */
 struct crak_thread *crak_session_parked(struct crak_session *s, u32 tid)
 {
 	struct crak_thread *th, *found = NULL;
@@ -389,7 +429,8 @@ struct crak_thread *crak_session_parked(struct crak_session *s, u32 tid)
 		return NULL;
 	spin_lock_irq(&s->state_lock);
 	list_for_each_entry(th, &s->threads, node) {
-		if (th->task == t && th->state == CRAK_TH_PARKED) {
+		if (th->task == t && (th->state == CRAK_TH_PARKED ||
+				      th->state == CRAK_TH_STOPPED)) {
 			found = th;
 			break;
 		}
@@ -479,6 +520,9 @@ static long crak_session_ioctl(struct file *file, unsigned int cmd,
 		break;
 	case CRAK_IOC_GET_PROCESS_MISC:
 		ret = crak_ioc_get_process_misc(s, uarg);
+		break;
+	case CRAK_IOC_GET_ITIMERS:
+		ret = crak_ioc_get_itimers(s, uarg);
 		break;
 	default:
 		ret = -ENOTTY;

@@ -6,7 +6,16 @@
  * crak_lock_sighand() does the same: take the siglock of the sighand the
  * task points to under RCU (sighand_struct is SLAB_TYPESAFE_BY_RCU) and
  * retry if the task switched sighand meanwhile. NULL: the task is gone.
+ *
+ * Interval timers are read as getitimer(2) reads them (kernel/time/itimer.c),
+ * under the siglock: ITIMER_REAL from the hrtimer (1 us when it is due, as
+ * itimer_get_remtime()), the CPU timers as expires minus the thread group's
+ * CPU-time sample. thread_group_sample_cputime() is not exported, but what
+ * it reads is: the group cputimer's atomic utime/stime (running whenever a
+ * CPU itimer is armed), so the sample is taken exactly as getitimer does.
  */
+#include <linux/hrtimer.h>
+#include <linux/posix-timers.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/signal.h>
@@ -205,4 +214,69 @@ out_free:
 out_task:
 	put_task_struct(t);
 	return ret;
+}
+
+/* getitimer(ITIMER_REAL): itimer_get_remtime() and it_real_incr. */
+static void crak_real_itimer(struct signal_struct *sig, u64 *value, u64 *interval)
+{
+	ktime_t rem = __hrtimer_get_remaining(&sig->real_timer, true);
+
+	if (hrtimer_active(&sig->real_timer)) {
+		if (rem <= 0)
+			rem = NSEC_PER_USEC;
+	} else {
+		rem = 0;
+	}
+	*value = rem;
+	*interval = ktime_to_ns(sig->it_real_incr);
+}
+
+/* getitimer(ITIMER_VIRTUAL/PROF): get_cpu_itimer() for clock CPUCLOCK_*. */
+static void crak_cpu_itimer(struct signal_struct *sig, int clock, u64 *value,
+			    u64 *interval)
+{
+	struct task_cputime_atomic *at = &sig->cputimer.cputime_atomic;
+	u64 val = sig->it[clock].expires, now;
+
+	if (val) {
+		now = atomic64_read(&at->utime);
+		if (clock == CPUCLOCK_PROF)
+			now += atomic64_read(&at->stime);
+		val = val < now ? TICK_NSEC : val - now;	/* about to fire */
+	}
+	*value = val;
+	*interval = sig->it[clock].incr;
+}
+
+long crak_ioc_get_itimers(struct crak_session *s, void __user *arg)
+{
+	struct crak_itimers q;
+	struct sighand_struct *sh;
+	struct task_struct *t;
+	unsigned long flags;
+
+	if (copy_from_user(&q, arg, sizeof(q)))
+		return -EFAULT;
+	if (q.flags & ~CRAK_ITIMERS_FLAGS_ALL)
+		return -EOPNOTSUPP;
+	if (q.pad || crak_nonzero(q.value_ns, ARRAY_SIZE(q.value_ns)) ||
+	    crak_nonzero(q.interval_ns, ARRAY_SIZE(q.interval_ns)) ||
+	    crak_nonzero(q.reserved, ARRAY_SIZE(q.reserved)))
+		return -EINVAL;
+	t = crak_session_live_task(s);
+	if (!t)
+		return -ESRCH;
+	sh = crak_lock_sighand(t, &flags);
+	if (!sh) {
+		put_task_struct(t);
+		return -ESRCH;
+	}
+	crak_real_itimer(t->signal, &q.value_ns[0], &q.interval_ns[0]);
+	crak_cpu_itimer(t->signal, CPUCLOCK_VIRT, &q.value_ns[1], &q.interval_ns[1]);
+	crak_cpu_itimer(t->signal, CPUCLOCK_PROF, &q.value_ns[2], &q.interval_ns[2]);
+	spin_unlock_irqrestore(&sh->siglock, flags);
+	put_task_struct(t);
+	if (copy_to_user(arg, &q, sizeof(q)))
+		return -EFAULT;
+	return 0;
 }

@@ -62,6 +62,13 @@ TARGET = textwrap.dedent("""
             os.write(1, line)
         elif cmd[0] == b"readfd":
             os.write(1, os.read(int(cmd[1]), 4096) + b"\\n")
+        elif cmd[0] == b"setitimers":
+            signal.setitimer(signal.ITIMER_REAL, 300, 500)
+            signal.setitimer(signal.ITIMER_VIRTUAL, 400)
+            signal.setitimer(signal.ITIMER_PROF, 7, 450)
+            os.write(1, b"ok\\n")
+        elif cmd[0] == b"getitimers":
+            os.write(1, (json.dumps([signal.getitimer(w) for w in range(3)]) + "\\n").encode())
 """)
 
 

@@ -188,6 +188,17 @@ def test_session_bad_input(target):
         expect_errno(errno.EINVAL, ioctl, fd, "FREEZE", f)
         expect_errno(errno.EINVAL, ioctl, fd, "FREEZE",
                      uapi.Freeze(timeout_ms=uapi.FREEZE_MAX_TIMEOUT_MS + 1))
+        expect_errno(errno.EINVAL, ioctl, fd, "FREEZE", uapi.Freeze(nr_stopped=1))
+        expect_errno(errno.EOPNOTSUPP, ioctl, fd, "GET_ITIMERS", uapi.Itimers(flags=1))
+        expect_errno(errno.EINVAL, ioctl, fd, "GET_ITIMERS", uapi.Itimers(pad=1))
+        it = uapi.Itimers()
+        it.value_ns[2] = 1
+        expect_errno(errno.EINVAL, ioctl, fd, "GET_ITIMERS", it)
+        it = uapi.Itimers()
+        it.reserved[3] = 1
+        expect_errno(errno.EINVAL, ioctl, fd, "GET_ITIMERS", it)
+        expect_errno(errno.EFAULT, ioctl, fd, "GET_ITIMERS", 8)
+        ioctl(fd, "GET_ITIMERS", uapi.Itimers())  # not frozen: fine, as getitimer
         expect_errno(errno.EALREADY, ioctl, fd, "THAW", uapi.Thaw())
         expect_errno(errno.EBUSY, ioctl, fd, "GET_REGSET", uapi.Regset(tid=target.pid, note_type=1))
         expect_errno(errno.EBUSY, ioctl, fd, "DUMP_PAGES", uapi.DumpPages())

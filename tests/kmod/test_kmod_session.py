@@ -14,7 +14,9 @@ import pytest
 from pyckpt import arch as archmod
 from pyckpt.ptrace import Tracee
 
-from .crak import Session
+from pyckpt.sources import crak_uapi as uapi
+
+from .crak import Session, ioctl
 
 NT_PRSTATUS = 1
 NT_PRFPREG = 2
@@ -42,7 +44,19 @@ def test_freeze_is_invisible_and_thaw_resumes(target):
     assert target.readline() == "echo after"
 
 
+def wait_in_syscall(pid, name, timeout=10.0):
+    """Until the thread is blocked in syscall `name` (it may still be on its way there)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/syscall") as f:
+            if f.read().split()[0] == str(ARCH.SYSCALLS[name]):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{pid} is not in {name}()")
+
+
 def test_registers_of_a_thread_blocked_in_read(target):
+    wait_in_syscall(target.pid, "read")
     with Session(target.pid) as s:
         s.freeze()
         regs_bytes = s.regset(target.pid, NT_PRSTATUS)
@@ -240,19 +254,50 @@ def test_killing_the_session_holder_thaws(target):
         holder.stdout.close()
 
 
-def test_freeze_times_out_on_a_stopped_target_and_leaves_it_usable(target):
+def stop(target):
+    wait_in_syscall(target.pid, "read")
     os.kill(target.pid, signal.SIGSTOP)
-    os.waitpid(target.pid, os.WUNTRACED)
+    assert os.waitpid(target.pid, os.WUNTRACED)[1] >> 8 == signal.SIGSTOP
+
+
+def test_a_stopped_target_counts_as_frozen_and_thaw_leaves_it_stopped(target):
+    stop(target)
     with Session(target.pid) as s:
-        with pytest.raises(OSError) as exc:
-            s.freeze(timeout_ms=300)
-        assert exc.value.errno == errno.ETIMEDOUT
-    os.kill(target.pid, signal.SIGCONT)
+        f = uapi.Freeze()
+        ioctl(s.fd, "FREEZE", f)
+        assert (f.nr_threads, f.nr_stopped) == (1, 1)
+        regs = archmod.unpack_gpregs(ARCH, s.regset(target.pid, NT_PRSTATUS))
+        # Stopped inside get_signal() of the interrupted read(2): as ptrace shows it.
+        assert ARCH.interrupted_syscall(regs, archmod.RESTART_ERRNOS) == ARCH.SYSCALLS["read"]
+        s.thaw()
+        assert target.states() == {target.pid: "T"}
+        assert os.waitpid(target.pid, os.WNOHANG | os.WUNTRACED | os.WCONTINUED) == (0, 0)
+        assert s.freeze() == 1  # again, on the same session
+    assert target.states() == {target.pid: "T"}  # close thaws: still stopped
     target.send("echo continued")
+    assert target.readline(timeout=1.0) is None
+    os.kill(target.pid, signal.SIGCONT)
     assert target.readline() == "echo continued"
-    # The stale park work ran and let it go; a new session freezes it normally.
+
+
+def test_sigcont_while_frozen_parks_the_stopped_target(target):
+    stop(target)
     with Session(target.pid) as s:
         assert s.freeze() == 1
-    time.sleep(0.1)
-    target.send("echo again")
-    assert target.readline() == "echo again"
+        target.send("echo woke")
+        os.kill(target.pid, signal.SIGCONT)
+        assert target.readline(timeout=1.0) is None  # woke, but parked in crak.ko
+        assert target.states() == {target.pid: "D"}
+        s.thaw()
+        assert target.readline() == "echo woke"
+    target.send("echo after")
+    assert target.readline() == "echo after"
+
+
+def test_sigkill_of_a_stopped_frozen_target(target):
+    stop(target)
+    with Session(target.pid) as s:
+        assert s.freeze() == 1
+        os.kill(target.pid, signal.SIGKILL)
+        assert os.waitpid(target.pid, 0)[1] & 0x7f == signal.SIGKILL
+    target.proc.returncode = -signal.SIGKILL

@@ -2,6 +2,7 @@
 state equal to the ptrace source's, page dump, thaw and kill."""
 
 import errno
+import json
 import os
 import signal
 
@@ -69,7 +70,8 @@ def test_state_and_pages_equal_the_ptrace_sources(make_target, tmp_path):
             assert k.regsets[name] == p.regsets[name], f"thread {k.tid} regset {name}"
         for field in ("sigmask", "pending", "rseq", "altstack", "clear_child_tid", "robust_list"):
             assert getattr(k, field) == getattr(p, field), f"thread {k.tid} {field}"
-    for field in ("sigactions", "shared_pending", "brk", "pdeathsig", "dumpable"):
+    for field in ("sigactions", "shared_pending", "brk", "pdeathsig", "dumpable", "stopped",
+                  "itimers"):
         assert getattr(ks, field) == getattr(ps, field), field
     assert ks.sigactions, "the target has a SIGUSR2 handler"
     assert ks.threads[0].pending == [] and ks.shared_pending, "SIGUSR1 is pending for the process"
@@ -78,6 +80,51 @@ def test_state_and_pages_equal_the_ptrace_sources(make_target, tmp_path):
     # thawed: it still answers
     t.send("echo after")
     assert t.readline() == "echo after"
+
+
+def test_itimers_as_getitimer_reports_them(target, tmp_path):
+    target.send("setitimers")
+    assert target.readline() == "ok"
+    ks = snapshot(KmodSource, target.pid, tmp_path)[0]
+    target.send("getitimers")
+    own = json.loads(target.readline())  # [[value_s, interval_s]] by which
+    ps = snapshot(PtraceSource, target.pid, tmp_path)[0]
+    assert [(w, i) for w, _, i in ks.itimers] == [(0, 500_000_000), (1, 0), (2, 450_000_000)]
+    assert [(w, i) for w, _, i in ps.itimers] == [(w, i) for w, _, i in ks.itimers]
+    kv, pv = [v for _, v, _ in ks.itimers], [v for _, v, _ in ps.itimers]
+    # REAL runs on while frozen: the target read it later, ptrace later still.
+    assert 250_000_000 < pv[0] <= own[0][0] * 1e6 <= kv[0] <= 300_000_000
+    # The CPU timers only move while the target runs: a few ms of Python
+    # between the kmod read and its own getitimer (tick-sampled, 4 ms each);
+    # ptrace's injection of ~100 syscalls costs it more CPU time.
+    for which in (1, 2):
+        assert 0 <= kv[which] - own[which][0] * 1e6 < 50_000, (which, kv, own)
+        assert 0 <= kv[which] - pv[which] < 2_000_000, (which, kv, pv)
+    # setitimer rounds a CPU timer up by one tick
+    assert kv[1] <= 400_020_000 and kv[2] <= 7_020_000
+
+
+def state_letter(pid):
+    return proc.read_stat(pid).state
+
+
+def test_a_job_control_stopped_process_is_frozen_as_ptrace_sees_it(target, tmp_path):
+    os.kill(target.pid, signal.SIGSTOP)
+    os.waitpid(target.pid, os.WUNTRACED)
+    ks = snapshot(KmodSource, target.pid, tmp_path)[0]
+    assert state_letter(target.pid) == "T"  # thaw left it stopped
+    ps = snapshot(PtraceSource, target.pid, tmp_path)[0]
+    assert state_letter(target.pid) == "T"
+    assert ks.stopped and ps.stopped
+    for k, p in zip(ks.threads, ps.threads):
+        for name in k.regsets:
+            assert k.regsets[name] == p.regsets[name], f"thread {k.tid} regset {name}"
+        for field in ("sigmask", "pending", "altstack", "clear_child_tid", "robust_list"):
+            assert getattr(k, field) == getattr(p, field), f"thread {k.tid} {field}"
+    target.send("echo still-stopped")
+    assert target.readline(timeout=1.0) is None
+    os.kill(target.pid, signal.SIGCONT)
+    assert target.readline() == "echo still-stopped"
 
 
 def test_release_kill_leaves_the_target_to_its_parent(target):

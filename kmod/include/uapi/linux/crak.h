@@ -52,10 +52,25 @@
  *   parked, or fails (and leaves the target running):
  *     -ETIMEDOUT some thread did not park within timeout_ms (0 means
  *                CRAK_FREEZE_DEFAULT_TIMEOUT_MS); e.g. a thread in an
- *                uninterruptible sleep, or one in a job-control/ptrace stop;
+ *                uninterruptible sleep, or one in a ptrace stop;
  *     -EINTR     the caller got a signal while waiting;
  *     -EALREADY  already frozen.
- *   nr_threads reports how many threads are parked.
+ *   nr_threads reports how many threads are frozen, nr_stopped how many of
+ *   them are in a job-control stop (in: must be 0).
+ *   Job-control stops: a thread already in a job-control stop (SIGSTOP,
+ *   SIGTSTP...: TASK_STOPPED, /proc state 'T') cannot run until SIGCONT,
+ *   so it counts as frozen as it is: its registers and state are read as
+ *   for a parked thread (they are those of its stop inside get_signal(),
+ *   i.e. what a PTRACE_INTERRUPT stop shows), and the park work stays
+ *   queued on it. If SIGCONT (or SIGKILL) wakes it while frozen, it runs
+ *   that work on its way back to user mode and parks there until thaw, so
+ *   it never runs user code meanwhile. Known limit: a signal with a handler
+ *   that is dequeued right after that wake-up is set up (signal frame,
+ *   registers) before the thread parks, so state read before such a wake-up
+ *   is stale; the caller that cares checks /proc state 'T' after reading.
+ *   Thaw leaves a stopped thread in its stop (the queued work then runs
+ *   as a no-op whenever it is continued or killed). The parent sees no
+ *   extra stop or continue notification from the freeze itself.
  *   How: no ptrace and no signal. The module queues a task_work with
  *   TWA_SIGNAL on every thread; that sets TIF_NOTIFY_SIGNAL and wakes
  *   interruptible sleeps, so a thread blocked in a syscall returns from it
@@ -173,9 +188,22 @@
  *   the parent-death signal of the thread-group leader (prctl
  *   PR_GET_PDEATHSIG) and the dumpable mode of the mm (PR_GET_DUMPABLE).
  *
+ * CRAK_IOC_GET_ITIMERS (struct crak_itimers)
+ *   The process's interval timers as getitimer(2) in the target would
+ *   compute them, in nanoseconds, indexed by ITIMER_REAL (0),
+ *   ITIMER_VIRTUAL (1), ITIMER_PROF (2): value_ns is the time left (0:
+ *   disarmed), interval_ns the reload value. ITIMER_REAL is read from the
+ *   hrtimer (1000 ns when it is due but not yet fired); VIRTUAL/PROF are
+ *   signal->it[] expires minus the thread group's CPU-time sample (user,
+ *   user + system) exactly as getitimer does it (TICK_NSEC when overdue).
+ *   getitimer(2) reports microseconds truncated from these nanoseconds
+ *   (value_ns / 1000); a timer with value_ns < 1000 reads as disarmed there.
+ *
  * ABI history: version 1 had no GET_THREAD_MISC/GET_PROCESS_MISC and
  * reported sa_flags with kernel-internal bits; version 2 adds the two
- * commands and reports sa_flags as rt_sigaction(2) does.
+ * commands and reports sa_flags as rt_sigaction(2) does; version 3 adds
+ * GET_ITIMERS, freezes threads in a job-control stop instead of timing
+ * out on them, and reports nr_stopped (formerly pad) from FREEZE.
  */
 #ifndef _UAPI_LINUX_CRAK_H
 #define _UAPI_LINUX_CRAK_H
@@ -184,7 +212,7 @@
 #include <linux/ioctl.h>
 
 #define CRAK_DEVICE_NAME	"crak"
-#define CRAK_ABI_VERSION	2
+#define CRAK_ABI_VERSION	3
 #define CRAK_IOC_MAGIC		0xCA
 
 /* Bounds (also reported by CRAK_IOC_VERSION). */
@@ -225,7 +253,7 @@ struct crak_freeze {
 	__u32 flags;		/* in: 0 */
 	__u32 timeout_ms;	/* in: 0 = default; <= CRAK_FREEZE_MAX_TIMEOUT_MS */
 	__u32 nr_threads;	/* out */
-	__u32 pad;
+	__u32 nr_stopped;	/* out: of them, in a job-control stop */
 	__u64 reserved[3];
 };
 #define CRAK_FREEZE_FLAGS_ALL	0U
@@ -481,6 +509,15 @@ struct crak_process_misc {
 };
 #define CRAK_PROCESS_MISC_FLAGS_ALL	0U
 
+struct crak_itimers {
+	__u32 flags;		/* in: 0 */
+	__u32 pad;
+	__u64 value_ns[3];	/* out: time left; by ITIMER_REAL/VIRTUAL/PROF */
+	__u64 interval_ns[3];	/* out: reload value */
+	__u64 reserved[4];
+};
+#define CRAK_ITIMERS_FLAGS_ALL	0U
+
 /* On /dev/crak */
 #define CRAK_IOC_VERSION	_IOWR(CRAK_IOC_MAGIC, 0x00, struct crak_version)
 #define CRAK_IOC_OPEN_SESSION	_IOW(CRAK_IOC_MAGIC, 0x01, struct crak_open_session)
@@ -499,5 +536,6 @@ struct crak_process_misc {
 #define CRAK_IOC_PIPE_PEEK	_IOWR(CRAK_IOC_MAGIC, 0x1b, struct crak_pipe_peek)
 #define CRAK_IOC_GET_THREAD_MISC _IOWR(CRAK_IOC_MAGIC, 0x1c, struct crak_thread_misc)
 #define CRAK_IOC_GET_PROCESS_MISC _IOWR(CRAK_IOC_MAGIC, 0x1d, struct crak_process_misc)
+#define CRAK_IOC_GET_ITIMERS	_IOWR(CRAK_IOC_MAGIC, 0x1e, struct crak_itimers)
 
 #endif /* _UAPI_LINUX_CRAK_H */
