@@ -19,7 +19,7 @@ def run(*args):
 def test_commands_are_registered():
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("check", "dump", "restore", "show"):
+    for command in ("check", "check-image", "dump", "restore", "show"):
         assert command in result.output
 
 
@@ -119,6 +119,15 @@ def test_show_refuses_a_damaged_image_unless_told_not_to_verify(tiny_image):
     result = run("show", "--no-verify", tiny_image)
     assert result.exit_code == 0
     assert json.loads(result.stdout)["processes"][0]["pid"] == PID
+
+
+def test_check_image_passes_a_whole_image_and_names_a_damaged_file(tiny_image):
+    result = run("check-image", tiny_image)
+    assert result.exit_code == 0 and "whole image" in result.stdout and str(PID) in result.stdout
+    path = pathlib.Path(tiny_image) / images.mm(PID)
+    os.truncate(path, path.stat().st_size - 1)
+    result = run("check-image", tiny_image)
+    assert result.exit_code == 4 and str(path) in result.stderr and "truncated" in result.stderr
 
 
 def test_dump_of_a_missing_process_is_an_error_not_a_traceback(tmp_path):
