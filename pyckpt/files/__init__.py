@@ -49,20 +49,20 @@ class FileTable:
         table = files_pb2.FdTable()
         seen_posix = set()
         for fd in proc.list_fds(pid):
-            file_id, cloexec = self._add_fd(pid, fd)
+            info = proc.read_fdinfo(pid, fd)
+            file_id, cloexec = self._add_fd(pid, fd, info)
             table.fds.add(fd=fd, file_id=file_id, cloexec=cloexec)
-            held = locks.parse(proc.read_fdinfo(pid, fd), f"process {pid} fd {fd}")
+            held = locks.parse(info, f"process {pid} fd {fd}")
             if held:
                 locks.record(table, self.files.files[file_id - 1], fd, held, seen_posix)  # ids count from 1
         self.fd_tables[pid] = table
 
-    def _add_fd(self, pid, fd):
+    def _add_fd(self, pid, fd, info):
         link = proc.readlink(pid, f"fd/{fd}")
         try:
             st = os.stat(f"/proc/{pid}/fd/{fd}")
         except OSError as err:
             raise UnsupportedState(f"process {pid} fd {fd} ({link}): cannot stat it: {err.strerror}") from err
-        info = proc.read_fdinfo(pid, fd)
         cloexec = bool(info["flags"] & os.O_CLOEXEC)
         flags = info["flags"] & ~os.O_CLOEXEC
 
