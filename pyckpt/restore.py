@@ -226,13 +226,13 @@ class TreeRestorer:
         for pr in restorers:
             if pr.entry.pgid == pr.pid and pr.entry.sid != pr.pid:
                 pr.inj.call("setpgid", 0, 0, detail=f"process {pr.pid} leads its group")
-        roots_group = self.image.tree.processes[0].pgid
+        in_tree = {pr.pid for pr in restorers}
         for pr in restorers:
             pgid = pr.entry.pgid
-            if pgid != pr.pid and (pgid in self.procs or any(z.pid == pgid for z in self.zombies)):
+            # A group led from outside the tree (the shell's, with --shell-job)
+            # stays as inherited: the restoring pyckpt's.
+            if pgid != pr.pid and pgid in in_tree:
                 pr.inj.call("setpgid", 0, pgid, detail=f"process {pr.pid} joins group {pgid}")
-            elif pgid != pr.pid and pgid == roots_group:
-                pass  # the shell's group the root was in: it stays in the restoring pyckpt's
 
 
 class ProcessRestorer:
