@@ -464,6 +464,9 @@ def guest_script(arch: arches.Arch, out: str, guest_cmd: str | None, runs: dict)
             f"--junitxml=\"$OUT/junit-{name}.xml\" {' '.join(map(shlex.quote, present))} "
             f"> \"$OUT/pytest-{name}.log\" 2>&1; r=$?; echo $r > \"$OUT/rc-{name}\"; "
             f"tail -n 30 \"$OUT/pytest-{name}.log\"; [ $r = 0 ] || rc=$r")
+        # The guest's /tmp is a RAM disk: what one run's tests left there
+        # (images of the big-memory workload) must not fill it for the next.
+        lines.append("rm -rf /tmp/pytest-of-*")
     lines.append("exit $rc")
     return "\n".join(lines) + "\n", plan
 
