@@ -96,8 +96,11 @@ def parse_smaps_vmflags(text):
 
 
 def read_vmas(pid):
-    vmas = parse_maps(_read(f"{PROC}/{pid}/maps", pid=pid))
-    flags = parse_smaps_vmflags(_read(f"{PROC}/{pid}/smaps", pid=pid))
+    # One read of smaps (its header lines are the maps lines): reading maps and
+    # smaps separately could see two different address spaces of a live process.
+    smaps = _read(f"{PROC}/{pid}/smaps", pid=pid)
+    vmas = parse_maps("\n".join(line for line in smaps.splitlines() if _MAPS_RE.match(line)))
+    flags = parse_smaps_vmflags(smaps)
     for vma in vmas:
         vma.vmflags = flags.get(vma.start, frozenset())
     return vmas
