@@ -34,20 +34,15 @@ def syscall(name, *args):
 
 # ---- ptrace -----------------------------------------------------------------
 
-PTRACE_TRACEME = 0
-PTRACE_PEEKDATA = 2
 PTRACE_CONT = 7
-PTRACE_KILL = 8
 PTRACE_DETACH = 17
 PTRACE_SYSCALL = 24
 PTRACE_SETOPTIONS = 0x4200
-PTRACE_GETEVENTMSG = 0x4201
 PTRACE_GETSIGINFO = 0x4202
 PTRACE_GETREGSET = 0x4204
 PTRACE_SETREGSET = 0x4205
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
-PTRACE_LISTEN = 0x4208
 PTRACE_PEEKSIGINFO = 0x4209
 PTRACE_GETSIGMASK = 0x420A
 PTRACE_SETSIGMASK = 0x420B
@@ -143,11 +138,6 @@ def peek_siginfo(pid, shared):
             return out
 
 
-def get_siginfo(pid):
-    buf = ctypes.create_string_buffer(SIGINFO_SIZE)
-    ptrace(PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(buf))
-    return buf.raw
-
 
 # ---- cross-process memory ----------------------------------------------------
 
@@ -185,13 +175,6 @@ def write_memory(pid, address, data):
 
 # ---- processes ----------------------------------------------------------------
 
-PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
-PR_SET_CHILD_SUBREAPER = 36
-PR_SET_MM = 35
-PR_SET_MM_MAP = 14
-PR_SET_MM_MAP_SIZE = 15
-
 _prctl = _libc.prctl
 _prctl.restype = ctypes.c_int
 
@@ -200,9 +183,6 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _check(_prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                          ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
 
-
-def set_child_subreaper():
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 class clone_args(ctypes.Structure):
@@ -232,8 +212,6 @@ def kcmp_file(pid1, pid2, fd1, fd2):
     return syscall("kcmp", pid1, pid2, KCMP_FILE, fd1, fd2)
 
 
-def pidfd_open(pid):
-    return syscall("pidfd_open", pid, 0)
 
 
 _tee = _libc.tee

@@ -1,6 +1,5 @@
 """/proc parsers returning typed records. OSError is translated here."""
 
-import errno
 import os
 import re
 from dataclasses import dataclass, field
@@ -229,9 +228,6 @@ def holder_description(pid):
 def sig_mask_from_hex(text):
     return int(text, 16)
 
-
-def is_gone(err):
-    return isinstance(err, OSError) and err.errno in (errno.ESRCH, errno.ENOENT)
 
 
 _UNLIMITED = (1 << 64) - 1
