@@ -225,5 +225,7 @@ def tee(fd_in, fd_out, length, flags=SPLICE_F_NONBLOCK):
     return _check(_tee(fd_in, fd_out, length, flags), "tee")
 
 
+AT_FDCWD = -100
+F_SETFD, F_SETFL = 2, 4
 F_SETPIPE_SZ = 1031
 F_GETPIPE_SZ = 1032

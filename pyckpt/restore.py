@@ -451,7 +451,7 @@ class ProcessRestorer:
                     scratch.reset()
                     path = scratch.put_str(vma.file.path)
                     flags = os.O_RDWR if writable else os.O_RDONLY
-                    file_fds[key] = inj.call("openat", _AT_FDCWD, path, flags | os.O_CLOEXEC, 0, detail=vma.file.path)
+                    file_fds[key] = inj.call("openat", linux.AT_FDCWD, path, flags | os.O_CLOEXEC, 0, detail=vma.file.path)
                 flags = (arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
                 inj.call("mmap", vma.start, length, prot, flags, file_fds[key], vma.pgoff, detail=where)
         finally:
@@ -478,7 +478,7 @@ class ProcessRestorer:
         owner, start, end = first
         scratch.reset()
         path = scratch.put_str(f"/proc/{owner}/map_files/{start:x}-{end:x}")
-        fd = inj.call("openat", _AT_FDCWD, path, os.O_RDWR | os.O_CLOEXEC, 0, detail=f"{where} (shared with {owner})")
+        fd = inj.call("openat", linux.AT_FDCWD, path, os.O_RDWR | os.O_CLOEXEC, 0, detail=f"{where} (shared with {owner})")
         try:
             inj.call("mmap", vma.start, length, vma.prot, arch.MAP_SHARED | arch.MAP_FIXED, fd, vma.pgoff, detail=where)
         finally:
@@ -491,7 +491,7 @@ class ProcessRestorer:
         inj, scratch = self.inj, self.scratch
         scratch.reset()
         path = scratch.put_str(self.image.path(page_map.pages_file))
-        fd = inj.call("openat", _AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=page_map.pages_file)
+        fd = inj.call("openat", linux.AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=page_map.pages_file)
         iov_room = min(IOV_MAX, (scratch.size - scratch.used) // 16)
         iov_base = scratch.alloc(iov_room * 16)
         offset = 0
@@ -523,7 +523,7 @@ class ProcessRestorer:
         mm, scratch, inj = self.mm, self.scratch, self.inj
         scratch.reset()
         exe_path = scratch.put_str(mm.exe.path)
-        exe_fd = inj.call("openat", _AT_FDCWD, exe_path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=mm.exe.path)
+        exe_fd = inj.call("openat", linux.AT_FDCWD, exe_path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=mm.exe.path)
         auxv = scratch.put(mm.auxv) if mm.auxv else 0
         fields = (mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk, mm.brk,
                   mm.start_stack, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end, auxv)
@@ -712,7 +712,6 @@ class ProcessRestorer:
             inj.call("rt_tgsigqueueinfo", self.pid, thread.tid, pending.signo, info)
 
 
-_AT_FDCWD = -100
 _VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
 _KERNEL_MAPPINGS = _VDSO_NAMES + ("[vsyscall]",)
 

@@ -8,8 +8,9 @@ holes: shmem-<id>.img holds the object's bytes at their own offsets.
 import errno
 import os
 
+from . import linux
+
 SHARED_ANON_PATH = "/dev/zero (deleted)"
-_AT_FDCWD = -100
 
 
 def image_name(shmem_id):
@@ -64,7 +65,7 @@ def fill(restorer, vma, path):
     if not ranges:
         return
     scratch.reset()
-    fd = inj.call("openat", _AT_FDCWD, scratch.put_str(path), os.O_RDONLY | os.O_CLOEXEC, 0, detail=path)
+    fd = inj.call("openat", linux.AT_FDCWD, scratch.put_str(path), os.O_RDONLY | os.O_CLOEXEC, 0, detail=path)
     try:
         for offset, length in ranges:
             address = vma.start + offset - vma.pgoff

@@ -9,10 +9,10 @@ dropped when every process has its fds.
 
 import os
 
+from .. import linux
 from ..images.proto import files_pb2
 from . import pipe, regular
 
-_AT_FDCWD = -100
 _REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
 
 
@@ -27,13 +27,13 @@ def open_in_target(ctx, entry, restorer):
     what = f"process {restorer.pid} FIFO {entry.file.path}"
     local_path = regular.check_file(entry, what)
     if entry.pipe_id not in restorer.tree.fifos_ready:
-        keeper = inj.call("openat", _AT_FDCWD, scratch.put_str(local_path), os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC, 0, detail=what)
+        keeper = inj.call("openat", linux.AT_FDCWD, scratch.put_str(local_path), os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC, 0, detail=what)
         state = restorer.image.pipes[entry.pipe_id]
         if state.size:
-            inj.call("fcntl", keeper, pipe.F_SETPIPE_SZ, state.size, detail=f"{what}: size {state.size}")
+            inj.call("fcntl", keeper, linux.F_SETPIPE_SZ, state.size, detail=f"{what}: size {state.size}")
         if state.data:
             pipe.write_back(restorer, keeper, restorer.image.path(state.data))
         ctx.park(keeper)
         restorer.tree.fifos_ready.add(entry.pipe_id)
     scratch.reset()  # refilling the pipe used the scratch area
-    return inj.call("openat", _AT_FDCWD, scratch.put_str(local_path), entry.flags & _REOPEN_MASK, 0, detail=what)
+    return inj.call("openat", linux.AT_FDCWD, scratch.put_str(local_path), entry.flags & _REOPEN_MASK, 0, detail=what)

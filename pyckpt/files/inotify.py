@@ -11,11 +11,11 @@ import ctypes
 import os
 import re
 
+from .. import linux
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
 
 LINK = "anon_inode:inotify"
-F_SETFL = 4
 _WATCH = re.compile(r"inotify wd:(\d+) ino:([0-9a-f]+) sdev:([0-9a-f]+) mask:([0-9a-f]+) ignored_mask:[0-9a-f]+ "
                     r"fhandle-bytes:([0-9a-f]+) fhandle-type:([0-9a-f]+) f_handle:([0-9a-f]+)")
 
@@ -90,5 +90,5 @@ def open_in_target(restorer, entry):
         sink = scratch.alloc(4096)
         while inj.raw("read", fd, sink, 4096) > 0:
             pass
-    inj.call("fcntl", fd, F_SETFL, entry.flags & os.O_NONBLOCK)
+    inj.call("fcntl", fd, linux.F_SETFL, entry.flags & os.O_NONBLOCK)
     return fd

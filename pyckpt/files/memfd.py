@@ -9,6 +9,7 @@ then the seals (last: they may forbid writing).
 import fcntl
 import os
 
+from .. import linux
 from ..images.proto import files_pb2
 from .regular import file_ref
 
@@ -18,7 +19,6 @@ F_GET_SEALS = 1034
 F_ADD_SEALS = 1033
 F_SEAL_SEAL = 1
 MFD_ALLOW_SEALING = 2
-_AT_FDCWD = -100
 
 
 def is_memfd(link):
@@ -42,7 +42,7 @@ def open_in_target(restorer, entry):
     what = f"memfd {entry.memfd_name!r} of process {restorer.pid}"
     flags = 0 if entry.seals & F_SEAL_SEAL else MFD_ALLOW_SEALING
     memfd = inj.call("memfd_create", scratch.put_str(entry.memfd_name), flags, detail=what)
-    image = inj.call("openat", _AT_FDCWD, scratch.put_str(restorer.image.path(entry.ghost)),
+    image = inj.call("openat", linux.AT_FDCWD, scratch.put_str(restorer.image.path(entry.ghost)),
                      os.O_RDONLY | os.O_CLOEXEC, 0, detail=entry.ghost)
     try:
         remaining = entry.file.size

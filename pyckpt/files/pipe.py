@@ -19,8 +19,6 @@ from ..images.proto import files_pb2
 
 log = logging.getLogger(__name__)
 
-F_SETFL = 4
-F_SETPIPE_SZ = 1031
 _FL_FLAGS = os.O_NONBLOCK | getattr(os, "O_DIRECT", 0)
 
 
@@ -78,7 +76,7 @@ def open_in_target(ctx, entry, restorer):
     inj.call("pipe2", fds, 0)
     read_end, write_end = struct.unpack("=ii", scratch.get(fds, 8))
     if pipe.size:
-        inj.call("fcntl", write_end, F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
+        inj.call("fcntl", write_end, linux.F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
     if pipe.data:
         write_back(restorer, write_end, image.path(pipe.data))
     ends = {os.O_RDONLY: ctx.park(read_end), os.O_WRONLY: ctx.park(write_end)}
@@ -86,7 +84,7 @@ def open_in_target(ctx, entry, restorer):
         if other.kind == files_pb2.OpenFile.PIPE and other.pipe_id == entry.pipe_id:
             fd = ends[other.flags & os.O_ACCMODE]
             if other.flags & _FL_FLAGS:
-                inj.call("fcntl", fd, F_SETFL, other.flags & _FL_FLAGS)
+                inj.call("fcntl", fd, linux.F_SETFL, other.flags & _FL_FLAGS)
             restorer.tree.file_registry[file_id] = (restorer.pid, fd)
     return ends[entry.flags & os.O_ACCMODE]
 
@@ -111,7 +109,7 @@ def peek(pid, fd, size):
     src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        fcntl.fcntl(w, F_SETPIPE_SZ, size)
+        fcntl.fcntl(w, linux.F_SETPIPE_SZ, size)
         try:
             n = linux.tee(src, w, size)
         except BlockingIOError:

@@ -16,15 +16,14 @@ once every process has its table.
 import logging
 import os
 
+from .. import linux
 from ..errors import RestoreConflict
 from ..images.proto import files_pb2
 from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
-_AT_FDCWD = -100
 _SEEK_SET = 0
-_F_SETFD = 2
 _F_DUPFD_CLOEXEC = 1030
 _FD_CLOEXEC = 1
 _REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
@@ -80,7 +79,7 @@ def install(restorer):
         restorer.parked.remove(pidfd)
     # close-on-exec belongs to the fd, not the file: set it on every fd.
     for fd in table.fds:
-        inj.call("fcntl", fd.fd, _F_SETFD, _FD_CLOEXEC if fd.cloexec else 0)
+        inj.call("fcntl", fd.fd, linux.F_SETFD, _FD_CLOEXEC if fd.cloexec else 0)
 
 
 def close_parked(restorer):
@@ -123,7 +122,7 @@ def _open(ctx, restorer, entry, fd_number):
     else:
         path = regular.check_file(entry, what)
     try:
-        result = inj.raw("openat", _AT_FDCWD, scratch.put_str(path), flags, 0)
+        result = inj.raw("openat", linux.AT_FDCWD, scratch.put_str(path), flags, 0)
     finally:
         if unlink_after:
             os.unlink(unlink_after)
