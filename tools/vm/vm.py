@@ -427,6 +427,8 @@ def parse_runs(spec: str | None) -> dict:
 
 
 def _has_tests(path: Path) -> bool:
+    # a pytest node id (tests/host/test_x.py::test_y[case]) names its file
+    path = Path(str(path).split("::", 1)[0])
     if path.is_file():
         return True
     return path.is_dir() and (any(path.rglob("test_*.py")) or any(path.rglob("*_test.py")))
