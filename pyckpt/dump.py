@@ -6,6 +6,7 @@ same image. Nothing is written under the final name until the image is whole,
 and on any error the targets are thawed as they were.
 """
 
+import collections
 import logging
 import os
 import platform
@@ -69,18 +70,26 @@ def _dump(pid, writer, options):
         _check_tree(tree, options)
         file_table.finish(pids)
 
-        stats = {"pages": 0}
+        stats = {"pages": 0, "inherited_pages": 0}
         for p in pids:
             writer.write_message(images.core(p), tasks[p])
             writer.write_message(images.mm(p), mms[p])
             writer.write_message(images.fds(p), file_table.fd_tables[p])
+            wanted = _private_ranges(vmas_by_pid[p], mms[p])
+            parent = tasks[p].ppid
+            inherited = []
+            if parent in tasks:
+                inherited = pagemap.cow_shared_runs(
+                    p, parent, _intersect(wanted, _private_ranges(vmas_by_pid[parent], mms[parent])))
             with writer.open_raw(images.pages(p)) as out:
-                wanted = [v for v, m in zip(vmas_by_pid[p], mms[p].vmas) if _has_private_data(m)]
-                runs = source.dump_pages(p, wanted, out)
+                runs = source.dump_pages(p, _subtract(wanted, inherited), out)
             page_map = mm_pb2.PageMap(pages_file=images.pages(p))
             for run in runs:
                 page_map.runs.add(vaddr=run.vaddr, nr_pages=run.nr_pages)
                 stats["pages"] += run.nr_pages
+            for vaddr, nr_pages in inherited:
+                page_map.inherited.add(vaddr=vaddr, nr_pages=nr_pages)
+            stats["inherited_pages"] += sum(n for _, n in inherited)
             writer.write_message(images.pagemap(p), page_map)
             for vma, msg in zip(vmas_by_pid[p], mms[p].vmas):
                 if msg.kind == mm_pb2.Vma.SHMEM:
@@ -105,7 +114,7 @@ def _dump(pid, writer, options):
     done = time.monotonic()
     summary = {
         "pid": pid, "pids": pids, "backend": source.name, "images": writer.final_dir,
-        "pages": stats["pages"], "freeze_s": frozen_at - started,
+        "pages": stats["pages"], "inherited_pages": stats["inherited_pages"], "freeze_s": frozen_at - started,
         "dump_s": dumped_at - frozen_at, "total_s": done - started,
     }
     log.info("dump complete: %s", summary)
@@ -131,6 +140,48 @@ def _check_tree(tree, options):
 
 def _has_private_data(vma):
     return vma.kind in (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE)
+
+
+Range = collections.namedtuple("Range", "start end")
+
+
+def _private_ranges(vmas, mm):
+    """The address ranges whose pages belong in the process's own pages image."""
+    return [Range(v.start, v.end) for v, m in zip(vmas, mm.vmas) if _has_private_data(m)]
+
+
+def _intersect(ours, theirs):
+    """Ranges covered by both sorted, non-overlapping range lists."""
+    out, j = [], 0
+    for start, end in ours:
+        while j < len(theirs) and theirs[j].end <= start:
+            j += 1
+        k = j
+        while k < len(theirs) and theirs[k].start < end:
+            lo, hi = max(start, theirs[k].start), min(end, theirs[k].end)
+            if lo < hi:
+                out.append(Range(lo, hi))
+            k += 1
+    return out
+
+
+def _subtract(ranges, runs):
+    """`ranges` minus the page runs [(vaddr, nr_pages)], both sorted by address."""
+    out, j = [], 0
+    for start, end in ranges:
+        cursor = start
+        while j < len(runs) and runs[j][0] + runs[j][1] * pagemap.PAGE_SIZE <= cursor:
+            j += 1
+        k = j
+        while k < len(runs) and runs[k][0] < end:
+            run_start, run_end = runs[k][0], runs[k][0] + runs[k][1] * pagemap.PAGE_SIZE
+            if run_start > cursor:
+                out.append(Range(cursor, run_start))
+            cursor = max(cursor, run_end)
+            k += 1
+        if cursor < end:
+            out.append(Range(cursor, end))
+    return out
 
 
 # -- process ------------------------------------------------------------------

@@ -8,6 +8,8 @@ interrupt stop so the kernel's own signal/syscall-restart logic runs on
 resume; detach. Nothing of the stub remains and no tracer stays attached.
 """
 
+import bisect
+import collections
 import errno
 import logging
 import os
@@ -81,6 +83,7 @@ class Image:
             self.fds[pid] = read(images.fds(pid), files_pb2.FdTable)
         if not self.tree.processes:
             raise ImageError(f"{self.reader.path(images.PSTREE)}: lists no process")
+        self.page_segments = _page_segments(self.tree, self.pagemaps)
 
     def path(self, name):
         return self.reader.path(name)
@@ -425,8 +428,8 @@ class ProcessRestorer:
 
     def restore_memory(self):
         arch, inj, scratch = self.arch, self.inj, self.scratch
-        page_map = self.image.pagemaps[self.pid]
-        filled = _vmas_with_data(self.mm.vmas, page_map.runs)
+        segments = self.image.page_segments[self.pid]
+        filled = _vmas_with_data(self.mm.vmas, segments)
         file_fds = {}
         try:
             for index, vma in enumerate(self.mm.vmas):
@@ -457,7 +460,7 @@ class ProcessRestorer:
         finally:
             for fd in file_fds.values():
                 inj.call("close", fd)
-        self._fill_pages(page_map)
+        self._fill_pages(segments)
         for index in filled:
             vma = self.mm.vmas[index]
             inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)
@@ -484,32 +487,36 @@ class ProcessRestorer:
         finally:
             inj.call("close", fd)
 
-    def _fill_pages(self, page_map):
-        """preadv from the pages image straight into the process: the kernel copies, Python never sees a page."""
-        if not page_map.runs:
-            return
+    def _fill_pages(self, segments):
+        """preadv from the pages images straight into the process: the kernel copies, Python never sees a page."""
         inj, scratch = self.inj, self.scratch
-        scratch.reset()
-        path = scratch.put_str(self.image.path(page_map.pages_file))
-        fd = inj.call("openat", linux.AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=page_map.pages_file)
-        iov_room = min(IOV_MAX, (scratch.size - scratch.used) // 16)
-        iov_base = scratch.alloc(iov_room * 16)
-        offset = 0
-        batch, batch_bytes = [], 0
-        for run in page_map.runs:
-            vaddr, remaining = run.vaddr, run.nr_pages * PAGE_SIZE
-            while remaining:
-                piece = min(remaining, MAX_RW - batch_bytes)
-                batch.append((vaddr, piece))
-                batch_bytes += piece
-                vaddr += piece
-                remaining -= piece
-                if len(batch) == iov_room or batch_bytes == MAX_RW:
-                    offset = self._preadv(fd, iov_base, batch, offset)
-                    batch, batch_bytes = [], 0
-        if batch:
-            self._preadv(fd, iov_base, batch, offset)
-        inj.call("close", fd)
+        by_file = {}
+        for seg in segments:
+            by_file.setdefault(seg.pages_file, []).append(seg)
+        for pages_file, segs in by_file.items():
+            scratch.reset()
+            path = scratch.put_str(self.image.path(pages_file))
+            fd = inj.call("openat", linux.AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=pages_file)
+            iov_room = min(IOV_MAX, (scratch.size - scratch.used) // 16)
+            iov_base = scratch.alloc(iov_room * 16)
+            batch, batch_bytes, batch_offset = [], 0, 0
+            for seg in sorted(segs, key=lambda g: g.offset):
+                vaddr, offset, remaining = seg.vaddr, seg.offset, seg.nbytes
+                while remaining:
+                    # one preadv reads one contiguous stretch of the file
+                    if batch and (batch_offset + batch_bytes != offset or len(batch) == iov_room
+                                  or batch_bytes == MAX_RW):
+                        self._preadv(fd, iov_base, batch, batch_offset)
+                        batch, batch_bytes = [], 0
+                    if not batch:
+                        batch_offset = offset
+                    piece = min(remaining, MAX_RW - batch_bytes)
+                    batch.append((vaddr, piece))
+                    batch_bytes += piece
+                    vaddr, offset, remaining = vaddr + piece, offset + piece, remaining - piece
+            if batch:
+                self._preadv(fd, iov_base, batch, batch_offset)
+            inj.call("close", fd)
 
     def _preadv(self, fd, iov_base, batch, offset):
         linux.write_memory(self.pid, iov_base, b"".join(struct.pack("=QQ", a, n) for a, n in batch))
@@ -743,14 +750,70 @@ def _resume_regs(arch, regs):
     return arch.set_syscall_error(regs, archmod.ERESTARTNOINTR)
 
 
-def _vmas_with_data(vmas, runs):
+PageSegment = collections.namedtuple("PageSegment", "vaddr nbytes pages_file offset")
+
+
+def _page_segments(tree, pagemaps):
+    """pid -> [PageSegment] by address: where in which pages image each saved
+    page of the process is. Inherited runs (copy-on-write shared with the
+    parent at dump time) resolve through the parent's segments, so a page is
+    stored once for the whole tree. A run nothing resolves is a damaged image."""
+    parents = {e.pid: e.ppid for e in tree.processes}
+    resolved = {}
+
+    def segments_of(pid, chain=()):
+        if pid in resolved:
+            return resolved[pid]
+        if pid in chain:
+            raise ImageError(f"pagemap-{pid}.img: inherited pages loop through processes {chain}")
+        page_map = pagemaps[pid]
+        out, offset = [], 0
+        for run in page_map.runs:
+            out.append(PageSegment(run.vaddr, run.nr_pages * PAGE_SIZE, page_map.pages_file, offset))
+            offset += run.nr_pages * PAGE_SIZE
+        if page_map.inherited:
+            parent = parents.get(pid)
+            if parent not in pagemaps:
+                raise ImageError(f"pagemap-{pid}.img: pages inherited from process {parent}, "
+                                 "which has no memory image")
+            theirs = segments_of(parent, chain + (pid,))
+            for run in page_map.inherited:
+                out.extend(_slice_segments(theirs, run.vaddr, run.nr_pages * PAGE_SIZE, pid, parent))
+        out.sort(key=lambda g: g.vaddr)
+        resolved[pid] = out
+        return out
+
+    return {pid: segments_of(pid) for pid in pagemaps}
+
+
+def _slice_segments(segments, vaddr, nbytes, pid, parent):
+    """The part of sorted `segments` covering [vaddr, vaddr + nbytes), which must be covered whole."""
+    starts = [g.vaddr for g in segments]
+    i = max(bisect.bisect_right(starts, vaddr) - 1, 0)
+    out, cursor, end = [], vaddr, vaddr + nbytes
+    while cursor < end and i < len(segments):
+        g = segments[i]
+        if g.vaddr <= cursor < g.vaddr + g.nbytes:
+            take = min(end, g.vaddr + g.nbytes) - cursor
+            out.append(PageSegment(cursor, take, g.pages_file, g.offset + (cursor - g.vaddr)))
+            cursor += take
+        elif g.vaddr > cursor:
+            break
+        i += 1
+    if cursor < end:
+        raise ImageError(f"pagemap-{pid}.img: page {cursor:#x} is inherited from process {parent}, "
+                         "whose image does not hold it")
+    return out
+
+
+def _vmas_with_data(vmas, segments):
     """Indexes of VMAs that receive pages from the image."""
     filled = set()
     starts = [(v.start, v.end, i) for i, v in enumerate(vmas)]
     j = 0
-    for run in sorted(runs, key=lambda r: r.vaddr):
-        end = run.vaddr + run.nr_pages * PAGE_SIZE
-        while j < len(starts) and starts[j][1] <= run.vaddr:
+    for seg in segments:
+        end = seg.vaddr + seg.nbytes
+        while j < len(starts) and starts[j][1] <= seg.vaddr:
             j += 1
         k = j
         while k < len(starts) and starts[k][0] < end:

@@ -59,7 +59,8 @@ def image_as_dict(image_dir, verify=True):
         out["processes"].append({
             "pid": pid, "task": task, "mm": mm_dict,
             "pagemap": {"pages_file": page_map.pages_file, "runs": len(page_map.runs), "pages": pages,
-                        "bytes": pages * reader.inventory.page_size},
+                        "bytes": pages * reader.inventory.page_size,
+                        "inherited_pages": sum(r.nr_pages for r in page_map.inherited)},
             "fds": [_dict(f) for f in fds.fds],
         })
     return out

@@ -83,6 +83,7 @@ CASES = [
     Case("inotify", "inotify"),
     Case("locks", "locks"),
     Case("fifo", "fifo"),
+    Case("cowtree", "cowtree"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")

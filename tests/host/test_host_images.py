@@ -50,3 +50,21 @@ def test_verbose_and_logs(start_workload, harness):
     assert restore_logs and restore_logs[0].stat().st_size > 0, (
         f"no restore log in the image folder: {[p.name for p in wl.images.rglob('*.log')]}")
     wl.assert_passes()
+
+
+def test_cow_shared_memory_stored_once(start_workload, harness):
+    """cowtree's 16 MiB region is shared copy-on-write by four processes
+    (one MiB rewritten in A and so in G): the image holds about 17 MiB of
+    pages, not 4 x 16, and the restored tree still checks out."""
+    wl = start_workload("cowtree")
+    wl.dump()
+    pages = {p.name: p.stat().st_size for p in wl.images.glob("pages-*.img")}
+    assert len(pages) == 4, f"expected 4 processes' pages images, found {sorted(pages)}"
+    total_mib = sum(pages.values()) / (1 << 20)
+    assert total_mib < 16 + 1 + 2, f"pages images hold {total_mib:.1f} MiB: {pages}"
+    res = harness.run_pyckpt("show", wl.images, outdir=wl.dir, tag="show")
+    assert res.returncode == 0, res.describe()
+    inherited = {p["pid"]: p["pagemap"]["inherited_pages"] for p in json.loads(res.stdout)["processes"]}
+    assert sorted(n > 0 for n in inherited.values()) == [False, True, True, True], inherited
+    wl.restore()
+    wl.assert_passes()

@@ -104,7 +104,8 @@ def test_show_prints_the_image_as_json_with_hex_registers(tiny_image):
                        "file": "/usr/bin/tiny", "pgoff": "0x0"}
     assert vmas[2]["name"] == "[stack]" and vmas[2]["growsdown"] is True
     assert process["mm"]["start_code"] == "0x400000"
-    assert process["pagemap"] == {"pages_file": images.pages(PID), "runs": 1, "pages": 2, "bytes": 8192}
+    assert process["pagemap"] == {"pages_file": images.pages(PID), "runs": 1, "pages": 2, "bytes": 8192,
+                                     "inherited_pages": 0}
     assert [fd["fd"] for fd in process["fds"]] == [0, 1, 2]
     assert shown["files"][0]["file"]["path"] == "/dev/null"
 

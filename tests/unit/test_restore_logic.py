@@ -9,9 +9,12 @@ import pytest
 
 from pyckpt import arch as archmod
 from pyckpt import pagemap
-from pyckpt.images.proto import mm_pb2
+from pyckpt.dump import Range, _intersect, _subtract
+from pyckpt.errors import ImageError
+from pyckpt.images.proto import files_pb2, mm_pb2
 from pyckpt.pagemap import PAGE_SIZE, PM_FILE, PM_PRESENT, PM_SWAP
-from pyckpt.restore import _complement, _free_gap, _resume_regs, _vmas_with_data
+from pyckpt.restore import (PageSegment, _complement, _free_gap, _page_segments, _resume_regs,
+                            _vmas_with_data)
 
 P = PAGE_SIZE
 X86 = archmod.by_name("x86_64")
@@ -79,9 +82,58 @@ WITH_DATA_CASES = [
 ]
 
 
+def _tree(*pid_ppid):
+    return files_pb2.PsTree(processes=[files_pb2.ProcessEntry(pid=p, ppid=pp) for p, pp in pid_ppid])
+
+
+def _pagemap(pid, runs=(), inherited=()):
+    return mm_pb2.PageMap(pages_file=f"pages-{pid}.img", runs=list(runs), inherited=list(inherited))
+
+
 @pytest.mark.parametrize("runs,expected", WITH_DATA_CASES)
 def test_vmas_with_data(runs, expected):
-    assert _vmas_with_data(VMAS, runs) == expected
+    segments = _page_segments(_tree((1, 0)), {1: _pagemap(1, runs)})[1]
+    assert _vmas_with_data(VMAS, segments) == expected
+
+
+def test_intersect_ranges():
+    ours = [Range(0, 10 * P), Range(20 * P, 30 * P)]
+    theirs = [Range(5 * P, 25 * P), Range(28 * P, 40 * P)]
+    assert _intersect(ours, theirs) == [Range(5 * P, 10 * P), Range(20 * P, 25 * P), Range(28 * P, 30 * P)]
+
+
+def test_subtract_page_runs_from_ranges():
+    ranges = [Range(0, 10 * P), Range(20 * P, 30 * P)]
+    runs = [(0, 2), (5 * P, 1), (9 * P, 12), (29 * P, 1)]     # the third spans the gap between ranges
+    assert _subtract(ranges, runs) == [Range(2 * P, 5 * P), Range(6 * P, 9 * P), Range(21 * P, 29 * P)]
+
+
+def test_page_segments_own_runs_in_file_order():
+    segs = _page_segments(_tree((1, 0)), {1: _pagemap(1, [_run(67 * P, 1), _run(16 * P, 2)])})[1]
+    assert segs == [PageSegment(16 * P, 2 * P, "pages-1.img", P), PageSegment(67 * P, P, "pages-1.img", 0)]
+
+
+def test_page_segments_inherited_resolve_through_ancestors():
+    """A grandchild's page the child inherited from the root is read from the root's image."""
+    pagemaps = {
+        1: _pagemap(1, [_run(16 * P, 4)]),
+        2: _pagemap(2, [_run(16 * P, 1)], inherited=[_run(17 * P, 3)]),   # child rewrote page 16
+        3: _pagemap(3, inherited=[_run(16 * P, 4)]),                       # grandchild rewrote nothing
+    }
+    segs = _page_segments(_tree((1, 0), (2, 1), (3, 2)), pagemaps)
+    assert segs[3] == [PageSegment(16 * P, P, "pages-2.img", 0),
+                       PageSegment(17 * P, 3 * P, "pages-1.img", P)]
+
+
+def test_page_segments_refuse_an_inherited_page_nobody_holds():
+    pagemaps = {1: _pagemap(1, [_run(16 * P, 1)]), 2: _pagemap(2, inherited=[_run(16 * P, 2)])}
+    with pytest.raises(ImageError, match=r"page 0x11000 is inherited from process 1"):
+        _page_segments(_tree((1, 0), (2, 1)), pagemaps)
+
+
+def test_page_segments_refuse_inheriting_without_a_parent_image():
+    with pytest.raises(ImageError, match="no memory image"):
+        _page_segments(_tree((2, 1)), {2: _pagemap(2, inherited=[_run(16 * P, 1)])})
 
 
 # -- syscall restart policy (x86-64 registers as PTRACE_GETREGSET shows a frozen thread) ---------------
