@@ -83,6 +83,7 @@ CASES = [
     Case("inotify", "inotify"),
     Case("locks", "locks"),
     Case("fifo", "fifo"),
+    Case("memfdmap", "memfdmap"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
