@@ -11,7 +11,8 @@ the tree's by construction. Which ones belong to a dump:
     created, or used before some other process did, must be named.
 A dump that ends the tree (no -R) also removes its objects from the host:
 they went into the image with their processes. Restore recreates each one
-with its id and key (through /proc/sys/kernel/*_next_id) and refuses,
+with its id and key (through /proc/sys/kernel/*_next_id, which the
+kernel resets to -1 once used) and refuses,
 before creating anything, if the id or key is taken.
 
 Kept: id, key, owner and creator uid/gid, mode, size and contents, SHM_LOCK,
@@ -255,7 +256,7 @@ def remove(ipc):
                                ("msg", ipc.msg, _libc.msgctl)):
         for obj in objects:
             args = (obj.id, 0, IPC_RMID) if kind == "sem" else (obj.id, IPC_RMID, None)
-            if ctl(*args) == -1:
+            if ctl(*args) == -1 and ctypes.get_errno() not in (errno.EINVAL, errno.EIDRM):  # gone already
                 log.warning("could not remove System V %s %d after the dump: %s", kind, obj.id,
                             os.strerror(ctypes.get_errno()))
 
@@ -320,22 +321,22 @@ class Restorer:
     def _create(self, kind, obj, make):
         """Create with the image's id (next_id) as its creator (cuid/cgid as euid/egid)."""
         what = dict(_KINDS)[kind]
-        with open(f"/proc/sys/kernel/{kind}_next_id", "w") as f:
+        next_id = f"/proc/sys/kernel/{kind}_next_id"
+        with open(next_id, "w") as f:
             f.write(str(obj.id))
         euid, egid = os.geteuid(), os.getegid()
+        os.setegid(obj.perm.cgid)
+        os.seteuid(obj.perm.cuid)
         try:
-            os.setegid(obj.perm.cgid)
-            os.seteuid(obj.perm.cuid)
-            try:
-                got = make()
-                err = ctypes.get_errno()
-            finally:
-                os.seteuid(euid)
-                os.setegid(egid)
+            got = make()
+            err = ctypes.get_errno()
         finally:
-            with open(f"/proc/sys/kernel/{kind}_next_id", "w") as f:
-                f.write("-1")
+            os.seteuid(euid)
+            os.setegid(egid)
         if got == -1:
+            # The kernel sets next_id back to -1 only when it hands out an id
+            # (the sysctl itself refuses -1): say so, the next object made here would get it.
+            log.warning("%s still holds %d after a failed create", next_id, obj.id)
             if err == errno.EEXIST:
                 raise RestoreConflict(f"System V {what} key {obj.perm.key:#x} is in use on this machine")
             raise RestoreConflict(f"cannot create System V {what} {obj.id}: {os.strerror(err)}")

@@ -84,6 +84,7 @@ CASES = [
     Case("locks", "locks"),
     Case("fifo", "fifo"),
     Case("memfdmap", "memfdmap"),
+    Case("sysvipc", "sysvipc"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
