@@ -14,13 +14,16 @@
  * between the two processes. The objects are removed at the end.
  * Keys are made from the pid, so parallel runs do not collide.
  *
+ * The child dies with the parent (PR_SET_PDEATHSIG), so nothing stays
+ * attached when a test kills the parent.
  * argv[1] selects a state pyckpt must refuse instead:
- *   sem-undo     the parent did a semop with SEM_UNDO
+ *   sem-undo     the parent did semops with SEM_UNDO (an undo list exists)
  *   shm-outside  segment A is also attached by a process outside the tree
  */
 #include "wl.h"
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -76,6 +79,8 @@ static int child(void)
 {
 	char *ro, perms[8];
 
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0))
+		return 39;
 	ro = shmat(shm_a, NULL, SHM_RDONLY);
 	if (ro == (void *)-1)
 		return 40;
@@ -94,14 +99,14 @@ static int child(void)
 
 static void setup_refused(const char *mode)
 {
-	struct sembuf op = { 0, 1, SEM_UNDO };
+	/* up and down again: the values are as before, the undo list stays */
+	struct sembuf ops[2] = { { 0, 1, SEM_UNDO }, { 0, -1, SEM_UNDO } };
+	pid_t main_pid = getpid();
 	struct shmid_ds ds0;
 	unsigned long attached_before;
-	int ready[2];
-	char c;
 
 	if (!strcmp(mode, "sem-undo")) {
-		if (semop(sem_s, &op, 1))
+		if (semop(sem_s, ops, 2))
 			wl_die("semop SEM_UNDO");
 		return;
 	}
@@ -113,23 +118,19 @@ static void setup_refused(const char *mode)
 		wl_die(mode);
 	}
 	/* A grandchild reparented away from us (outside the tree) attaches A
-	 * and stays until our end of `ready` closes (we exit). */
-	if (pipe(ready))
-		wl_die("pipe");
+	 * and stays as long as we exist. */
 	if (!fork()) {
 		if (!fork()) {
-			close(ready[1]);
 			if (shmat(shm_a, NULL, 0) == (void *)-1)
 				_exit(1);
 			kill(getppid(), SIGKILL);
-			while (read(ready[0], &c, 1) > 0)
-				;
+			while (kill(main_pid, 0) == 0)
+				usleep(20000);
 			_exit(0);
 		}
 		pause();
 		_exit(0);
 	}
-	close(ready[0]);
 	while (1) {
 		struct shmid_ds ds;
 
