@@ -36,6 +36,7 @@ import struct
 from . import images, linux, shmem
 from .errors import PyckptError, RestoreConflict, UnsupportedState
 from .images.proto import ipc_pb2, mm_pb2
+from .pagemap import PAGE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +70,19 @@ def _check(result, what):
 
 
 def read_table(kind):
-    """{id: {column: int}} from /proc/sysvipc/<kind> (shm, sem, msg); perms are octal there."""
+    """{id: {column: int}} from /proc/sysvipc/<kind> (shm, sem, msg)."""
     with open(f"/proc/sysvipc/{kind}") as f:
-        header = f.readline().split()
-        id_column = header[1]
-        rows = {}
-        for line in f:
-            values = line.split()
-            row = {name: int(value, 8 if name == "perms" else 10) for name, value in zip(header, values)}
-            rows[row[id_column]] = row
+        return parse_table(f.read())
+
+
+def parse_table(text):
+    """Rows of a /proc/sysvipc table by id (its second column); perms are octal there."""
+    lines = text.splitlines()
+    header = lines[0].split()
+    rows = {}
+    for line in lines[1:]:
+        row = {name: int(value, 8 if name == "perms" else 10) for name, value in zip(header, line.split())}
+        rows[row[header[1]]] = row
     return rows
 
 
@@ -163,7 +168,6 @@ def _collect_shm(out, vmas_by_pid, mms, pids):
 
 def _check_whole_attaches(pid, shmid, vmas, size):
     """Each attach must still map the whole segment (maybe split in pieces by mprotect)."""
-    from .pagemap import PAGE_SIZE
     whole = -(-size // PAGE_SIZE) * PAGE_SIZE
     base = expected = None
     for vma in sorted(vmas, key=lambda v: v.start):
