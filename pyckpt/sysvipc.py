@@ -3,7 +3,8 @@
 The dumped tree shares the host's IPC namespace, so these objects are not
 the tree's by construction. Which ones belong to a dump:
   - a shared memory segment: every segment a dumped process has attached
-    (refused if a process outside the tree has it attached too);
+    (refused if a process outside the tree has it attached too); one that
+    is not attached stays on the host, whoever created it;
   - a semaphore set or message queue: every one named with --ipc-sem ID /
     --ipc-msg ID, and every one a dumped process was the last to operate on
     (a semaphore's sempid, a queue's lspid or lrpid). The kernel records no
