@@ -21,8 +21,9 @@ a segment's removal mark (IPC_RMID while attached: marked again after the
 last restored attach), semaphore values, queued messages (type, order,
 bytes) and msg_qbytes. Not kept (the kernel cannot set them): times, the
 creator and last-operation pids. SEM_UNDO adjustments cannot be read from
-user space (no interface shows them): a process that holds a semaphore undo
-list (seen with kcmp KCMP_SYSVSEM) is refused, with either source.
+user space (no interface shows them): when the dump includes semaphore
+sets, a process that holds a semaphore undo list (seen with kcmp
+KCMP_SYSVSEM) is refused, with either source.
 
 Everything here runs in pyckpt itself through libc; segments are attached
 in the targets by injected shmat (restore.py).
@@ -122,15 +123,28 @@ class Collected:
 def collect(vmas_by_pid, mms, pids, options):
     """Describe the SysV objects that belong to this dump (see the module doc); refuse what cannot be."""
     out = Collected()
-    for pid in pids:
-        if linux.syscall("kcmp", pid, os.getpid(), KCMP_SYSVSEM, 0, 0) != 0:
-            raise UnsupportedState(
-                f"process {pid} has used semop with SEM_UNDO (it holds a System V semaphore undo list); "
-                "its semaphore adjustments cannot be read, so it cannot be restored faithfully")
     _collect_shm(out, vmas_by_pid, mms, set(pids))
     _collect_sem(out, set(pids), set(options.ipc_sems))
     _collect_msg(out, set(pids), set(options.ipc_msgs))
+    if out.sem:
+        _refuse_undo_lists(pids, out.sem)
     return out
+
+
+def _refuse_undo_lists(pids, sems):
+    """SEM_UNDO adjustments are invisible from user space; refuse a process that may hold some.
+
+    kcmp(KCMP_SYSVSEM) against pyckpt (which never used SEM_UNDO) tells whether
+    a process has an undo list at all. Every process that ever created a
+    thread has one too (CLONE_SYSVSEM shares it), so only a dump that
+    includes semaphore sets is refused for it.
+    """
+    for pid in pids:
+        if linux.syscall("kcmp", pid, os.getpid(), KCMP_SYSVSEM, 0, 0) != 0:
+            raise UnsupportedState(
+                f"process {pid} holds a System V semaphore undo list (SEM_UNDO, or threads) and the dump "
+                f"includes semaphore set(s) {', '.join(str(s.id) for s in sems)}: its SEM_UNDO adjustments "
+                "cannot be read, so they cannot be restored")
 
 
 def _collect_shm(out, vmas_by_pid, mms, pids):

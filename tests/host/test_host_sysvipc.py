@@ -102,3 +102,21 @@ def test_unknown_ipc_id_is_an_error(start_workload, harness):
     assert not wl.images.exists()
     assert harness.untouched_problem(wl.pid) is None
     wl.assert_passes()
+
+
+def test_threaded_process_with_semaphores_refused(start_workload, harness):
+    """Threads give a process a semaphore undo list (CLONE_SYSVSEM), which
+    pyckpt cannot see into: with a semaphore set in the dump, it refuses."""
+    semid = libc.semget(0, 1, IPC_CREAT | 0o600)
+    assert semid >= 0, os.strerror(ctypes.get_errno())
+    try:
+        wl = start_workload("threads")
+        res = wl.dump("--ipc-sem", semid, check=False)
+        assert res.returncode == 3, f"dumped: {res.describe()}"
+        assert "undo list" in res.stderr and str(wl.pid) in res.stderr and str(semid) in res.stderr, res.describe()
+        assert not wl.images.exists()
+        assert harness.untouched_problem(wl.pid) is None
+        assert semid in table("sem"), "the refused dump removed the semaphore set"
+        wl.assert_passes()
+    finally:
+        libc.semctl(semid, 0, IPC_RMID)
