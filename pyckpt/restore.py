@@ -175,7 +175,7 @@ class TreeRestorer:
         self.zombies = []          # ProcessRestorer of processes that must end up zombies
         self.file_registry = {}    # file id -> (pid, fd) where an open file description already is
         self.shmem_registry = {}   # shmem id -> (pid, start, end, pgoff) of a mapping of it
-        self.memfd_registry = {}   # memfd object id -> /proc path of a mapping of it
+        self.memfd_registry = {}   # memfd object id -> (pid, address) of a mapping of it
         self.sysv = sysvipc.Restorer(image)
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
@@ -226,7 +226,7 @@ class TreeRestorer:
     def memfd_location(self, ino):
         """A /proc path that opens memfd object `ino` where the tree already has it, or None."""
         if ino in self.memfd_registry:
-            return self.memfd_registry[ino]
+            return _map_files_path(*self.memfd_registry[ino])
         for file_id, (pid, fd) in self.file_registry.items():
             entry = self.image.files[file_id]
             if entry.kind == files_pb2.OpenFile.MEMFD and entry.file.ino == ino:
@@ -236,7 +236,7 @@ class TreeRestorer:
     def _seal_mapped_memfds(self):
         """Seals last: F_SEAL_WRITE and F_SEAL_FUTURE_WRITE would refuse the writable mappings."""
         for obj in self.image.ipc.memfds:
-            memfd.add_seals(self.memfd_registry[obj.id], obj.seals)
+            memfd.add_seals(self.memfd_location(obj.id), obj.seals)
 
     def _pick_trampoline(self):
         """One address range free in pyckpt itself (the first stub is its fork) and in every image."""
@@ -521,7 +521,7 @@ class ProcessRestorer:
         shared = vma.kind == mm_pb2.Vma.MEMFD_SHARED
         # A shared mapping may become writable only through a writable fd (VM_MAYWRITE).
         mode = os.O_RDWR if shared and vma.may_write else os.O_RDONLY
-        location = self.tree.memfd_registry.get(vma.shmem_id)
+        location = self.tree.memfd_location(vma.shmem_id)
         created = None
         if location is None:
             obj = self.image.memfds.get(vma.shmem_id)
@@ -543,7 +543,7 @@ class ProcessRestorer:
             if created is not None and fd != created:
                 inj.call("close", created)
         if created is not None:
-            self.tree.memfd_registry[vma.shmem_id] = f"/proc/{self.pid}/map_files/{vma.start:x}-{vma.end:x}"
+            self.tree.memfd_registry[vma.shmem_id] = (self.pid, vma.start)
 
     def _attach_sysv_shm(self, vma, where):
         """shmat where the attach began (pgoff 0); every piece then gets its own protection."""
@@ -810,6 +810,14 @@ def _resume_regs(arch, regs):
     regs.update(zip(arch.ARGS, args))
     # Present it as a plainly restartable call, so the kernel redoes it itself on resume.
     return arch.set_syscall_error(regs, archmod.ERESTARTNOINTR)
+
+
+def _map_files_path(pid, address):
+    """/proc/PID/map_files entry of the mapping at `address` now (neighbours may have merged with it)."""
+    for vma in proc.read_vmas(pid):
+        if vma.start <= address < vma.end:
+            return f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
+    raise PyckptError(f"process {pid} has no mapping at {address:#x} any more")
 
 
 def _vmas_with_data(vmas, runs):
