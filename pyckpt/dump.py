@@ -12,12 +12,13 @@ import os
 import platform
 import time
 
-from . import __version__, images, pagemap, proc, shmem, vdso
+from . import __version__, images, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
 from .errors import UnsupportedState
 from .files import FileTable
+from .files import memfd
 from .files import regular as regular_files
-from .images.proto import core_pb2, files_pb2, inventory_pb2, mm_pb2
+from .images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageWriter
 from .oplog import log_to
 from .options import DumpOptions
@@ -69,6 +70,11 @@ def _dump(pid, writer, options):
                 tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
         _check_tree(tree, options)
         file_table.finish(pids)
+        ipc = ipc_pb2.Ipc()
+        memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
+        ipc.memfds.extend(memfds)
+        sysv = sysvipc.collect(vmas_by_pid, mms, pids, options)
+        sysv.fill(ipc)
 
         stats = {"pages": 0, "inherited_pages": 0}
         for p in pids:
@@ -101,6 +107,11 @@ def _dump(pid, writer, options):
             if pipe.data:
                 with writer.open_raw(pipe.data) as out:
                     out.write(file_table.pipe_data[pipe.id])
+        for obj in ipc.memfds:
+            if obj.id in memfd_sources:
+                memfd.save_mapped(*memfd_sources[obj.id], obj.size, writer.path(obj.data))
+        sysv.save(writer)
+        writer.write_message(images.IPC, ipc)
         writer.write_message(images.FILES, file_table.files)
         writer.write_message(images.PSTREE, tree)
         writer.write_message(images.INVENTORY, inventory_pb2.Inventory(
@@ -111,6 +122,8 @@ def _dump(pid, writer, options):
         dumped_at = time.monotonic()
         writer.commit()
         source.release(kill=not options.leave_running)
+        if not options.leave_running:
+            sysvipc.remove(ipc)
     done = time.monotonic()
     summary = {
         "pid": pid, "pids": pids, "backend": source.name, "images": writer.final_dir,
@@ -139,7 +152,25 @@ def _check_tree(tree, options):
 
 
 def _has_private_data(vma):
-    return vma.kind in (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE)
+    return vma.kind in (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.MEMFD_PRIVATE)
+
+
+def _mapped_memfds(vmas_by_pid, mms, file_table):
+    """MemfdObjects of every mapped memfd, with where to copy each one's contents from.
+
+    The contents are stored once: in the ghost of an fd on the same object
+    when a dumped process holds one, else in memfd-<ino>.img.
+    """
+    ghosts = {f.file.ino: f.ghost for f in file_table.files.files if f.kind == files_pb2.OpenFile.MEMFD}
+    objects, sources = {}, {}
+    for p, vmas in vmas_by_pid.items():
+        for vma, msg in zip(vmas, mms[p].vmas):
+            if msg.kind in (mm_pb2.Vma.MEMFD_SHARED, mm_pb2.Vma.MEMFD_PRIVATE) and vma.inode not in objects:
+                data = ghosts.get(vma.inode) or images.memfd(vma.inode)
+                objects[vma.inode] = memfd.describe_mapped(p, vma, data)
+                if vma.inode not in ghosts:
+                    sources[vma.inode] = (p, vma)
+    return list(objects.values()), sources
 
 
 Range = collections.namedtuple("Range", "start end")
@@ -332,8 +363,15 @@ def _vma_message(msg, pid, vma):
         return
     if vma.path.startswith("[") or not vma.path.startswith("/"):
         raise UnsupportedState(f"{where}: unsupported special mapping")
-    if vma.path.startswith("/SYSV") or vma.path.startswith("/memfd:"):
-        raise UnsupportedState(f"{where} is shared memory (SysV/memfd); not supported yet")
+    if memfd.is_memfd(vma.path) or sysvipc.is_shm_mapping(vma):
+        if "ht" in vma.vmflags:
+            raise UnsupportedState(f"{where} is huge-page (hugetlbfs) shared memory; not supported")
+        if memfd.is_memfd(vma.path):
+            msg.kind = mm_pb2.Vma.MEMFD_SHARED if vma.shared else mm_pb2.Vma.MEMFD_PRIVATE
+        else:
+            msg.kind = mm_pb2.Vma.SYSV_SHM
+        msg.shmem_id, msg.pgoff = vma.inode, vma.pgoff
+        return
     if vma.deleted:
         raise UnsupportedState(f"{where} maps a deleted file; not supported yet")
     try:

@@ -10,6 +10,8 @@ class DumpOptions:
     leave_running: bool = False    # -R: thaw instead of kill once the image is whole
     shell_job: bool = False        # allow a controlling terminal (reattached at restore)
     log_file: str = "dump.log"     # written into the image folder
+    ipc_sems: tuple = ()           # SysV semaphore set ids to dump besides those the tree used last
+    ipc_msgs: tuple = ()           # SysV message queue ids, likewise (see sysvipc.py)
 
 
 @dataclass(frozen=True)

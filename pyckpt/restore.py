@@ -19,11 +19,12 @@ import struct
 import time
 
 from . import arch as archmod
-from . import images, linux, proc, shmem, vdso
+from . import images, linux, proc, shmem, sysvipc, vdso
 from .errors import ImageError, PyckptError, RestoreConflict
+from .files import memfd
 from .files import regular as regular_files
 from .files import restore_fds
-from .images.proto import core_pb2, files_pb2, mm_pb2
+from .images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageReader
 from .inject import Scratch, SyscallInjector, find_syscall_insn
 from .oplog import log_to
@@ -72,6 +73,8 @@ class Image:
         files = read(images.FILES, files_pb2.Files)
         self.files = {f.id: f for f in files.files}
         self.pipes = {p.id: p for p in files.pipes}
+        self.ipc = read(images.IPC, ipc_pb2.Ipc) if self.reader.has(images.IPC) else ipc_pb2.Ipc()
+        self.memfds = {m.id: m for m in self.ipc.memfds}
         self.tasks, self.mms, self.pagemaps, self.fds = {}, {}, {}, {}
         for entry in self.tree.processes:
             pid = entry.pid
@@ -138,6 +141,7 @@ def _preflight(image, options):
             raise RestoreConflict(
                 f"process {pid} was using another kernel's vDSO ({mm.vdso}; this kernel's: {here or 'none'}): "
                 f"restore on the kernel it was dumped on ({image.inventory.kernel_release})")
+    sysvipc.check_free(image.ipc)
     for entry in image.files.values():
         if entry.kind == files_pb2.OpenFile.TTY and not options.shell_job:
             raise RestoreConflict(f"the image holds a terminal ({entry.file.path}); restore with --shell-job")
@@ -174,6 +178,8 @@ class TreeRestorer:
         self.zombies = []          # ProcessRestorer of processes that must end up zombies
         self.file_registry = {}    # file id -> (pid, fd) where an open file description already is
         self.shmem_registry = {}   # shmem id -> (pid, start, end, pgoff) of a mapping of it
+        self.memfd_registry = {}   # memfd object id -> (pid, address) of a mapping of it
+        self.sysv = sysvipc.Restorer(image)
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
         self.trampoline_base = None
@@ -182,6 +188,7 @@ class TreeRestorer:
         entries = list(self.image.tree.processes)
         self.trampoline_base = self._pick_trampoline()
         try:
+            self.sysv.create_all()
             for entry in entries:
                 parent = self.procs.get(entry.ppid)
                 if entry is not entries[0] and parent is None:
@@ -197,6 +204,8 @@ class TreeRestorer:
                 pr.become_zombie()
             for pr in self.procs.values():
                 pr.restore_memory()
+            self._seal_mapped_memfds()
+            self.sysv.mark_removed()
             for pr in self.procs.values():
                 pr.restore_process_state()
             for pr in self.procs.values():
@@ -210,11 +219,27 @@ class TreeRestorer:
         except BaseException:
             for pr in list(self.procs.values())[::-1] + self.zombies:
                 pr.kill()
+            self.sysv.undo()
             raise
         finally:
             root = self.procs.get(entries[0].pid)
             if root:
                 root.close_stub_pipe()
+
+    def memfd_location(self, ino):
+        """A /proc path that opens memfd object `ino` where the tree already has it, or None."""
+        if ino in self.memfd_registry:
+            return _map_files_path(*self.memfd_registry[ino])
+        for file_id, (pid, fd) in self.file_registry.items():
+            entry = self.image.files[file_id]
+            if entry.kind == files_pb2.OpenFile.MEMFD and entry.file.ino == ino:
+                return f"/proc/{pid}/fd/{fd}"
+        return None
+
+    def _seal_mapped_memfds(self):
+        """Seals last: F_SEAL_WRITE and F_SEAL_FUTURE_WRITE would refuse the writable mappings."""
+        for obj in self.image.ipc.memfds:
+            memfd.add_seals(self.memfd_location(obj.id), obj.seals)
 
     def _pick_trampoline(self):
         """One address range free in pyckpt itself (the first stub is its fork) and in every image."""
@@ -441,6 +466,12 @@ class ProcessRestorer:
                 if vma.kind == mm_pb2.Vma.SHMEM:
                     self._map_shmem(vma, where)
                     continue
+                if vma.kind in (mm_pb2.Vma.MEMFD_SHARED, mm_pb2.Vma.MEMFD_PRIVATE):
+                    self._map_memfd(vma, prot, where)
+                    continue
+                if vma.kind == mm_pb2.Vma.SYSV_SHM:
+                    self._attach_sysv_shm(vma, where)
+                    continue
                 if vma.kind == mm_pb2.Vma.ANON:
                     flags = arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED
                     if vma.growsdown:
@@ -486,6 +517,44 @@ class ProcessRestorer:
             inj.call("mmap", vma.start, length, vma.prot, arch.MAP_SHARED | arch.MAP_FIXED, fd, vma.pgoff, detail=where)
         finally:
             inj.call("close", fd)
+
+    def _map_memfd(self, vma, prot, where):
+        """The first mapping of a memfd object creates it (unsealed); later ones open it where it is."""
+        arch, inj, scratch = self.arch, self.inj, self.scratch
+        shared = vma.kind == mm_pb2.Vma.MEMFD_SHARED
+        # A shared mapping may become writable only through a writable fd (VM_MAYWRITE).
+        mode = os.O_RDWR if shared and vma.may_write else os.O_RDONLY
+        location = self.tree.memfd_location(vma.shmem_id)
+        created = None
+        if location is None:
+            obj = self.image.memfds.get(vma.shmem_id)
+            if obj is None:
+                raise ImageError(f"{self.image.path(images.IPC)}: no memfd object {vma.shmem_id} for {where}")
+            created = memfd.create(self, obj.name, obj.seals, obj.size, self.image.path(obj.data))
+            location = f"/proc/{self.pid}/fd/{created}"
+        if created is not None and mode == os.O_RDWR:
+            fd = created
+        else:
+            scratch.reset()
+            fd = inj.call("openat", linux.AT_FDCWD, scratch.put_str(location), mode | os.O_CLOEXEC, 0,
+                          detail=f"{where} ({location})")
+        try:
+            flags = (arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
+            inj.call("mmap", vma.start, vma.end - vma.start, prot, flags, fd, vma.pgoff, detail=where)
+        finally:
+            inj.call("close", fd)
+            if created is not None and fd != created:
+                inj.call("close", created)
+        if created is not None:
+            self.tree.memfd_registry[vma.shmem_id] = (self.pid, vma.start)
+
+    def _attach_sysv_shm(self, vma, where):
+        """shmat where the attach began (pgoff 0); every piece then gets its own protection."""
+        if vma.pgoff == 0:
+            result = self.inj.call("shmat", vma.shmem_id, vma.start, sysvipc.attach_flags(vma), detail=where)
+            if result != vma.start:
+                raise PyckptError(f"{where}: shmat attached at {result:#x}")
+        self.inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot, detail=where)
 
     def _fill_pages(self, segments):
         """preadv from the pages images straight into the process: the kernel copies, Python never sees a page."""
@@ -804,6 +873,14 @@ def _slice_segments(segments, vaddr, nbytes, pid, parent):
         raise ImageError(f"pagemap-{pid}.img: page {cursor:#x} is inherited from process {parent}, "
                          "whose image does not hold it")
     return out
+
+
+def _map_files_path(pid, address):
+    """/proc/PID/map_files entry of the mapping at `address` now (neighbours may have merged with it)."""
+    for vma in proc.read_vmas(pid):
+        if vma.start <= address < vma.end:
+            return f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
+    raise PyckptError(f"process {pid} has no mapping at {address:#x} any more")
 
 
 def _vmas_with_data(vmas, segments):

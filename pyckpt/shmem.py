@@ -36,19 +36,29 @@ def _data_ranges(fd, start, end):
     return out
 
 
+def copy_data(src, dst, start, end):
+    """Copy the data (not the holes) of fd `src` within [start, end) to the same offsets of fd `dst`."""
+    for offset, length in _data_ranges(src, start, end):
+        os.lseek(dst, offset, os.SEEK_SET)
+        while length:
+            n = os.sendfile(dst, src, offset, length)
+            if n == 0:
+                break
+            offset += n
+            length -= n
+
+
 def save(pid, vma, path):
     """Copy the object window a VMA maps into image file `path` (created or extended)."""
-    src = os.open(f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}", os.O_RDONLY)
+    save_object(f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}", vma.pgoff, vma.pgoff + vma.length, path)
+
+
+def save_object(src_path, start, end, path):
+    """Copy [start, end) of the object at `src_path` (a map_files or fd link) into image file `path`."""
+    src = os.open(src_path, os.O_RDONLY)
     dst = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        for offset, length in _data_ranges(src, vma.pgoff, vma.pgoff + vma.length):
-            os.lseek(dst, offset, os.SEEK_SET)
-            while length:
-                n = os.sendfile(dst, src, offset, length)
-                if n == 0:
-                    break
-                offset += n
-                length -= n
+        copy_data(src, dst, start, end)
     finally:
         os.close(src)
         os.close(dst)

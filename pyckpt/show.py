@@ -5,7 +5,7 @@ import base64
 from google.protobuf.json_format import MessageToDict
 
 from . import images
-from .images.proto import core_pb2, files_pb2, mm_pb2
+from .images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageReader
 
 _PROT = ((1, "r"), (2, "w"), (4, "x"))
@@ -27,6 +27,12 @@ def image_as_dict(image_dir, verify=True):
     tree = reader.read_message(images.PSTREE, files_pb2.PsTree)
     out = {"inventory": _dict(reader.inventory), "tree": _dict(tree)["processes"], "processes": [],
            "files": [_dict(f) for f in files.files]}
+    if reader.has(images.IPC):
+        ipc = _dict(reader.read_message(images.IPC, ipc_pb2.Ipc))
+        for queue in ipc.get("msg", []):
+            for m in queue.get("messages", []):
+                m["size"] = len(base64.b64decode(m.pop("data", "")))
+        out["ipc"] = ipc
     for entry in tree.processes:
         pid = entry.pid
         if entry.zombie:
@@ -74,6 +80,8 @@ def _vma_dict(vma):
     }
     if vma.name:
         d["name"] = vma.name
+    if vma.kind in (mm_pb2.Vma.SHMEM, mm_pb2.Vma.MEMFD_SHARED, mm_pb2.Vma.MEMFD_PRIVATE, mm_pb2.Vma.SYSV_SHM):
+        d["object"] = vma.shmem_id
     if vma.HasField("file"):
         d["file"] = vma.file.path
         d["pgoff"] = hex(vma.pgoff)

@@ -47,7 +47,7 @@ SYSCALLS = {
     "set_tid_address": 5212, "restart_syscall": 5213, "clock_nanosleep": 5224,
     "exit_group": 5205, "tgkill": 5225, "openat": 5247, "unlinkat": 5253,
     "ppoll": 5261, "get_robust_list": 5269, "set_robust_list": 5268, "dup3": 5286, "pipe2": 5287,
-    "preadv": 5289, "rt_tgsigqueueinfo": 5291, "prlimit64": 5297, "kcmp": 5306,
+    "preadv": 5289, "rt_tgsigqueueinfo": 5291, "prlimit64": 5297, "shmat": 5029, "kcmp": 5306,
     "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "pidfd_getfd": 5438, "clone3": 5435,
     "close_range": 5436, "inotify_init1": 5288, "inotify_add_watch": 5244, "inotify_rm_watch": 5245, "epoll_create1": 5285, "epoll_ctl": 5208, "eventfd2": 5284, "signalfd4": 5283, "timerfd_create": 5280, "timerfd_settime": 5282, "clock_gettime": 5222, "userfaultfd": 5317,
 }

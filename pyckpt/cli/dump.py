@@ -16,9 +16,22 @@ from . import options
 @options.shell_job
 @click.option("--backend", type=click.Choice(("auto",) + BACKENDS), default="auto", show_default=True,
               help="How to take the state: /dev/crak (kmod) or ptrace; auto takes kmod when loaded.")
-def dump(pid, images_dir, leave_running, shell_job, backend):
-    """Checkpoint process PID into an image folder, then kill it (unless -R)."""
-    dump_mod.dump(pid, images_dir, DumpOptions(backend=backend, leave_running=leave_running, shell_job=shell_job))
+@click.option("--ipc-sem", "ipc_sems", type=int, multiple=True, metavar="ID",
+              help="Also dump System V semaphore set ID (repeatable). Sets a dumped process "
+                   "operated on last are dumped anyway.")
+@click.option("--ipc-msg", "ipc_msgs", type=int, multiple=True, metavar="ID",
+              help="Also dump System V message queue ID (repeatable). Queues a dumped process "
+                   "sent to or received from last are dumped anyway.")
+def dump(pid, images_dir, leave_running, shell_job, backend, ipc_sems, ipc_msgs):
+    """Checkpoint process PID into an image folder, then kill it (unless -R).
+
+    System V IPC: shared memory segments the tree has attached, and the
+    semaphore sets and message queues it used last or that --ipc-sem/--ipc-msg
+    name, go into the image; without -R they are then removed from the host
+    with the tree. Restore recreates them with the same ids and keys.
+    """
+    dump_mod.dump(pid, images_dir, DumpOptions(backend=backend, leave_running=leave_running, shell_job=shell_job,
+                                               ipc_sems=ipc_sems, ipc_msgs=ipc_msgs))
 
 
 COMMANDS = (dump,)

@@ -1,16 +1,21 @@
 """memfd_create() files: anonymous shmem files with a name and seals.
 
-Dump: the contents go to a ghost image (like a deleted file's), the name
-and seals beside them. Restore: memfd_create in the target, the contents
-copied in by the target itself (sendfile from the image), then the offset,
-then the seals (last: they may forbid writing).
+One memfd object may be held by fds and mapped (MAP_SHARED or MAP_PRIVATE),
+in several processes. Dump: an fd's contents go to a ghost image (like a
+deleted file's), the name and seals beside them; a mapped object is also
+listed in ipc.img (MemfdObject), its contents stored once (in the ghost of
+an fd on it, if there is one). Restore: the first user creates the object
+(memfd_create in the target; pyckpt then sizes and fills it through
+/proc/PID/fd), every later mapping or fd of the same object is opened from
+where it already is, so all share it again; seals come last (they may
+forbid writing and new writable mappings).
 """
 
 import fcntl
 import os
 
-from .. import linux
-from ..images.proto import files_pb2
+from .. import linux, shmem
+from ..images.proto import files_pb2, ipc_pb2
 from .regular import file_ref
 
 PREFIX = "/memfd:"
@@ -22,38 +27,85 @@ MFD_ALLOW_SEALING = 2
 
 
 def is_memfd(link):
+    """An fd link or a mapping's path in /proc/PID/maps naming a memfd."""
     return link.startswith(PREFIX) and link.endswith(DELETED)
+
+
+def _name(link):
+    return link[len(PREFIX):-len(DELETED)]
+
+
+def _seals(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return fcntl.fcntl(fd, F_GET_SEALS)
+    finally:
+        os.close(fd)
 
 
 def describe(entry, pid, fd, link, st):
     entry.kind = files_pb2.OpenFile.MEMFD
-    entry.memfd_name = link[len(PREFIX):-len(DELETED)]
+    entry.memfd_name = _name(link)
     entry.ghost = f"ghost-{entry.id}.img"
     file_ref(entry.file, link, st)
-    src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY)
+    entry.seals = _seals(f"/proc/{pid}/fd/{fd}")
+
+
+def describe_mapped(pid, vma, data):
+    """The MemfdObject a mapping shows; its contents go to image file `data`."""
+    path = f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
+    return ipc_pb2.MemfdObject(id=vma.inode, name=_name(vma.path), size=os.stat(path).st_size,
+                               seals=_seals(path), data=data)
+
+
+def save_mapped(pid, vma, size, path):
+    shmem.save_object(f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}", 0, size, path)
+
+
+# -- restore ------------------------------------------------------------------
+
+
+def create(restorer, name, seals, size, data_path):
+    """A new memfd in the target, sized and filled from `data_path`, not sealed yet; its fd there."""
+    what = f"memfd {name!r} of process {restorer.pid}"
+    flags = 0 if seals & F_SEAL_SEAL and not seals & ~F_SEAL_SEAL else MFD_ALLOW_SEALING
+    restorer.scratch.reset()
+    fd = restorer.inj.call("memfd_create", restorer.scratch.put_str(name), flags, detail=what)
+    local = os.open(f"/proc/{restorer.pid}/fd/{fd}", os.O_RDWR)
     try:
-        entry.seals = fcntl.fcntl(src, F_GET_SEALS)
+        os.ftruncate(local, size)
+        image = os.open(data_path, os.O_RDONLY)
+        try:
+            shmem.copy_data(image, local, 0, size)
+        finally:
+            os.close(image)
     finally:
-        os.close(src)
+        os.close(local)
+    return fd
+
+
+def add_seals(path, seals):
+    """Seal the object at `path` (an fd or map_files link) as it was: last, after every mapping exists."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        missing = seals & ~fcntl.fcntl(fd, F_GET_SEALS)
+        if missing:
+            fcntl.fcntl(fd, F_ADD_SEALS, missing)
+    finally:
+        os.close(fd)
 
 
 def open_in_target(restorer, entry):
-    inj, scratch = restorer.inj, restorer.scratch
+    """The fd's object: reopened where the tree already has it (a mapping, another fd), else created."""
+    inj = restorer.inj
     what = f"memfd {entry.memfd_name!r} of process {restorer.pid}"
-    flags = 0 if entry.seals & F_SEAL_SEAL else MFD_ALLOW_SEALING
-    memfd = inj.call("memfd_create", scratch.put_str(entry.memfd_name), flags, detail=what)
-    image = inj.call("openat", linux.AT_FDCWD, scratch.put_str(restorer.image.path(entry.ghost)),
-                     os.O_RDONLY | os.O_CLOEXEC, 0, detail=entry.ghost)
-    try:
-        remaining = entry.file.size
-        while remaining:
-            n = inj.call("sendfile", memfd, image, 0, remaining, detail=what)
-            if n <= 0:
-                break
-            remaining -= n
-    finally:
-        inj.call("close", image)
-    inj.call("lseek", memfd, entry.pos, os.SEEK_SET, detail=what)
-    if entry.seals & ~F_SEAL_SEAL or (entry.seals & F_SEAL_SEAL and flags):
-        inj.call("fcntl", memfd, F_ADD_SEALS, entry.seals, detail=f"{what}: seals {entry.seals:#x}")
-    return memfd
+    where = restorer.tree.memfd_location(entry.file.ino)
+    if where is not None:
+        restorer.scratch.reset()
+        fd = inj.call("openat", linux.AT_FDCWD, restorer.scratch.put_str(where),
+                      entry.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC) | os.O_CLOEXEC, 0, detail=what)
+    else:
+        fd = create(restorer, entry.memfd_name, entry.seals, entry.file.size, restorer.image.path(entry.ghost))
+        add_seals(f"/proc/{restorer.pid}/fd/{fd}", entry.seals)
+    inj.call("lseek", fd, entry.pos, os.SEEK_SET, detail=what)
+    return fd

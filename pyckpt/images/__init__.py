@@ -10,6 +10,10 @@ File names, in one place:
   fds-<pid>.img          FdTable
   files.img              Files (open file descriptions)
   ghost-<id>.img         contents of a file deleted while open
+  shmem-<id>.img         contents of shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS)
+  ipc.img                Ipc (mapped memfd objects, SysV shm/semaphores/message queues)
+  memfd-<ino>.img        contents of a mapped memfd no fd holds (else its ghost-<id>.img)
+  sysvshm-<shmid>.img    contents of a SysV shared memory segment
   manifest.img           Manifest: size + sha256 of every file above
   *.log                  logs; not part of the image
 """
@@ -20,6 +24,7 @@ INVENTORY = "inventory.img"
 PSTREE = "pstree.img"
 FILES = "files.img"
 MANIFEST = "manifest.img"
+IPC = "ipc.img"
 
 
 def core(pid):
@@ -44,3 +49,11 @@ def fds(pid):
 
 def ghost(file_id):
     return f"ghost-{file_id}.img"
+
+
+def memfd(ino):
+    return f"memfd-{ino}.img"
+
+
+def sysv_shm(shmid):
+    return f"sysvshm-{shmid}.img"

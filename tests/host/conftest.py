@@ -84,12 +84,16 @@ CASES = [
     Case("locks", "locks"),
     Case("fifo", "fifo"),
     Case("cowtree", "cowtree"),
+    Case("memfdmap", "memfdmap"),
+    Case("sysvipc", "sysvipc"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "lease")]
-ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED
+# SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
+SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
+ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED
 
 
 def pytest_generate_tests(metafunc):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import text_format
 
-from pyckpt.images.proto import core_pb2, files_pb2, inventory_pb2, mm_pb2
+from pyckpt.images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
 
 from .conftest import make_steady
 
@@ -39,9 +39,12 @@ CASES = {
     "signals": ("signals",),
     "attrs": ("attrs",),
     "files": ("files",),
+    "memfdmap": ("memfdmap",),
+    "sysvipc": ("sysvipc",),
 }
 
 MESSAGES = {
+    "ipc": ipc_pb2.Ipc,
     "inventory": inventory_pb2.Inventory, "pstree": files_pb2.PsTree,
     "core": core_pb2.Task, "mm": mm_pb2.Mm, "pagemap": mm_pb2.PageMap,
     "fds": files_pb2.FdTable, "files": files_pb2.Files,
