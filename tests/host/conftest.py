@@ -83,11 +83,12 @@ CASES = [
     Case("inotify", "inotify"),
     Case("locks", "locks"),
     Case("fifo", "fifo"),
+    Case("posixtimers", "posixtimers"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
-REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "lease")]
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "lease")]
 ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED
 
 
