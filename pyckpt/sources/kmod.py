@@ -23,9 +23,9 @@ import time
 
 from .. import arch as archmod
 from .. import pagemap, proc
-from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError
+from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError, UnsupportedState
 from . import crak_uapi as uapi
-from .base import PageRun, ProcessState, Source, ThreadState
+from .base import PageRun, PosixTimerState, ProcessState, Source, ThreadState
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,28 @@ class KmodSource(Source):
             shared_pending=self._pending(pid, 0, shared=True), brk=misc.brk,
             pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable, securebits=creds.securebits,
             stopped=pid in self.stopped, itimers=self._itimers(pid),
+            posix_timers=self._posix_timers(pid),
         )
+
+    def _posix_timers(self, pid):
+        """The POSIX timers as /proc/PID/timers, timer_gettime and timer_getoverrun report them."""
+        cap = 64
+        while True:
+            buf = (uapi.PosixTimer * cap)()
+            q = uapi.PosixTimers(count=cap, timers_ptr=ctypes.addressof(buf))
+            self._ioctl(pid, "GET_POSIX_TIMERS", q, f"cannot read the POSIX timers of process {pid}")
+            if q.nr_timers <= cap:
+                break
+            cap = min(q.nr_timers + 16, uapi.MAX_POSIX_TIMERS)
+        out = []
+        for e in buf[:q.nr_copied]:
+            if e.flags & uapi.POSIX_TIMER_F_NO_VALUE:
+                raise UnsupportedState(f"process {pid}: POSIX timer {e.id} runs on clock {e.clock} (an alarm "
+                                       "clock), whose time left crak.ko cannot read; dump it with --backend ptrace")
+            out.append(PosixTimerState(id=e.id, clock=e.clock, notify=e.notify, signo=e.signo, sigval=e.sigval,
+                                       target=e.target, value_ns=e.value_ns, interval_ns=e.interval_ns,
+                                       overrun=e.overrun))
+        return sorted(out, key=lambda t: t.id)
 
     def _itimers(self, pid):
         """(which, value_us, interval_us) of the armed timers, as getitimer(2) reports

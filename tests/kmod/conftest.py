@@ -67,6 +67,26 @@ TARGET = textwrap.dedent("""
             signal.setitimer(signal.ITIMER_VIRTUAL, 400)
             signal.setitimer(signal.ITIMER_PROF, 7, 450)
             os.write(1, b"ok\\n")
+        elif cmd[0] == b"posixtimers":  # posixtimers <timer_create nr> <timer_settime nr>
+            libc = ctypes.CDLL(None, use_errno=True)
+            create, settime = int(cmd[1]), int(cmd[2])
+            def timer(clock, notify, signo, value, tid, secs, interval):
+                ev = (ctypes.c_int * 16)()  # struct sigevent, 64 bytes
+                ctypes.c_uint64.from_buffer(ev, 0).value = value
+                ev[2], ev[3], ev[4] = signo, notify, tid
+                tid_out = ctypes.c_int()
+                assert libc.syscall(create, clock, ev, ctypes.byref(tid_out)) == 0
+                spec = (ctypes.c_int64 * 4)(int(interval), int(interval % 1 * 1e9), int(secs), int(secs % 1 * 1e9))
+                if secs:
+                    assert libc.syscall(settime, tid_out.value, 0, spec, None) == 0
+                return tid_out.value
+            me = threading.get_native_id()
+            ids = [timer(1, 0, signal.SIGUSR2, 0x5eed, 0, 300, 0.5),      # MONOTONIC, signal, periodic
+                   timer(0, 1, 0, 0, 0, 100, 0),                          # REALTIME, SIGEV_NONE
+                   timer(2, 1, 0, 7, 0, 1000, 5),                         # PROCESS_CPUTIME, SIGEV_NONE
+                   timer(7, 1, 0, 0, 0, 0, 0),                            # BOOTTIME, never armed
+                   timer(1, 4, signal.SIGUSR2, 9, me, 200, 0)]            # to this thread
+            os.write(1, (json.dumps(ids) + "\n").encode())
         elif cmd[0] == b"getitimers":
             os.write(1, (json.dumps([signal.getitimer(w) for w in range(3)]) + "\\n").encode())
 """)

@@ -199,11 +199,30 @@
  *   getitimer(2) reports microseconds truncated from these nanoseconds
  *   (value_ns / 1000); a timer with value_ns < 1000 reads as disarmed there.
  *
+ * CRAK_IOC_GET_POSIX_TIMERS (struct crak_posix_timers)
+ *   The process's POSIX timers (timer_create(2)), each as /proc/PID/timers,
+ *   timer_gettime(2) and timer_getoverrun(2) in the target would report it:
+ *   id, clock (the clockid given to timer_create; CPU clocks encode a pid),
+ *   sigev_notify (SIGEV_THREAD_ID included), signal, sigev_value, the pid
+ *   (or with SIGEV_THREAD_ID the tid) the signal goes to, time left and
+ *   interval in nanoseconds (value_ns 0: disarmed; 1 when due but not yet
+ *   fired, as timer_gettime), and the overrun count of the last delivery.
+ *   The time left is computed without touching the timer (timer_gettime
+ *   moves the expiry of a periodic timer whose signal is pending forward by
+ *   whole intervals; the same value comes out here, the timer stays as it
+ *   is). Up to `count` entries (struct crak_posix_timer, in no particular
+ *   order) go to timers_ptr; nr_timers is the number of timers, nr_copied
+ *   the number written (call again with a larger buffer when nr_timers >
+ *   count). count <= CRAK_MAX_POSIX_TIMERS. An entry with
+ *   CRAK_POSIX_TIMER_F_NO_VALUE is on a clock whose time left the module
+ *   cannot read (alarm clocks): its value_ns and interval_ns are 0.
+ *
  * ABI history: version 1 had no GET_THREAD_MISC/GET_PROCESS_MISC and
  * reported sa_flags with kernel-internal bits; version 2 adds the two
  * commands and reports sa_flags as rt_sigaction(2) does; version 3 adds
  * GET_ITIMERS, freezes threads in a job-control stop instead of timing
- * out on them, and reports nr_stopped (formerly pad) from FREEZE.
+ * out on them, and reports nr_stopped (formerly pad) from FREEZE;
+ * version 4 adds GET_POSIX_TIMERS.
  */
 #ifndef _UAPI_LINUX_CRAK_H
 #define _UAPI_LINUX_CRAK_H
@@ -212,7 +231,7 @@
 #include <linux/ioctl.h>
 
 #define CRAK_DEVICE_NAME	"crak"
-#define CRAK_ABI_VERSION	3
+#define CRAK_ABI_VERSION	4
 #define CRAK_IOC_MAGIC		0xCA
 
 /* Bounds (also reported by CRAK_IOC_VERSION). */
@@ -222,6 +241,7 @@
 #define CRAK_MAX_PEEK		(16U << 20)
 #define CRAK_MAX_NAME		4096
 #define CRAK_MAX_GROUPS		65536
+#define CRAK_MAX_POSIX_TIMERS	65536
 #define CRAK_FREEZE_DEFAULT_TIMEOUT_MS	5000
 #define CRAK_FREEZE_MAX_TIMEOUT_MS	600000
 
@@ -518,6 +538,33 @@ struct crak_itimers {
 };
 #define CRAK_ITIMERS_FLAGS_ALL	0U
 
+#define CRAK_POSIX_TIMER_F_NO_VALUE	(1U << 0)	/* out */
+
+struct crak_posix_timer {
+	__s32 id;		/* the timer_t */
+	__s32 clock;		/* clockid as given to timer_create */
+	__u32 notify;		/* sigev_notify */
+	__u32 signo;
+	__u64 sigval;		/* sigev_value */
+	__u32 target;		/* pid, or tid with SIGEV_THREAD_ID */
+	__s32 overrun;		/* timer_getoverrun(2) */
+	__u64 value_ns;		/* time left, 0: disarmed */
+	__u64 interval_ns;
+	__u32 flags;		/* CRAK_POSIX_TIMER_F_* */
+	__u32 pad;
+	__u64 reserved[2];
+};
+
+struct crak_posix_timers {
+	__u32 flags;		/* in: 0 */
+	__u32 count;		/* in: entries at timers_ptr */
+	__u64 timers_ptr;	/* in: struct crak_posix_timer array */
+	__u32 nr_timers;	/* out */
+	__u32 nr_copied;	/* out */
+	__u64 reserved[3];
+};
+#define CRAK_POSIX_TIMERS_FLAGS_ALL	0U
+
 /* On /dev/crak */
 #define CRAK_IOC_VERSION	_IOWR(CRAK_IOC_MAGIC, 0x00, struct crak_version)
 #define CRAK_IOC_OPEN_SESSION	_IOW(CRAK_IOC_MAGIC, 0x01, struct crak_open_session)
@@ -537,5 +584,6 @@ struct crak_itimers {
 #define CRAK_IOC_GET_THREAD_MISC _IOWR(CRAK_IOC_MAGIC, 0x1c, struct crak_thread_misc)
 #define CRAK_IOC_GET_PROCESS_MISC _IOWR(CRAK_IOC_MAGIC, 0x1d, struct crak_process_misc)
 #define CRAK_IOC_GET_ITIMERS	_IOWR(CRAK_IOC_MAGIC, 0x1e, struct crak_itimers)
+#define CRAK_IOC_GET_POSIX_TIMERS _IOWR(CRAK_IOC_MAGIC, 0x38, struct crak_posix_timers)
 
 #endif /* _UAPI_LINUX_CRAK_H */
