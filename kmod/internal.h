@@ -93,6 +93,9 @@ long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg);
 /* timers.c */
 long crak_ioc_get_posix_timers(struct crak_session *s, void __user *arg);
 
+/* seccomp.c */
+long crak_ioc_get_seccomp(struct crak_session *s, void __user *arg);
+
 /* creds.c */
 long crak_ioc_get_creds(struct crak_session *s, void __user *arg);
 

@@ -84,11 +84,13 @@ CASES = [
     Case("locks", "locks"),
     Case("fifo", "fifo"),
     Case("posixtimers", "posixtimers"),
+    Case("seccomp-filters", "seccomp", ("filters",)),
+    Case("seccomp-strict", "seccomp", ("strict",)),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
-REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "lease")]
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease")]
 ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED
 
 

@@ -86,7 +86,7 @@ TARGET = textwrap.dedent("""
                    timer(2, 1, 0, 7, 0, 1000, 5),                         # PROCESS_CPUTIME, SIGEV_NONE
                    timer(7, 1, 0, 0, 0, 0, 0),                            # BOOTTIME, never armed
                    timer(1, 4, signal.SIGUSR2, 9, me, 200, 0)]            # to this thread
-            os.write(1, (json.dumps(ids) + "\n").encode())
+            os.write(1, (json.dumps(ids) + "\\n").encode())
         elif cmd[0] == b"getitimers":
             os.write(1, (json.dumps([signal.getitimer(w) for w in range(3)]) + "\\n").encode())
 """)
