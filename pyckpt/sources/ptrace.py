@@ -261,7 +261,7 @@ def _under_seccomp(pid, tid):
 
 
 def _seccomp_filters(tid):
-    """The thread's filter chain, oldest first (index 0 of PTRACE_SECCOMP_GET_FILTER is the newest)."""
+    """The thread's filter chain, oldest first (as PTRACE_SECCOMP_GET_FILTER numbers them)."""
     chain = []
     index = 0
     while True:
@@ -277,7 +277,6 @@ def _seccomp_filters(tid):
         linux.ptrace(linux.PTRACE_SECCOMP_GET_METADATA, tid, ctypes.sizeof(meta), ctypes.addressof(meta))
         chain.append(SeccompFilterState(program=buf.raw, log=bool(meta[1] & SECCOMP_FILTER_FLAG_LOG)))
         index += 1
-    chain.reverse()
     return chain
 
 

@@ -1,12 +1,14 @@
 /*
  * seccomp: seccomp state survives a checkpoint, per thread. argv[1]:
- *   filters  a stack of filters, each making one syscall fail with its own
- *            errno and allowing the rest: B (getsid -> EXDEV, installed with
- *            SECCOMP_FILTER_FLAG_LOG before the threads exist, so they
- *            inherit it), then A (getpgid -> ENOTBLK, synchronised to every
- *            thread with TSYNC), then C (sched_getscheduler -> EUNATCH) in
- *            one thread only. no_new_privs is set (as an unprivileged
- *            program must).
+ *   filters  a stack of filters, each making syscalls fail with its own
+ *            errno and allowing the rest: B (getsid and getpgid -> EXDEV,
+ *            installed with SECCOMP_FILTER_FLAG_LOG before the threads
+ *            exist, so they inherit it), then A (getpgid -> ENOTBLK,
+ *            synchronised to every thread with TSYNC), then C
+ *            (sched_getscheduler -> EUNATCH) in one thread only. For
+ *            getpgid the newest filter's errno wins, so the order of the
+ *            stack shows. no_new_privs is set (as an unprivileged program
+ *            must).
  *   strict   one thread in strict mode (read/write/exit/sigreturn only)
  *            that answers a byte on a pipe; the others are unfiltered.
  * After restore: every filtered call still fails with its errno in exactly
@@ -35,11 +37,13 @@ struct worker {
 static struct worker workers[NTHREADS];
 static struct worker strict_worker;
 
-static int install(int nr, int err, unsigned int flags)
+/* A filter making syscalls nr and nr2 (-1: none) fail with err. */
+static int install(int nr, int nr2, int err, unsigned int flags)
 {
 	struct sock_filter prog[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr2, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | err),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
@@ -86,7 +90,7 @@ static void *worker_main(void *arg)
 	w->tid = syscall(SYS_gettid);
 	if (read(w->go[0], &c, 1) != 1)	/* wait until A is synchronised */
 		return NULL;
-	if (w->extra && install(SYS_sched_getscheduler, EUNATCH, 0))
+	if (w->extra && install(SYS_sched_getscheduler, -1, EUNATCH, 0))
 		wl_die("install C");
 	if (write(w->done[1], "r", 1) != 1)
 		return NULL;
@@ -150,12 +154,12 @@ static int run_filters(void)
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		wl_die("no_new_privs");
-	if (install(SYS_getsid, EXDEV, SECCOMP_FILTER_FLAG_LOG))
+	if (install(SYS_getsid, SYS_getpgid, EXDEV, SECCOMP_FILTER_FLAG_LOG))
 		wl_die("install B");
 	workers[1].extra = 1;
 	for (i = 0; i < NTHREADS; i++)
 		start(&workers[i], worker_main);
-	if (install(SYS_getpgid, ENOTBLK, SECCOMP_FILTER_FLAG_TSYNC))
+	if (install(SYS_getpgid, -1, ENOTBLK, SECCOMP_FILTER_FLAG_TSYNC))
 		wl_die("install A (TSYNC)");
 	for (i = 0; i < NTHREADS; i++)
 		say_step(&workers[i], 'r');

@@ -220,8 +220,9 @@
  * CRAK_IOC_GET_SECCOMP (struct crak_seccomp)
  *   The seccomp state of thread `tid`: its mode (SECCOMP_MODE_DISABLED 0,
  *   STRICT 1, FILTER 2, as /proc/PID/status "Seccomp") and, in filter mode,
- *   its filter chain, newest first, as PTRACE_SECCOMP_GET_FILTER (index 0
- *   first) and PTRACE_SECCOMP_GET_METADATA report it: per filter a struct
+ *   its filter chain, newest first (PTRACE_SECCOMP_GET_FILTER numbers the
+ *   same filters from the oldest), with what it and PTRACE_SECCOMP_GET_METADATA
+ *   report: per filter a struct
  *   crak_seccomp_filter (flags: CRAK_SECCOMP_FILTER_F_LOG when installed
  *   with SECCOMP_FILTER_FLAG_LOG, CRAK_SECCOMP_FILTER_F_LISTENER when it
  *   has a user-notification listener; len: its instructions) followed by
