@@ -47,7 +47,7 @@ def test_seccomp_short_buffer_reports_the_size(target):
         buf = ctypes.create_string_buffer(b"\xee" * 8)
         q = uapi.Seccomp(tid=target.pid, buf_ptr=ctypes.addressof(buf), buf_len=8)
         ioctl(s.fd, "GET_SECCOMP", q)
-        assert q.size == head + len(prog) and buf.raw == b"\xee" * 8  # nothing written
+        assert q.size == head + len(prog) and buf.raw[:8] == b"\xee" * 8  # nothing written
         buf = ctypes.create_string_buffer(q.size)
         q = uapi.Seccomp(tid=target.pid, buf_ptr=ctypes.addressof(buf), buf_len=q.size)
         ioctl(s.fd, "GET_SECCOMP", q)
