@@ -45,8 +45,6 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
 SECBIT_KEEP_CAPS = 1 << 4
 PR_TIMER_CREATE_RESTORE_IDS = 77   # Linux 6.15+: timer_create takes the id from *created_timer_id
-SIGEV_NONE = 1
-SIGEV_THREAD_ID = 4
 SIGEVENT_SIZE = 64
 # Without PR_TIMER_CREATE_RESTORE_IDS the kernel hands out timer ids in
 # sequence per process: an id is reached by creating and deleting timers.
