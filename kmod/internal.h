@@ -79,6 +79,8 @@ long crak_ioc_get_fd(struct crak_session *s, void __user *arg);
 long crak_ioc_pipe_peek(struct crak_session *s, void __user *arg);
 
 /* signals.c */
+struct sighand_struct *crak_lock_sighand(struct task_struct *t,
+					 unsigned long *flags);
 long crak_ioc_get_sigactions(struct crak_session *s, void __user *arg);
 long crak_ioc_get_thread_signals(struct crak_session *s, void __user *arg);
 long crak_ioc_get_pending(struct crak_session *s, void __user *arg);
@@ -87,6 +89,12 @@ long crak_ioc_get_itimers(struct crak_session *s, void __user *arg);
 /* misc.c */
 long crak_ioc_get_thread_misc(struct crak_session *s, void __user *arg);
 long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg);
+
+/* timers.c */
+long crak_ioc_get_posix_timers(struct crak_session *s, void __user *arg);
+
+/* seccomp.c */
+long crak_ioc_get_seccomp(struct crak_session *s, void __user *arg);
 
 /* creds.c */
 long crak_ioc_get_creds(struct crak_session *s, void __user *arg);

@@ -524,6 +524,12 @@ static long crak_session_ioctl(struct file *file, unsigned int cmd,
 	case CRAK_IOC_GET_ITIMERS:
 		ret = crak_ioc_get_itimers(s, uarg);
 		break;
+	case CRAK_IOC_GET_POSIX_TIMERS:
+		ret = crak_ioc_get_posix_timers(s, uarg);
+		break;
+	case CRAK_IOC_GET_SECCOMP:
+		ret = crak_ioc_get_seccomp(s, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}

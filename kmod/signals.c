@@ -24,8 +24,8 @@
 #include <linux/uaccess.h>
 #include "internal.h"
 
-static struct sighand_struct *crak_lock_sighand(struct task_struct *t,
-						unsigned long *flags)
+struct sighand_struct *crak_lock_sighand(struct task_struct *t,
+					 unsigned long *flags)
 {
 	struct sighand_struct *sh;
 

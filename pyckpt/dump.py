@@ -10,6 +10,7 @@ import collections
 import logging
 import os
 import platform
+import struct
 import time
 
 from . import __version__, images, pagemap, proc, shmem, sysvipc, vdso
@@ -241,6 +242,8 @@ def _task_message(pid, state, arch):
         task.shared_pending.add(signo=int.from_bytes(raw[:4], arch.BYTEORDER), raw=raw)
     for thread in state.threads:
         _thread_message(task.threads.add(), pid, thread, arch)
+    _posix_timer_messages(task, pid, state)
+    _seccomp_messages(task, pid, state)
     return task
 
 
@@ -250,14 +253,6 @@ _NAMESPACES = ("ipc", "mnt", "net", "pid", "user", "uts", "cgroup", "time")
 def _refuse_unsupported(pid, status):
     """Process state pyckpt would otherwise silently lose."""
     what = f"process {pid} ({status.get('Name', '?')})"
-    if status.get("Seccomp", "0") != "0":
-        raise UnsupportedState(f"{what} runs under a seccomp filter; not supported yet")
-    try:
-        with open(f"/proc/{pid}/timers") as f:
-            if f.read().strip():
-                raise UnsupportedState(f"{what} has POSIX timers (timer_create); not supported yet")
-    except FileNotFoundError:
-        pass
     for ns in _NAMESPACES:
         try:
             theirs, ours = os.readlink(f"/proc/{pid}/ns/{ns}"), os.readlink(f"/proc/self/ns/{ns}")
@@ -266,6 +261,70 @@ def _refuse_unsupported(pid, status):
         if theirs != ours:
             raise UnsupportedState(f"{what} is in another {ns} namespace ({theirs}, pyckpt is in {ours}); "
                                    "namespaces are not supported yet")
+
+
+CPUCLOCK_PERTHREAD = 4
+CPUCLOCK_FD = 3
+
+
+def _posix_timer_messages(task, pid, state):
+    """Every timer as it is; refused: CPU clocks that cannot be named again after restore."""
+    tids = {th.tid for th in state.threads}
+    for t in state.posix_timers:
+        where = f"process {pid}: POSIX timer {t.id} (clock {t.clock})"
+        if t.clock < 0:
+            clock_pid = ~(t.clock >> 3)
+            if t.clock & 3 == CPUCLOCK_FD:
+                raise UnsupportedState(f"{where} runs on a dynamic (fd) clock; not supported")
+            if t.clock & CPUCLOCK_PERTHREAD and clock_pid == 0 and len(tids) > 1:
+                # The clock is the CPU time of the thread that created the timer,
+                # which neither /proc nor timer_gettime tells.
+                raise UnsupportedState(f"{where} measures the CPU time of the thread that created it "
+                                       "(CLOCK_THREAD_CPUTIME_ID) in a multi-threaded process; not supported")
+            if clock_pid and clock_pid != pid and clock_pid not in tids:
+                raise UnsupportedState(f"{where} measures the CPU time of {clock_pid}, outside the process; "
+                                       "not supported")
+        task.posix_timers.add(id=t.id, clock=t.clock, notify=t.notify, signo=t.signo, sigval=t.sigval,
+                              target_tid=t.target if t.notify & proc.SIGEV_THREAD_ID else 0,
+                              value_ns=t.value_ns, interval_ns=t.interval_ns, overrun=t.overrun)
+
+
+SECCOMP_RET_ACTION_FULL = 0xFFFF0000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+BPF_RET_K = 0x06          # BPF_RET | BPF_K
+
+
+def _seccomp_messages(task, pid, state):
+    """The filter tree: a filter shared by threads (TSYNC, inherited) is stored once.
+
+    Two chains with the same programs (and flags) up to a filter are taken as
+    sharing it: nothing a program can observe tells them apart."""
+    nodes = {}
+    for thread_msg, thread in zip(task.threads, state.threads):
+        thread_msg.seccomp_mode = thread.seccomp_mode
+        parent = 0
+        for depth, flt in enumerate(thread.seccomp_filters):
+            _refuse_user_notif(pid, thread.tid, flt.program)
+            key = tuple(thread.seccomp_filters[:depth + 1])
+            if key not in nodes:
+                task.seccomp_filters.add(program=flt.program, flags=SECCOMP_FILTER_FLAG_LOG if flt.log else 0,
+                                         parent=parent)
+                nodes[key] = len(task.seccomp_filters)
+            parent = nodes[key]
+        thread_msg.seccomp_filter = parent
+
+
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+
+
+def _refuse_user_notif(pid, tid, program):
+    """A filter that hands syscalls to a user-space supervisor (a listener fd elsewhere) cannot
+    be rebuilt: the supervisor's side of it is not in the image."""
+    for offset in range(0, len(program), 8):
+        code, _jt, _jf, k = struct.unpack_from("=HBBI", program, offset)
+        if code == BPF_RET_K and k & SECCOMP_RET_ACTION_FULL == SECCOMP_RET_USER_NOTIF:
+            raise UnsupportedState(f"process {pid} thread {tid}: a seccomp filter returns SECCOMP_RET_USER_NOTIF "
+                                   "(syscalls handed to a supervisor's listener); not supported")
 
 
 def _sched_message(msg, pid, tid):

@@ -270,3 +270,46 @@ def process_tree(root):
     for pid in order:
         order.extend(sorted(children.get(pid, ())))
     return order
+
+
+@dataclass
+class PosixTimer:
+    """One entry of /proc/PID/timers."""
+    id: int
+    signo: int
+    sigval: int
+    notify: int          # sigev_notify, with SIGEV_THREAD_ID (4) when the target is a thread
+    target: int          # the pid, or with SIGEV_THREAD_ID the tid, the signal goes to
+    clock: int
+
+
+# The kernel prints sigev_notify & ~SIGEV_THREAD_ID by name (fs/proc/base.c show_timer).
+_TIMER_NOTIFY = {"signal": 0, "none": 1, "thread": 2}
+SIGEV_THREAD_ID = 4
+
+
+def parse_posix_timers(text):
+    timers, cur = [], {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        cur[key.strip()] = value.strip()
+        if key == "ClockID":
+            signo, _, sigval = cur["signal"].partition("/")
+            how, _, target = cur["notify"].partition("/")
+            kind, _, target_id = target.partition(".")
+            notify = _TIMER_NOTIFY[how] | (SIGEV_THREAD_ID if kind == "tid" else 0)
+            timers.append(PosixTimer(id=int(cur["ID"]), signo=int(signo), sigval=int(sigval, 16),
+                                     notify=notify, target=int(target_id), clock=int(cur["ClockID"])))
+            cur = {}
+    return sorted(timers, key=lambda t: t.id)
+
+
+def read_posix_timers(pid):
+    """The process's POSIX timers, by id ([] when the kernel has no /proc/PID/timers)."""
+    try:
+        text = _read(f"{PROC}/{pid}/timers", pid=pid)
+    except NoSuchProcess:
+        if exists(pid):
+            return []    # no CONFIG_CHECKPOINT_RESTORE: no timers file
+        raise
+    return parse_posix_timers(text)

@@ -59,8 +59,10 @@ class Tracee:
 
     # -- attach / stop / resume ------------------------------------------------
 
-    def seize(self, exit_kill=False, trace_clone=False):
+    def seize(self, exit_kill=False, trace_clone=False, suspend_seccomp=False):
         options = linux.PTRACE_O_TRACESYSGOOD
+        if suspend_seccomp:  # injected syscalls must not meet the target's seccomp filters
+            options |= linux.PTRACE_O_SUSPEND_SECCOMP
         if exit_kill:
             options |= linux.PTRACE_O_EXITKILL
         if trace_clone:  # threads and forked children come up traced (and stopped)
@@ -70,6 +72,9 @@ class Tracee:
         except OSError as err:
             if err.errno == errno.ESRCH:
                 raise NoSuchProcess(f"thread {self.tid} does not exist") from err
+            if err.errno == errno.EPERM and suspend_seccomp:
+                raise FreezeError(f"cannot trace {self.tid} with its seccomp filters suspended "
+                                  "(needs CAP_SYS_ADMIN, and pyckpt must not run under seccomp)") from err
             if err.errno == errno.EPERM:
                 raise FreezeError(f"cannot trace {self.tid}: it is already traced or not ours to trace") from err
             raise

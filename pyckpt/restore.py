@@ -47,6 +47,15 @@ PR_SET_SECUREBITS = 28
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
 SECBIT_KEEP_CAPS = 1 << 4
+PR_TIMER_CREATE_RESTORE_IDS = 77   # Linux 6.15+: timer_create takes the id from *created_timer_id
+SIGEVENT_SIZE = 64
+# Without PR_TIMER_CREATE_RESTORE_IDS the kernel hands out timer ids in
+# sequence per process: an id is reached by creating and deleting timers.
+MAX_TIMER_ID_STEPS = 1 << 16
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_STRICT = 1
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_THREAD, CLONE_SYSVSEM = 0x10000, 0x40000
@@ -81,6 +90,7 @@ class Image:
             if entry.zombie:
                 continue
             self.tasks[pid] = read(images.core(pid), core_pb2.Task)
+            _check_seccomp_tree(self.tasks[pid], self.reader.path(images.core(pid)))
             self.mms[pid] = read(images.mm(pid), mm_pb2.Mm)
             self.pagemaps[pid] = read(images.pagemap(pid), mm_pb2.PageMap)
             self.fds[pid] = read(images.fds(pid), files_pb2.FdTable)
@@ -90,6 +100,22 @@ class Image:
 
     def path(self, name):
         return self.reader.path(name)
+
+    @property
+    def has_seccomp(self):
+        return any(task.seccomp_filters or any(th.seccomp_mode for th in task.threads)
+                   for task in self.tasks.values())
+
+
+def _check_seccomp_tree(task, where):
+    for i, flt in enumerate(task.seccomp_filters, 1):
+        if flt.parent >= i or len(flt.program) % 8 or not flt.program:
+            raise ImageError(f"{where}: seccomp filter {i} is malformed (parent {flt.parent}, "
+                             f"{len(flt.program)} bytes)")
+    for th in task.threads:
+        if th.seccomp_filter > len(task.seccomp_filters):
+            raise ImageError(f"{where}: thread {th.tid} names seccomp filter {th.seccomp_filter}, "
+                             f"of {len(task.seccomp_filters)}")
 
 
 def restore(image_dir, options=None):
@@ -320,7 +346,10 @@ class ProcessRestorer:
         os.close(read_end)
         self._stub_pipe = write_end
         tracee = Tracee(child, self.arch)
-        tracee.seize(exit_kill=True, trace_clone=True)
+        # Every process and thread cloned from this stub inherits the options:
+        # with seccomp in the image, filters installed before the last injected
+        # calls must not apply to them.
+        tracee.seize(exit_kill=True, trace_clone=True, suspend_seccomp=self.image.has_seccomp)
         tracee.stop()
         tracee.set_sigmask((1 << 64) - 1)
         self.tracee = tracee
@@ -718,6 +747,11 @@ class ProcessRestorer:
             self._restore_thread_state(thread, inj)
             if thread.HasField("sched"):
                 self._restore_sched(thread)
+        self._restore_posix_timers()
+        # Filters go in while every thread still has CAP_SYS_ADMIN (no no_new_privs
+        # needed); the calls injected after them run with seccomp suspended
+        # (PTRACE_O_SUSPEND_SECCOMP), which ends when the threads are detached.
+        self._restore_seccomp(threads)
         for _thread, _tracee, inj in threads:
             self._restore_creds(inj)
         # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
@@ -743,6 +777,95 @@ class ProcessRestorer:
         if self.task.stopped:
             os.kill(self.pid, signal.SIGSTOP)
         log.debug("process %d: %d thread(s) released", self.pid, len(self.threads))
+
+    def _restore_posix_timers(self):
+        """Every timer with its old id, clock, notification, time left (relative) and interval.
+
+        After the threads exist (a signal may target one of them). The ids:
+        exactly with PR_TIMER_CREATE_RESTORE_IDS where the kernel has it,
+        else by stepping the per-process id sequence (create, delete) up to each.
+        """
+        timers = sorted(self.task.posix_timers, key=lambda t: t.id)
+        if not timers:
+            return
+        inj, scratch = self.inj, self.scratch
+        scratch.reset()
+        id_slot, sigev, spec = scratch.alloc(8), scratch.alloc(SIGEVENT_SIZE), scratch.alloc(32)
+        exact = inj.raw("prctl", PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0
+        try:
+            for timer in timers:
+                what = f"POSIX timer {timer.id} of process {self.pid}"
+                event = struct.pack("=QiiI", timer.sigval, timer.signo, timer.notify, timer.target_tid)
+                linux.write_memory(self.pid, sigev, event.ljust(SIGEVENT_SIZE, b"\0"))
+                if exact:
+                    linux.write_memory(self.pid, id_slot, struct.pack("=i", timer.id))
+                    result = inj.raw("timer_create", timer.clock, sigev, id_slot)
+                    if result < 0:
+                        raise RestoreConflict(f"cannot create {what}: {os.strerror(-result)}")
+                else:
+                    self._create_timer_in_sequence(timer, sigev, id_slot, what)
+                if timer.value_ns:
+                    linux.write_memory(self.pid, spec, struct.pack(
+                        "=qqqq", timer.interval_ns // 10**9, timer.interval_ns % 10**9,
+                        timer.value_ns // 10**9, timer.value_ns % 10**9))
+                    inj.call("timer_settime", timer.id, 0, spec, 0, detail=what)
+        finally:
+            if exact:
+                inj.call("prctl", PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0)
+        log.debug("process %d: %d POSIX timer(s) restored (%s ids)", self.pid, len(timers),
+                  "exact" if exact else "stepped")
+
+    def _create_timer_in_sequence(self, timer, sigev, id_slot, what):
+        inj = self.inj
+        for _ in range(MAX_TIMER_ID_STEPS):
+            result = inj.raw("timer_create", timer.clock, sigev, id_slot)
+            if result < 0:
+                raise RestoreConflict(f"cannot create {what}: {os.strerror(-result)}")
+            got = struct.unpack("=i", linux.read_memory(self.pid, id_slot, 4))[0]
+            if got == timer.id:
+                return
+            inj.call("timer_delete", got, detail=f"stepping to timer id {timer.id}")
+            if got > timer.id:
+                break
+            if timer.id - got > MAX_TIMER_ID_STEPS:
+                break
+        raise RestoreConflict(f"cannot give {what} its id on this kernel: timer ids come in sequence here "
+                              f"(no PR_TIMER_CREATE_RESTORE_IDS, Linux < 6.15) and the next one is {got}")
+
+    def _restore_seccomp(self, threads):
+        """Filters oldest first; the ones every thread shares once, synchronised (TSYNC),
+        the rest per thread. Strict mode last in its thread."""
+        task = self.task
+        if not task.seccomp_filters and not any(th.seccomp_mode for th, _t, _i in threads):
+            return
+        chains = {th.tid: _seccomp_chain(task, th.seccomp_filter) for th, _t, _i in threads}
+        shared = _common_prefix(list(chains.values()))
+        installed = {}
+        leader_inj = threads[0][2]
+        for node in shared:
+            self._install_filter(leader_inj, node, tsync=len(threads) > 1)
+        for thread, _tracee, inj in threads:
+            for node in chains[thread.tid][len(shared):]:
+                self._install_filter(inj, node, tsync=False)
+            installed[thread.tid] = len(chains[thread.tid])
+            if thread.seccomp_mode == SECCOMP_MODE_STRICT:
+                inj.call("prctl", PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0, detail=f"thread {thread.tid}")
+        log.debug("process %d: seccomp filters installed %s (%d shared by all threads)", self.pid, installed,
+                  len(shared))
+
+    def _install_filter(self, inj, node, tsync):
+        flt = self.task.seccomp_filters[node - 1]
+        scratch = self.scratch
+        scratch.reset()
+        program = scratch.put(flt.program)
+        fprog = scratch.put(struct.pack("=HxxxxxxQ", len(flt.program) // 8, program))
+        flags = flt.flags | (SECCOMP_FILTER_FLAG_TSYNC if tsync else 0)
+        result = inj.raw("seccomp", SECCOMP_SET_MODE_FILTER, flags, fprog)
+        if result != 0:
+            # With TSYNC a positive result is the tid of a thread that could not be synchronised.
+            why = os.strerror(-result) if result < 0 else f"thread {result} could not be synchronised"
+            raise RestoreConflict(f"cannot install seccomp filter {node} in thread {inj.tracee.tid} of "
+                                  f"process {self.pid}: {why}")
 
     def _create_threads(self):
         """[(thread image, tracee, injector)], the leader (the stub itself) first.
@@ -790,6 +913,24 @@ class ProcessRestorer:
 
 _VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
 _KERNEL_MAPPINGS = _VDSO_NAMES + ("[vsyscall]",)
+
+
+def _seccomp_chain(task, node):
+    """Filter indexes (1-based) from the oldest to `node`."""
+    chain = []
+    while node:
+        chain.append(node)
+        node = task.seccomp_filters[node - 1].parent
+    return chain[::-1]
+
+
+def _common_prefix(chains):
+    prefix = []
+    for nodes in zip(*chains):
+        if any(n != nodes[0] for n in nodes):
+            break
+        prefix.append(nodes[0])
+    return prefix
 
 
 def _resume_regs(arch, regs):

@@ -26,6 +26,28 @@ class ThreadState:
     altstack: tuple = (0, 2, 0)    # (sp, flags, size); flags 2 = SS_DISABLE
     clear_child_tid: int = 0
     robust_list: tuple = (0, 0)    # (head, len)
+    seccomp_mode: int = 0          # SECCOMP_MODE_DISABLED 0, STRICT 1, FILTER 2
+    seccomp_filters: list = field(default_factory=list)  # SeccompFilterState, oldest first
+
+
+@dataclass(frozen=True)
+class SeccompFilterState:
+    program: bytes                 # struct sock_filter[] as PTRACE_SECCOMP_GET_FILTER returns it
+    log: bool = False              # installed with SECCOMP_FILTER_FLAG_LOG
+
+
+@dataclass
+class PosixTimerState:
+    """One timer_create timer, as /proc/PID/timers, timer_gettime and timer_getoverrun see it."""
+    id: int
+    clock: int                     # clockid as given to timer_create (CPU clocks encode a pid/tid)
+    notify: int                    # sigev_notify, SIGEV_THREAD_ID included
+    signo: int
+    sigval: int
+    target: int                    # pid (process signal) or tid (SIGEV_THREAD_ID) the signal goes to
+    value_ns: int = 0              # time left, 0: disarmed
+    interval_ns: int = 0
+    overrun: int = 0
 
 
 @dataclass
@@ -40,6 +62,7 @@ class ProcessState:
     stopped: bool = False          # was in a job-control stop before the freeze
     securebits: int = 0
     itimers: list = field(default_factory=list)  # (which, value_us, interval_us), armed ones only
+    posix_timers: list = field(default_factory=list)  # PosixTimerState, by id
     extra: dict = field(default_factory=dict)
 
 

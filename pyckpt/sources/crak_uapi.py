@@ -17,8 +17,9 @@ u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
 u8 = ctypes.c_uint8
 
-ABI_VERSION = 3  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
+ABI_VERSION = 4  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
                  # 3: GET_ITIMERS; job-control-stopped threads freeze; Freeze.nr_stopped
+                 # 4: GET_POSIX_TIMERS, GET_SECCOMP
 IOC_MAGIC = 0xCA
 DEVICE_PATH = "/dev/crak"
 
@@ -28,6 +29,8 @@ MAX_PENDING = 4096
 MAX_PEEK = 16 << 20
 MAX_NAME = 4096
 MAX_GROUPS = 65536
+MAX_POSIX_TIMERS = 65536
+MAX_SECCOMP_BUF = 1 << 20
 FREEZE_DEFAULT_TIMEOUT_MS = 5000
 FREEZE_MAX_TIMEOUT_MS = 600000
 
@@ -284,6 +287,43 @@ class Itimers(_Struct):
 
 ITIMERS_FLAGS_ALL = 0
 
+s32 = ctypes.c_int32
+POSIX_TIMER_F_NO_VALUE = 1 << 0
+
+
+class PosixTimer(_Struct):
+    _fields_ = [
+        ("id", s32), ("clock", s32), ("notify", u32), ("signo", u32), ("sigval", u64),
+        ("target", u32), ("overrun", s32), ("value_ns", u64), ("interval_ns", u64),
+        ("flags", u32), ("pad", u32), ("reserved", u64 * 2),
+    ]
+
+
+class PosixTimers(_Struct):
+    _fields_ = [
+        ("flags", u32), ("count", u32), ("timers_ptr", u64), ("nr_timers", u32),
+        ("nr_copied", u32), ("reserved", u64 * 3),
+    ]
+
+
+POSIX_TIMERS_FLAGS_ALL = 0
+
+
+class Seccomp(_Struct):
+    _fields_ = [
+        ("tid", u32), ("flags", u32), ("buf_ptr", u64), ("buf_len", u32), ("size", u32),
+        ("mode", u32), ("nr_filters", u32), ("reserved", u64 * 4),
+    ]
+
+
+SECCOMP_FLAGS_ALL = 0
+SECCOMP_FILTER_F_LOG = 1 << 0
+SECCOMP_FILTER_F_LISTENER = 1 << 1
+
+
+class SeccompFilter(_Struct):
+    _fields_ = [("flags", u32), ("len", u32)]
+
 # ioctl name -> (direction, nr, struct); the C names are CRAK_IOC_<name>.
 COMMANDS = {
     "VERSION": ("rw", 0x00, Version),
@@ -303,6 +343,8 @@ COMMANDS = {
     "GET_THREAD_MISC": ("rw", 0x1C, ThreadMisc),
     "GET_PROCESS_MISC": ("rw", 0x1D, ProcessMisc),
     "GET_ITIMERS": ("rw", 0x1E, Itimers),
+    "GET_POSIX_TIMERS": ("rw", 0x38, PosixTimers),
+    "GET_SECCOMP": ("rw", 0x39, Seccomp),
 }
 
 # C struct name -> mirror class, for the probe test and for tools.
@@ -315,6 +357,8 @@ STRUCTS = {
     "crak_siginfo": Siginfo, "crak_pending": Pending, "crak_creds": Creds,
     "crak_pipe_peek": PipePeek, "crak_thread_misc": ThreadMisc,
     "crak_process_misc": ProcessMisc, "crak_itimers": Itimers,
+    "crak_posix_timer": PosixTimer, "crak_posix_timers": PosixTimers,
+    "crak_seccomp": Seccomp, "crak_seccomp_filter": SeccompFilter,
 }
 
 

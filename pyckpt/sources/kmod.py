@@ -23,9 +23,9 @@ import time
 
 from .. import arch as archmod
 from .. import pagemap, proc
-from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError
+from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError, UnsupportedState
 from . import crak_uapi as uapi
-from .base import PageRun, ProcessState, Source, ThreadState
+from .base import PageRun, PosixTimerState, ProcessState, SeccompFilterState, Source, ThreadState
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,28 @@ class KmodSource(Source):
             shared_pending=self._pending(pid, 0, shared=True), brk=misc.brk,
             pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable, securebits=creds.securebits,
             stopped=pid in self.stopped, itimers=self._itimers(pid),
+            posix_timers=self._posix_timers(pid),
         )
+
+    def _posix_timers(self, pid):
+        """The POSIX timers as /proc/PID/timers, timer_gettime and timer_getoverrun report them."""
+        cap = 64
+        while True:
+            buf = (uapi.PosixTimer * cap)()
+            q = uapi.PosixTimers(count=cap, timers_ptr=ctypes.addressof(buf))
+            self._ioctl(pid, "GET_POSIX_TIMERS", q, f"cannot read the POSIX timers of process {pid}")
+            if q.nr_timers <= cap:
+                break
+            cap = min(q.nr_timers + 16, uapi.MAX_POSIX_TIMERS)
+        out = []
+        for e in buf[:q.nr_copied]:
+            if e.flags & uapi.POSIX_TIMER_F_NO_VALUE:
+                raise UnsupportedState(f"process {pid}: POSIX timer {e.id} runs on clock {e.clock} (an alarm "
+                                       "clock), whose time left crak.ko cannot read; dump it with --backend ptrace")
+            out.append(PosixTimerState(id=e.id, clock=e.clock, notify=e.notify, signo=e.signo, sigval=e.sigval,
+                                       target=e.target, value_ns=e.value_ns, interval_ns=e.interval_ns,
+                                       overrun=e.overrun))
+        return sorted(out, key=lambda t: t.id)
 
     def _itimers(self, pid):
         """(which, value_us, interval_us) of the armed timers, as getitimer(2) reports
@@ -275,13 +296,41 @@ class KmodSource(Source):
             sigmask = _sigset(sig.saved_mask)
         else:
             sigmask = _sigset(sig.blocked)
+        mode, filters = self._seccomp(pid, tid)
         return ThreadState(
             tid=tid, regsets=regsets, sigmask=sigmask,
             pending=self._pending(pid, tid, shared=False), rseq=rseq,
             altstack=(misc.sas_ss_sp, misc.sas_ss_flags, misc.sas_ss_size),
             clear_child_tid=misc.clear_child_tid,
             robust_list=(misc.robust_list, misc.robust_list_len),
+            seccomp_mode=mode, seccomp_filters=filters,
         )
+
+    def _seccomp(self, pid, tid):
+        """(mode, filters oldest first) as PTRACE_SECCOMP_GET_FILTER/GET_METADATA report them."""
+        what = f"cannot read the seccomp filters of thread {tid}"
+        size = 0
+        while True:
+            buf = ctypes.create_string_buffer(max(size, 1))
+            q = uapi.Seccomp(tid=tid, buf_ptr=ctypes.addressof(buf), buf_len=size)
+            self._ioctl(pid, "GET_SECCOMP", q, what)
+            if q.size <= size:
+                break
+            if q.size > uapi.MAX_SECCOMP_BUF:
+                raise UnsupportedState(f"thread {tid}: its seccomp filters take {q.size} bytes, more than "
+                                       f"crak.ko hands out ({uapi.MAX_SECCOMP_BUF})")
+            size = q.size
+        data, filters, offset = buf.raw[:q.size], [], 0
+        head = ctypes.sizeof(uapi.SeccompFilter)
+        for _ in range(q.nr_filters):
+            rec = uapi.SeccompFilter.from_buffer_copy(data, offset)
+            if rec.flags & uapi.SECCOMP_FILTER_F_LISTENER:
+                raise UnsupportedState(f"process {pid} thread {tid}: a seccomp filter has a user-notification "
+                                       "listener (SECCOMP_RET_USER_NOTIF, a supervisor elsewhere); not supported")
+            program = data[offset + head:offset + head + rec.len * 8]
+            filters.append(SeccompFilterState(program=program, log=bool(rec.flags & uapi.SECCOMP_FILTER_F_LOG)))
+            offset += head + rec.len * 8
+        return q.mode, filters[::-1]
 
     def _pending(self, pid, tid, shared):
         what = f"cannot read the {'shared' if shared else f'thread {tid}'} signal queue of process {pid}"

@@ -20,7 +20,7 @@ from .. import linux, pagemap, proc
 from ..errors import FreezeError, NoSuchProcess, PyckptError
 from ..inject import Scratch, SyscallInjector, find_syscall_insn
 from ..ptrace import Tracee
-from .base import PageRun, ProcessState, Source, ThreadState
+from .base import PageRun, PosixTimerState, ProcessState, SeccompFilterState, Source, ThreadState
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ PR_GET_DUMPABLE = 3
 PR_GET_SECUREBITS = 27
 PROT_RW = 3
 COPY_CHUNK = 4 << 20
+SECCOMP_MODE_FILTER = 2
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+SOCK_FILTER_SIZE = 8
 
 
 class PtraceSource(Source):
@@ -72,7 +75,7 @@ class PtraceSource(Source):
             for tid in new:
                 tracee = Tracee(tid, self.arch)
                 try:
-                    tracee.seize()
+                    tracee.seize(suspend_seccomp=_under_seccomp(pid, tid))
                 except NoSuchProcess:
                     continue  # a thread that just exited
                 self.tracees[tid] = tracee
@@ -145,11 +148,16 @@ class PtraceSource(Source):
         length = ctypes.c_size_t()
         linux.syscall("get_robust_list", tracee.tid, ctypes.c_void_p(ctypes.addressof(head)),
                       ctypes.c_void_p(ctypes.addressof(length)))
-        return ThreadState(
+        state = ThreadState(
             tid=tracee.tid, regsets=regsets, sigmask=tracee.get_sigmask(),
             pending=linux.peek_siginfo(tracee.tid, shared=False), rseq=rseq,
             robust_list=(head.value, length.value),
         )
+        status = proc.read_status(tracee.tid)   # /proc/TID works for any thread
+        state.seccomp_mode = int(status.get("Seccomp", "0"))
+        if state.seccomp_mode == SECCOMP_MODE_FILTER:
+            state.seccomp_filters = _seccomp_filters(tracee.tid)
+        return state
 
     def _ask_target(self, pid, state):
         """Fill what only the target can tell, by injecting syscalls into it.
@@ -194,6 +202,7 @@ class PtraceSource(Source):
                 i_sec, i_usec, v_sec, v_usec = struct.unpack("=qqqq", scratch.get(itimerval, 32))
                 if v_sec or v_usec:
                     state.itimers.append((which, v_sec * 1000000 + v_usec, i_sec * 1000000 + i_usec))
+            self._posix_timers(pid, inj, scratch, state)
             stack_size = struct.calcsize(self.arch.STACK_T_FORMAT)
             for tracee, thread in zip(threads, state.threads):
                 tinj = inj if tracee is leader else SyscallInjector(tracee, insn)
@@ -208,6 +217,17 @@ class PtraceSource(Source):
                 regs, mask = saved[tracee.tid]
                 tracee.settle(regs)
                 tracee.set_sigmask(mask)
+
+    def _posix_timers(self, pid, inj, scratch, state):
+        """/proc/PID/timers, plus time left and overrun asked of the target (timer_gettime/getoverrun)."""
+        spec = scratch.alloc(32)
+        for t in proc.read_posix_timers(pid):
+            inj.call("timer_gettime", t.id, spec, detail=f"POSIX timer {t.id}")
+            i_sec, i_nsec, v_sec, v_nsec = struct.unpack("=qqqq", scratch.get(spec, 32))
+            overrun = inj.call("timer_getoverrun", t.id, detail=f"POSIX timer {t.id}")
+            state.posix_timers.append(PosixTimerState(
+                id=t.id, clock=t.clock, notify=t.notify, signo=t.signo, sigval=t.sigval, target=t.target,
+                value_ns=v_sec * 1000000000 + v_nsec, interval_ns=i_sec * 1000000000 + i_nsec, overrun=overrun))
 
     # -- memory --------------------------------------------------------------------
 
@@ -232,6 +252,32 @@ class PtraceSource(Source):
             os.close(mem)
         return [PageRun(v, n) for v, n in runs]
 
+
+def _under_seccomp(pid, tid):
+    try:
+        return proc.read_status(pid, tid).get("Seccomp", "0") != "0"
+    except NoSuchProcess:
+        return False
+
+
+def _seccomp_filters(tid):
+    """The thread's filter chain, oldest first (as PTRACE_SECCOMP_GET_FILTER numbers them)."""
+    chain = []
+    index = 0
+    while True:
+        try:
+            count = linux.ptrace(linux.PTRACE_SECCOMP_GET_FILTER, tid, index, 0)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                break
+            raise PyckptError(f"thread {tid}: cannot read its seccomp filter {index}: {err.strerror}") from err
+        buf = ctypes.create_string_buffer(count * SOCK_FILTER_SIZE)
+        linux.ptrace(linux.PTRACE_SECCOMP_GET_FILTER, tid, index, ctypes.addressof(buf))
+        meta = (ctypes.c_uint64 * 2)(index, 0)
+        linux.ptrace(linux.PTRACE_SECCOMP_GET_METADATA, tid, ctypes.sizeof(meta), ctypes.addressof(meta))
+        chain.append(SeccompFilterState(program=buf.raw, log=bool(meta[1] & SECCOMP_FILTER_FLAG_LOG)))
+        index += 1
+    return chain
 
 
 def _write_all(out, data):

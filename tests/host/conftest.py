@@ -86,11 +86,14 @@ CASES = [
     Case("cowtree", "cowtree"),
     Case("memfdmap", "memfdmap"),
     Case("sysvipc", "sysvipc"),
+    Case("posixtimers", "posixtimers"),
+    Case("seccomp-filters", "seccomp", ("filters",)),
+    Case("seccomp-strict", "seccomp", ("strict",)),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
-REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "lease")]
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
 ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED

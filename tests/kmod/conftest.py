@@ -39,7 +39,7 @@ def crak_device():
 # threads, a blocked and pending SIGUSR1, a SIGUSR2 handler; then it serves
 # commands read from stdin, blocked in read(2) between them.
 TARGET = textwrap.dedent("""
-    import ctypes, json, mmap, os, signal, threading
+    import ctypes, json, mmap, os, signal, struct, threading
     PAGE = mmap.PAGESIZE
     m = mmap.mmap(-1, 4 * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     m[0:PAGE] = bytes(range(256)) * (PAGE // 256)
@@ -67,6 +67,35 @@ TARGET = textwrap.dedent("""
             signal.setitimer(signal.ITIMER_VIRTUAL, 400)
             signal.setitimer(signal.ITIMER_PROF, 7, 450)
             os.write(1, b"ok\\n")
+        elif cmd[0] == b"posixtimers":  # posixtimers <timer_create nr> <timer_settime nr>
+            libc = ctypes.CDLL(None, use_errno=True)
+            create, settime = int(cmd[1]), int(cmd[2])
+            def timer(clock, notify, signo, value, tid, secs, interval):
+                ev = (ctypes.c_int * 16)()  # struct sigevent, 64 bytes
+                ctypes.c_uint64.from_buffer(ev, 0).value = value
+                ev[2], ev[3], ev[4] = signo, notify, tid
+                tid_out = ctypes.c_int()
+                assert libc.syscall(create, clock, ev, ctypes.byref(tid_out)) == 0
+                spec = (ctypes.c_int64 * 4)(int(interval), int(interval % 1 * 1e9), int(secs), int(secs % 1 * 1e9))
+                if secs:
+                    assert libc.syscall(settime, tid_out.value, 0, spec, None) == 0
+                return tid_out.value
+            me = threading.get_native_id()
+            ids = [timer(1, 0, signal.SIGUSR2, 0x5eed, 0, 300, 0.5),      # MONOTONIC, signal, periodic
+                   timer(0, 1, 0, 0, 0, 100, 0),                          # REALTIME, SIGEV_NONE
+                   timer(2, 1, 0, 7, 0, 1000, 5),                         # PROCESS_CPUTIME, SIGEV_NONE
+                   timer(7, 1, 0, 0, 0, 0, 0),                            # BOOTTIME, never armed
+                   timer(1, 4, signal.SIGUSR2, 9, me, 200, 0)]            # to this thread
+            os.write(1, (json.dumps(ids) + "\\n").encode())
+        elif cmd[0] == b"seccomp":  # seccomp <seccomp nr> <syscall nr> <errno> <flags>: one more filter
+            libc = ctypes.CDLL(None, use_errno=True)
+            nr, errno_, flags = int(cmd[2]), int(cmd[3]), int(cmd[4])
+            insns = [(0x20, 0, 0, 0), (0x15, 0, 1, nr), (0x06, 0, 0, 0x50000 | errno_), (0x06, 0, 0, 0x7FFF0000)]
+            prog = b"".join(struct.pack("=HBBI", *i) for i in insns)
+            buf = ctypes.create_string_buffer(prog)
+            fprog = struct.pack("=HxxxxxxQ", len(insns), ctypes.addressof(buf))
+            assert libc.syscall(int(cmd[1]), 1, flags, fprog) == 0, ctypes.get_errno()
+            os.write(1, prog.hex().encode() + b"\\n")
         elif cmd[0] == b"getitimers":
             os.write(1, (json.dumps([signal.getitimer(w) for w in range(3)]) + "\\n").encode())
 """)

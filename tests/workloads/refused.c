@@ -2,37 +2,37 @@
  * refused: holds one kind of state pyckpt does not checkpoint yet, chosen
  * by argv[1]; the dump must be refused naming it, and the process must go
  * on as if nothing happened (it PASSes on SIGTERM when its state is intact).
- *   seccomp      a seccomp filter (allow-all BPF)
- *   posix-timer  a POSIX timer (timer_create), armed far in the future
+ *   seccomp-notif  a seccomp filter handing getsid() to a user-space
+ *                supervisor (SECCOMP_RET_USER_NOTIF; the listener fd is kept)
  *   lease        a read lease (F_SETLEASE) on a file
  */
 #include "wl.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/prctl.h>
-#include <time.h>
+#include <sys/syscall.h>
 
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
-	timer_t timer;
 	int fd = -1;
 
 	wl_setup(0);
-	if (!strcmp(mode, "seccomp")) {
-		struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-		struct sock_fprog prog = { 1, &allow };
+	if (!strcmp(mode, "seccomp-notif")) {
+		struct sock_filter notif[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getsid, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { 4, notif };
 
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0))
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+			wl_die("no_new_privs");
+		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+		if (fd < 0)
 			wl_die("seccomp");
-	} else if (!strcmp(mode, "posix-timer")) {
-		struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
-		struct itimerspec in = { { 0, 0 }, { 3600, 0 } };
-
-		signal(SIGUSR1, SIG_IGN);
-		if (timer_create(CLOCK_MONOTONIC, &ev, &timer) || timer_settime(timer, 0, &in, NULL))
-			wl_die("timer");
 	} else if (!strcmp(mode, "lease")) {
 		fd = open("leased", O_RDWR | O_CREAT, 0600);
 		if (fd < 0 || close(fd))
@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 	}
 	wl_ready();
 	wl_wait();
-	if (fd >= 0)
+	if (!strcmp(mode, "lease"))
 		wl_check(fcntl(fd, F_GETLEASE) == F_RDLCK, "lost the lease");
 	return wl_finish();
 }

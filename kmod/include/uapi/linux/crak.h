@@ -199,11 +199,47 @@
  *   getitimer(2) reports microseconds truncated from these nanoseconds
  *   (value_ns / 1000); a timer with value_ns < 1000 reads as disarmed there.
  *
+ * CRAK_IOC_GET_POSIX_TIMERS (struct crak_posix_timers)
+ *   The process's POSIX timers (timer_create(2)), each as /proc/PID/timers,
+ *   timer_gettime(2) and timer_getoverrun(2) in the target would report it:
+ *   id, clock (the clockid given to timer_create; CPU clocks encode a pid),
+ *   sigev_notify (SIGEV_THREAD_ID included), signal, sigev_value, the pid
+ *   (or with SIGEV_THREAD_ID the tid) the signal goes to, time left and
+ *   interval in nanoseconds (value_ns 0: disarmed; 1 when due but not yet
+ *   fired, as timer_gettime), and the overrun count of the last delivery.
+ *   The time left is computed without touching the timer (timer_gettime
+ *   moves the expiry of a periodic timer whose signal is pending forward by
+ *   whole intervals; the same value comes out here, the timer stays as it
+ *   is). Up to `count` entries (struct crak_posix_timer, in no particular
+ *   order) go to timers_ptr; nr_timers is the number of timers, nr_copied
+ *   the number written (call again with a larger buffer when nr_timers >
+ *   count). count <= CRAK_MAX_POSIX_TIMERS. An entry with
+ *   CRAK_POSIX_TIMER_F_NO_VALUE is on a clock whose time left the module
+ *   cannot read (alarm clocks): its value_ns and interval_ns are 0.
+ *
+ * CRAK_IOC_GET_SECCOMP (struct crak_seccomp)
+ *   The seccomp state of thread `tid`: its mode (SECCOMP_MODE_DISABLED 0,
+ *   STRICT 1, FILTER 2, as /proc/PID/status "Seccomp") and, in filter mode,
+ *   its filter chain, newest first (PTRACE_SECCOMP_GET_FILTER numbers the
+ *   same filters from the oldest), with what it and PTRACE_SECCOMP_GET_METADATA
+ *   report: per filter a struct
+ *   crak_seccomp_filter (flags: CRAK_SECCOMP_FILTER_F_LOG when installed
+ *   with SECCOMP_FILTER_FLAG_LOG, CRAK_SECCOMP_FILTER_F_LISTENER when it
+ *   has a user-notification listener; len: its instructions) followed by
+ *   len struct sock_filter, 8 bytes each. `size` is the number of bytes
+ *   the whole chain takes; the records are written to buf_ptr only when
+ *   size <= buf_len (call again with a larger buffer otherwise).
+ *   buf_len <= CRAK_MAX_SECCOMP_BUF. nr_filters: the chain's length.
+ *   -EPROTO: what the module read contradicts the struct seccomp_filter
+ *   layout it was built for (kmod/compat/seccomp.h); nothing is reported.
+ *   -ESRCH: tid is not a thread of the target.
+ *
  * ABI history: version 1 had no GET_THREAD_MISC/GET_PROCESS_MISC and
  * reported sa_flags with kernel-internal bits; version 2 adds the two
  * commands and reports sa_flags as rt_sigaction(2) does; version 3 adds
  * GET_ITIMERS, freezes threads in a job-control stop instead of timing
- * out on them, and reports nr_stopped (formerly pad) from FREEZE.
+ * out on them, and reports nr_stopped (formerly pad) from FREEZE;
+ * version 4 adds GET_POSIX_TIMERS and GET_SECCOMP.
  */
 #ifndef _UAPI_LINUX_CRAK_H
 #define _UAPI_LINUX_CRAK_H
@@ -212,7 +248,7 @@
 #include <linux/ioctl.h>
 
 #define CRAK_DEVICE_NAME	"crak"
-#define CRAK_ABI_VERSION	3
+#define CRAK_ABI_VERSION	4
 #define CRAK_IOC_MAGIC		0xCA
 
 /* Bounds (also reported by CRAK_IOC_VERSION). */
@@ -222,6 +258,8 @@
 #define CRAK_MAX_PEEK		(16U << 20)
 #define CRAK_MAX_NAME		4096
 #define CRAK_MAX_GROUPS		65536
+#define CRAK_MAX_POSIX_TIMERS	65536
+#define CRAK_MAX_SECCOMP_BUF	(1U << 20)
 #define CRAK_FREEZE_DEFAULT_TIMEOUT_MS	5000
 #define CRAK_FREEZE_MAX_TIMEOUT_MS	600000
 
@@ -518,6 +556,53 @@ struct crak_itimers {
 };
 #define CRAK_ITIMERS_FLAGS_ALL	0U
 
+#define CRAK_POSIX_TIMER_F_NO_VALUE	(1U << 0)	/* out */
+
+struct crak_posix_timer {
+	__s32 id;		/* the timer_t */
+	__s32 clock;		/* clockid as given to timer_create */
+	__u32 notify;		/* sigev_notify */
+	__u32 signo;
+	__u64 sigval;		/* sigev_value */
+	__u32 target;		/* pid, or tid with SIGEV_THREAD_ID */
+	__s32 overrun;		/* timer_getoverrun(2) */
+	__u64 value_ns;		/* time left, 0: disarmed */
+	__u64 interval_ns;
+	__u32 flags;		/* CRAK_POSIX_TIMER_F_* */
+	__u32 pad;
+	__u64 reserved[2];
+};
+
+struct crak_posix_timers {
+	__u32 flags;		/* in: 0 */
+	__u32 count;		/* in: entries at timers_ptr */
+	__u64 timers_ptr;	/* in: struct crak_posix_timer array */
+	__u32 nr_timers;	/* out */
+	__u32 nr_copied;	/* out */
+	__u64 reserved[3];
+};
+#define CRAK_POSIX_TIMERS_FLAGS_ALL	0U
+
+struct crak_seccomp {
+	__u32 tid;		/* in */
+	__u32 flags;		/* in: 0 */
+	__u64 buf_ptr;		/* in: struct crak_seccomp_filter records */
+	__u32 buf_len;		/* in: bytes at buf_ptr */
+	__u32 size;		/* out: bytes the chain takes */
+	__u32 mode;		/* out: SECCOMP_MODE_* */
+	__u32 nr_filters;	/* out */
+	__u64 reserved[4];
+};
+#define CRAK_SECCOMP_FLAGS_ALL	0U
+
+#define CRAK_SECCOMP_FILTER_F_LOG	(1U << 0)
+#define CRAK_SECCOMP_FILTER_F_LISTENER	(1U << 1)
+
+struct crak_seccomp_filter {
+	__u32 flags;		/* CRAK_SECCOMP_FILTER_F_* */
+	__u32 len;		/* struct sock_filter that follow */
+};
+
 /* On /dev/crak */
 #define CRAK_IOC_VERSION	_IOWR(CRAK_IOC_MAGIC, 0x00, struct crak_version)
 #define CRAK_IOC_OPEN_SESSION	_IOW(CRAK_IOC_MAGIC, 0x01, struct crak_open_session)
@@ -537,5 +622,7 @@ struct crak_itimers {
 #define CRAK_IOC_GET_THREAD_MISC _IOWR(CRAK_IOC_MAGIC, 0x1c, struct crak_thread_misc)
 #define CRAK_IOC_GET_PROCESS_MISC _IOWR(CRAK_IOC_MAGIC, 0x1d, struct crak_process_misc)
 #define CRAK_IOC_GET_ITIMERS	_IOWR(CRAK_IOC_MAGIC, 0x1e, struct crak_itimers)
+#define CRAK_IOC_GET_POSIX_TIMERS _IOWR(CRAK_IOC_MAGIC, 0x38, struct crak_posix_timers)
+#define CRAK_IOC_GET_SECCOMP	_IOWR(CRAK_IOC_MAGIC, 0x39, struct crak_seccomp)
 
 #endif /* _UAPI_LINUX_CRAK_H */
