@@ -10,6 +10,7 @@ File names, in one place:
   fds-<pid>.img          FdTable
   files.img              Files (open file descriptions)
   ghost-<id>.img         contents of a file deleted while open
+  unixsk-<ino>.img       UnixQueue: messages queued on a unix socket
   manifest.img           Manifest: size + sha256 of every file above
   *.log                  logs; not part of the image
 """
@@ -44,3 +45,7 @@ def fds(pid):
 
 def ghost(file_id):
     return f"ghost-{file_id}.img"
+
+
+def unix_queue(ino):
+    return f"unixsk-{ino}.img"

@@ -83,7 +83,7 @@ CASES = [
     Case("inotify", "inotify"),
     Case("locks", "locks"),
     Case("fifo", "fifo"),
-]
+] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
