@@ -212,7 +212,7 @@ class UnixDump:
                                        "dump; dump (and restore) with --ext-unix-sk to reconnect it by name")
             raise UnsupportedState(f"{what} is connected to {outside}, outside the dump"
                                    + ("" if u.type == socket.SOCK_DGRAM else
-                                      "; a stream connection cannot be re-established, even with --ext-unix-sk"))
+                                      "; a stream or seqpacket connection cannot be re-established, even with --ext-unix-sk"))
         if ino in pending_of:
             listener = pending_of[ino]
             if listener.ino not in self.sockets:

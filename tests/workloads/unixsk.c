@@ -14,6 +14,10 @@
  *           socketpair (the parent keeps an inherited copy of the child's
  *           end too), data queued both ways.
  *
+ *   outside FD      holds a socket whose peer the test keeps (refused).
+ *   ext-dgram NAME  a datagram socket connected to the test's server @NAME
+ *                   (kept with --ext-unix-sk, reconnected by name).
+ *
  * After restore: types, names (getsockname/getpeername), shutdown state and
  * queue contents exactly as queued, then every connection still works both
  * ways. ("listen" and "tree" print nothing extra; the harness only needs READY.)
@@ -342,6 +346,37 @@ static int mode_tree(void)
 	return wl_finish();
 }
 
+/* Hold fd `fd` (a socket the test passed us, its peer outside); it must still be one afterwards. */
+static int mode_outside(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	wl_say("outside fd %d", fd);
+	wl_ready();
+	wl_wait();
+	wl_check(!getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len), "fd %d is no longer a socket", fd);
+	return wl_finish();
+}
+
+/* A datagram socket connected to the outside server @name (a logger, say): it still reaches it. */
+static int mode_ext_dgram(const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t len = make_addr(&sa, name, 1);
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, len))
+		wl_die("connect to the outside server");
+	send_all(fd, "before", 6);
+	wl_say("client fd %d", fd);
+	wl_ready();
+	wl_wait();
+	check_name(fd, 1, name, 1, "client");
+	wl_check(send(fd, "after", 5, 0) == 5, "client: send after restore: %s", strerror(errno));
+	return wl_finish();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -355,6 +390,10 @@ int main(int argc, char **argv)
 		return mode_dgram();
 	if (!strcmp(mode, "tree"))
 		return mode_tree();
-	fprintf(stderr, "usage: unixsk pairs|listen|dgram|tree\n");
+	if (!strcmp(mode, "outside") && argc > 2)
+		return mode_outside(atoi(argv[2]));
+	if (!strcmp(mode, "ext-dgram") && argc > 2)
+		return mode_ext_dgram(argv[2]);
+	fprintf(stderr, "usage: unixsk pairs|listen|dgram|tree|outside FD|ext-dgram NAME\n");
 	return 2;
 }
