@@ -154,6 +154,9 @@ class UnixDump:
                     if client == 0:
                         raise UnsupportedState(f"{what} has a pending connection whose client was closed; "
                                                "not supported")
+                    if client not in ours:
+                        raise UnsupportedState(f"{what} has a pending connection from "
+                                               f"{self._outside_holder(client, dumped_pids)}, outside the dump")
                     u.pending_clients.append(client)
             self._check_name(u, d, pid, what, listeners)
             if ino in self.connected or d.peer:
@@ -200,6 +203,11 @@ class UnixDump:
 
     def _check_peer(self, ino, u, d, what, pending_of, dumped_pids):
         if d.peer in self.sockets:
+            peer = self.diag()[d.peer]
+            if u.type == socket.SOCK_DGRAM and not peer.name and peer.peer != ino:
+                # only socketpair() connects to an unnamed socket; one side was reconnected since
+                raise UnsupportedState(f"{what} is connected to the unnamed {self._what(d.peer)}, which is "
+                                       "connected elsewhere; not supported")
             return
         if d.peer:
             outside = self._outside_holder(d.peer, dumped_pids)
