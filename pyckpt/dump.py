@@ -92,8 +92,8 @@ def _dump(pid, writer, options):
             if pipe.data:
                 with writer.open_raw(pipe.data) as out:
                     out.write(file_table.pipe_data[pipe.id])
-        for ino, queue in file_table.unix.queues.items():
-            writer.write_message(images.unix_queue(ino), queue)
+        for name, queue in file_table.unix.queues.items():
+            writer.write_message(name, queue)
         writer.write_message(images.FILES, file_table.files)
         writer.write_message(images.PSTREE, tree)
         writer.write_message(images.INVENTORY, inventory_pb2.Inventory(

@@ -102,7 +102,7 @@ class UnixDump:
         self.options = options
         self.source = source
         self.sockets = {}        # ino -> (OpenFile, pid, fd, st_dev)
-        self.queues = {}         # ino -> UnixQueue
+        self.queues = {}         # image file name -> UnixQueue
         self.connected = set()   # inos of sockets getpeername answers for
         self._diag = None
 
@@ -226,11 +226,9 @@ class UnixDump:
             if listener.ino not in self.sockets:
                 raise UnsupportedState(f"{what} waits to be accepted by a listener outside the dump "
                                        f"({self._outside_holder(listener.ino, dumped_pids)})")
-            if d.wqueue:
-                raise UnsupportedState(f"{what} has sent {d.wqueue} bytes (with overhead) on a connection not "
-                                       "yet accepted; that queue cannot be read without accepting it: "
-                                       "not supported")
             u.pending, u.peer = True, listener.ino
+            if d.wqueue:
+                self._read_sent(ino, u, listener, what)
             return
         if u.type == socket.SOCK_DGRAM:
             raise UnsupportedState(f"{what} is connected to a socket that was closed; not supported")
@@ -238,6 +236,21 @@ class UnixDump:
             raise UnsupportedState(f"{what}: its peer ({show_name(u.ext_peer_name)}) was closed; a closed "
                                    "named peer is not supported yet")
         # The peer was closed: what it sent is still to be read, then end of file.
+
+    def _read_sent(self, ino, u, listener, what):
+        """What a client sent on a connection its listener has not accepted yet."""
+        _entry, lpid, lfd, _dev = self.sockets[listener.ino]
+        sent = self.source.unix_pending_queue(lpid, lfd, listener.icons.index(ino), u.type, what)
+        if sent is None:
+            raise UnsupportedState(f"{what} has sent data on a connection not yet accepted; the "
+                                   f"{self.source.name} backend cannot read it without accepting the "
+                                   "connection (the kmod backend can)")
+        if sent:
+            queue = files_pb2.UnixQueue()
+            for data, _sender in sent:
+                queue.messages.add(data=data)
+            u.sent = images.unix_sent(ino)
+            self.queues[u.sent] = queue
 
     def _read_queue(self, ino, u, pid, fd):
         d = self.diag()[ino]
@@ -260,7 +273,7 @@ class UnixDump:
             if u.type == socket.SOCK_DGRAM:
                 self._check_sender(ino, u, sender, what)
         u.queue = images.unix_queue(ino)
-        self.queues[ino] = queue
+        self.queues[u.queue] = queue
 
     def _check_sender(self, ino, u, sender, what):
         """A datagram must be re-sendable at restore by a socket with its sender's name."""
@@ -499,9 +512,11 @@ class UnixRestore:
                 for client in u.pending_clients:
                     with _in_dir(u):
                         self.socks[client].connect(u.name)
+                    if recs[client].sent:
+                        self._refill(recs[client], recs[client].sent, self.socks[client])
         for u in recs.values():
             if u.queue:
-                self._refill(u)
+                self._refill(u, u.queue)
         for u in recs.values():
             if u.shutdown and u.ino in self.socks and u.state == TCP_ESTABLISHED:
                 how = {RCV_SHUTDOWN: socket.SHUT_RD, SEND_SHUTDOWN: socket.SHUT_WR}.get(u.shutdown, socket.SHUT_RDWR)
@@ -535,11 +550,12 @@ class UnixRestore:
             return self.socks[sender.ino], None
         return self.socks[sender.ino], u
 
-    def _refill(self, u):
-        queue = self.image.reader.read_message(u.queue, files_pb2.UnixQueue)
+    def _refill(self, u, name, sender=None):
+        """Send the messages of image file `name` to u (from `sender`: to whom u is connected)."""
+        queue = self.image.reader.read_message(name, files_pb2.UnixQueue)
         what = f"socket:[{u.ino}] ({show_name(u.name)})"
         for message in queue.messages:
-            s, to = self._sender(u, message)
+            s, to = (sender, None) if sender is not None else self._sender(u, message)
             if s is None:
                 raise RestoreConflict(f"{what}: no socket to refill its queue from")
             try:

@@ -11,6 +11,7 @@ File names, in one place:
   files.img              Files (open file descriptions)
   ghost-<id>.img         contents of a file deleted while open
   unixsk-<ino>.img       UnixQueue: messages queued on a unix socket
+  unixsk-sent-<ino>.img  UnixQueue: what a client sent on a connection not yet accepted
   manifest.img           Manifest: size + sha256 of every file above
   *.log                  logs; not part of the image
 """
@@ -49,3 +50,7 @@ def ghost(file_id):
 
 def unix_queue(ino):
     return f"unixsk-{ino}.img"
+
+
+def unix_sent(ino):
+    return f"unixsk-sent-{ino}.img"

@@ -17,8 +17,9 @@ u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
 u8 = ctypes.c_uint8
 
-ABI_VERSION = 3  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
+ABI_VERSION = 4  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
                  # 3: GET_ITIMERS; job-control-stopped threads freeze; Freeze.nr_stopped
+                 # 4: UNIX_QUEUE
 IOC_MAGIC = 0xCA
 DEVICE_PATH = "/dev/crak"
 
@@ -284,6 +285,23 @@ class Itimers(_Struct):
 
 ITIMERS_FLAGS_ALL = 0
 
+class UnixQueue(_Struct):
+    _fields_ = [
+        ("fd", u32), ("flags", u32), ("index", u32), ("nr_msgs", u32), ("buf_ptr", u64),
+        ("buf_len", u32), ("out_len", u32), ("nr_bytes", u64), ("reserved", u64 * 4),
+    ]
+
+
+UNIX_QUEUE_F_PENDING = 1 << 0
+UNIX_QUEUE_FLAGS_ALL = UNIX_QUEUE_F_PENDING
+
+
+class UnixMsg(_Struct):
+    _fields_ = [("len", u32), ("addr_len", ctypes.c_uint16), ("flags", ctypes.c_uint16)]
+
+
+UNIX_MSG_F_FDS = 1 << 0
+
 # ioctl name -> (direction, nr, struct); the C names are CRAK_IOC_<name>.
 COMMANDS = {
     "VERSION": ("rw", 0x00, Version),
@@ -303,6 +321,7 @@ COMMANDS = {
     "GET_THREAD_MISC": ("rw", 0x1C, ThreadMisc),
     "GET_PROCESS_MISC": ("rw", 0x1D, ProcessMisc),
     "GET_ITIMERS": ("rw", 0x1E, Itimers),
+    "UNIX_QUEUE": ("rw", 0x30, UnixQueue),
 }
 
 # C struct name -> mirror class, for the probe test and for tools.
@@ -315,6 +334,7 @@ STRUCTS = {
     "crak_siginfo": Siginfo, "crak_pending": Pending, "crak_creds": Creds,
     "crak_pipe_peek": PipePeek, "crak_thread_misc": ThreadMisc,
     "crak_process_misc": ProcessMisc, "crak_itimers": Itimers,
+    "crak_unix_queue": UnixQueue, "crak_unix_msg": UnixMsg,
 }
 
 

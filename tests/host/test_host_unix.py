@@ -57,3 +57,24 @@ def test_ext_unix_sk_dgram(start_workload, harness):
         wl.assert_passes()
         server.settimeout(10 * harness.SCALE)
         assert server.recv(64) == b"after", "the restored client does not reach the outside server"
+
+
+def test_pending_connection_with_data(start_workload, harness):
+    """Data a client sent before its connection was accepted: only crak.ko can
+    read it in place; the ptrace backend refuses, naming the fd."""
+    wl = start_workload(outside_case(harness, "pending-data"))
+    m = re.search(r"^pending fds (\d+) (\d+)$", wl.log(), re.M)
+    assert m, wl.log()
+    if harness.BACKEND == "kmod":
+        pid = wl.pid
+        wl.dump()
+        wl.restore()
+        assert wl.pid == pid
+        wl.assert_passes()
+        return
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped unreadable pending data: {res.describe()}"
+    assert re.search(rf"process {wl.pid} fd ({m.group(1)}|{m.group(2)})\b", res.stderr) and "kmod" in res.stderr, (
+        res.describe())
+    assert harness.untouched_problem(wl.pid) is None
+    wl.assert_passes()

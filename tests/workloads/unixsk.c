@@ -14,6 +14,8 @@
  *           socketpair (the parent keeps an inherited copy of the child's
  *           end too), data queued both ways.
  *
+ *   pending-data    connections not yet accepted whose clients sent data
+ *                   (kmod backend only: user space cannot read it).
  *   outside FD      holds a socket whose peer the test keeps (refused).
  *   ext-dgram NAME  a datagram socket connected to the test's server @NAME
  *                   (kept with --ext-unix-sk, reconnected by name).
@@ -346,6 +348,52 @@ static int mode_tree(void)
 	return wl_finish();
 }
 
+/* Connections not yet accepted whose clients already sent data (stream, seqpacket). */
+static int mode_pending_data(void)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int lst, lsq, p1, p2, n1, n2;
+
+	snprintf(abstract_name, sizeof(abstract_name), "pyckpt-unixsk-pd-%d", (int)getpid());
+	lst = socket(AF_UNIX, SOCK_STREAM, 0);
+	len = make_addr(&sa, "pd.sock", 0);
+	if (lst < 0 || bind(lst, (struct sockaddr *)&sa, len) || listen(lst, 4))
+		wl_die("stream listener");
+	p1 = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (p1 < 0 || connect(p1, (struct sockaddr *)&sa, len))
+		wl_die("stream connect");
+	send_all(p1, "early ", 6);
+	send_all(p1, "bird", 4);
+	lsq = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	len = make_addr(&sa, abstract_name, 1);
+	if (lsq < 0 || bind(lsq, (struct sockaddr *)&sa, len) || listen(lsq, 4))
+		wl_die("seqpacket listener");
+	p2 = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	if (p2 < 0 || connect(p2, (struct sockaddr *)&sa, len))
+		wl_die("seqpacket connect");
+	send_all(p2, "first", 5);
+	send_all(p2, "second", 6);
+	wl_say("pending fds %d %d", p1, p2);
+	wl_ready();
+	wl_wait();
+	if (fcntl(lst, F_SETFL, O_NONBLOCK) || fcntl(lsq, F_SETFL, O_NONBLOCK))
+		wl_die("fcntl");
+	n1 = accept(lst, NULL, NULL);
+	n2 = accept(lsq, NULL, NULL);
+	wl_check(n1 >= 0 && n2 >= 0, "no pending connection to accept (%s)", strerror(errno));
+	if (n1 >= 0) {
+		expect(n1, "early bird", 10, 1, "pending stream");
+		still_works(p1, n1, "pending stream");
+	}
+	if (n2 >= 0) {
+		expect(n2, "first", 5, 0, "pending seqpacket");
+		expect(n2, "second", 6, 1, "pending seqpacket");
+		still_works(p2, n2, "pending seqpacket");
+	}
+	return wl_finish();
+}
+
 /* Hold fd `fd` (a socket the test passed us, its peer outside); it must still be one afterwards. */
 static int mode_outside(int fd)
 {
@@ -390,10 +438,12 @@ int main(int argc, char **argv)
 		return mode_dgram();
 	if (!strcmp(mode, "tree"))
 		return mode_tree();
+	if (!strcmp(mode, "pending-data"))
+		return mode_pending_data();
 	if (!strcmp(mode, "outside") && argc > 2)
 		return mode_outside(atoi(argv[2]));
 	if (!strcmp(mode, "ext-dgram") && argc > 2)
 		return mode_ext_dgram(argv[2]);
-	fprintf(stderr, "usage: unixsk pairs|listen|dgram|tree|outside FD|ext-dgram NAME\n");
+	fprintf(stderr, "usage: unixsk pairs|listen|dgram|tree|pending-data|outside FD|ext-dgram NAME\n");
 	return 2;
 }
