@@ -112,6 +112,10 @@ class UnixDump:
         return self._diag
 
     def add(self, entry, pid, fd, st, what):
+        """Describe the socket at pid's fd into entry; False if it is not a unix socket we can see."""
+        with grab(pid, fd) as s:
+            if s.family != socket.AF_UNIX:
+                return False
         diag = self.diag().get(st.st_ino)
         if diag is None:
             return False
@@ -213,6 +217,9 @@ class UnixDump:
             outside = self._outside_holder(d.peer, dumped_pids)
             peer = self.diag().get(d.peer)
             if u.type == socket.SOCK_DGRAM and peer is not None and peer.name:
+                if self.options.ext_unix_sk and not peer.name.startswith((b"\0", b"/")):
+                    raise UnsupportedState(f"{what} is connected to {outside}, bound to the relative path "
+                                           f"{show_name(peer.name)}: it cannot be found again at restore")
                 if self.options.ext_unix_sk:
                     u.ext_peer_name = peer.name
                     return
@@ -365,6 +372,9 @@ def preflight(image, options, sockets=None):
             if not options.ext_unix_sk:
                 raise RestoreConflict(f"socket:[{u.ino}] was connected to {show_name(u.ext_peer_name)} outside "
                                       "the dump; restore with --ext-unix-sk to reconnect it")
+            if not _name_is_live(u.ext_peer_name, sockets):
+                raise RestoreConflict(f"socket:[{u.ino}] was connected to {show_name(u.ext_peer_name)}, which no "
+                                      "socket is bound to now")
         if not u.bound:
             continue
         if u.name.startswith(b"\0"):
@@ -383,6 +393,16 @@ def preflight(image, options, sockets=None):
         held = sockdiag.holders_of_name(u.name, (st.st_dev, st.st_ino), sockets)
         if held:
             raise RestoreConflict(f"{path} is bound by a live socket (socket:[{held[0].ino}])")
+
+
+def _name_is_live(name, sockets):
+    if name.startswith(b"\0"):
+        return bool(sockdiag.holders_of_name(name, sockets=sockets))
+    try:
+        st = os.stat(name)
+    except OSError:
+        return False
+    return bool(sockdiag.holders_of_name(name, (st.st_dev, st.st_ino), sockets))
 
 
 @contextlib.contextmanager

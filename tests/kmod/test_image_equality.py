@@ -39,6 +39,10 @@ CASES = {
     "signals": ("signals",),
     "attrs": ("attrs",),
     "files": ("files",),
+    # socket queues: MSG_PEEK + SO_PEEK_OFF (ptrace) vs CRAK_IOC_UNIX_QUEUE (kmod)
+    "unix-pairs": ("unixsk", "pairs"),
+    "unix-listen": ("unixsk", "listen"),
+    "unix-dgram": ("unixsk", "dgram"),
 }
 
 MESSAGES = {
