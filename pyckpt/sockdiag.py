@@ -76,6 +76,12 @@ def unix_sockets():
                     found[sock.ino] = sock
 
 
+def socket_name(raw):
+    """A sun_path as the kernel keeps it, as getsockname shows it: a path as bound
+    may carry its terminating NUL; an abstract name is exact bytes."""
+    return raw if raw.startswith(b"\0") else raw.split(b"\0", 1)[0]
+
+
 def _messages(data):
     offset = 0
     while offset + _NLMSGHDR.size <= len(data):
@@ -96,9 +102,7 @@ def _parse(payload):
             break
         value = payload[offset + _RTA.size:offset + length]
         if kind == UNIX_DIAG_NAME:
-            name = bytes(value)
-            # a path as bound may carry its terminating NUL; an abstract name is exact bytes
-            sock.name = name if name.startswith(b"\0") else name.split(b"\0", 1)[0]
+            sock.name = socket_name(bytes(value))
         elif kind == UNIX_DIAG_VFS:
             vfs_ino, vfs_dev = struct.unpack_from("=II", value)
             # the kernel's own dev_t (major << 20 | minor), not stat's encoding

@@ -22,7 +22,7 @@ import signal
 import time
 
 from .. import arch as archmod
-from .. import pagemap, proc
+from .. import pagemap, proc, sockdiag
 from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError
 from . import crak_uapi as uapi
 from .base import PageRun, ProcessState, Source, ThreadState
@@ -381,7 +381,7 @@ def unix_records(raw, count, sock_type, what):
         if m.flags & uapi.UNIX_MSG_F_FDS:
             raise UnsupportedState(f"{what} has file descriptors in flight (SCM_RIGHTS); not supported")
         start = offset + head
-        sender = raw[start:start + m.addr_len]
+        sender = sockdiag.socket_name(raw[start:start + m.addr_len])
         data = raw[start + m.addr_len:start + m.addr_len + m.len]
         messages.append((data, sender if sock_type == 2 else b""))  # SOCK_DGRAM: the sender's name
         offset += (head + m.addr_len + m.len + 7) & ~7
