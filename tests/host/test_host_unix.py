@@ -78,3 +78,28 @@ def test_pending_connection_with_data(start_workload, harness):
         res.describe())
     assert harness.untouched_problem(wl.pid) is None
     wl.assert_passes()
+
+
+def test_restore_refuses_names_in_use(start_workload, harness):
+    """A name the image binds that someone else holds now, or a path that is no
+    longer a socket file, is a conflict before any process is created; the
+    stale socket file a dumped listener left is replaced."""
+    wl = start_workload("unix-listen")
+    pid = wl.pid
+    wl.dump()
+    sock_file = wl.dir / "srv.sock"
+    assert sock_file.is_socket(), "the dumped listener left no socket file"
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    squatter.bind(f"\0pyckpt-unixsk-{pid}".encode())
+    with squatter:
+        res = harness.run_pyckpt("restore", "-D", wl.images, "-d", outdir=wl.dir, tag="restore-abstract")
+        assert res.returncode == 5 and f"@pyckpt-unixsk-{pid}" in res.stderr, res.describe()
+        assert harness.proc_status(pid) is None, "a process was created before the conflict was found"
+    sock_file.unlink()
+    sock_file.write_text("not a socket")
+    res = harness.run_pyckpt("restore", "-D", wl.images, "-d", outdir=wl.dir, tag="restore-file")
+    assert res.returncode == 5 and "srv.sock" in res.stderr and "not a socket" in res.stderr, res.describe()
+    assert harness.proc_status(pid) is None
+    sock_file.unlink()
+    wl.restore()
+    wl.assert_passes()
