@@ -478,7 +478,7 @@ class UnixRestore:
             if u.state == TCP_LISTEN:
                 self._new(u)
                 self._bind(u)
-                self._backlog(u)
+                self.socks[u.ino].listen(u.backlog)
         for u in recs.values():
             if u.ino in self.socks or u.state != TCP_ESTABLISHED or u.pending:
                 continue
@@ -537,11 +537,12 @@ class UnixRestore:
         for u in recs.values():
             if u.queue:
                 self._refill(u, u.queue)
+        # after the refill (a shut down socket cannot be written to); a closed
+        # peer's partner shuts its survivor down by closing, below
         for u in recs.values():
-            if u.shutdown and u.ino in self.socks and u.state == TCP_ESTABLISHED:
+            if u.shutdown and (u.type == socket.SOCK_DGRAM or u.peer in recs or u.state != TCP_ESTABLISHED):
                 how = {RCV_SHUTDOWN: socket.SHUT_RD, SEND_SHUTDOWN: socket.SHUT_WR}.get(u.shutdown, socket.SHUT_RDWR)
-                if recs.get(u.peer) is not None or u.type == socket.SOCK_DGRAM:
-                    self.socks[u.ino].shutdown(how)
+                self.socks[u.ino].shutdown(how)
         for partner in self.closed_peers.values():
             partner.close()
         self.closed_peers = {}
@@ -549,9 +550,6 @@ class UnixRestore:
             if u.peek_off >= 0:
                 with contextlib.suppress(OSError):
                     self.socks[u.ino].setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, u.peek_off)
-
-    def _backlog(self, u):
-        self.socks[u.ino].listen(u.backlog)
 
     def _sender(self, u, message):
         """The socket (and address to send to, or None when connected) that sent `message` to u."""
