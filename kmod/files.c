@@ -19,13 +19,6 @@
 #include <linux/uaccess.h>
 #include "internal.h"
 
-struct crak_fd_pick {
-	struct files_struct *files;
-	struct file *file;
-	unsigned int fd;
-	bool cloexec;
-};
-
 /* iterate_fd() callback, under files->file_lock: take the first file. */
 static int crak_pick_first(const void *p, struct file *file, unsigned int fd)
 {
@@ -38,8 +31,8 @@ static int crak_pick_first(const void *p, struct file *file, unsigned int fd)
 }
 
 /* The first open fd >= fd of the target, with a file reference. */
-static int crak_target_fd(struct crak_session *s, unsigned int fd,
-			  struct crak_fd_pick *pick)
+int crak_target_fd(struct crak_session *s, unsigned int fd,
+		   struct crak_fd_pick *pick)
 {
 	struct crak_fd_pick *out = pick;
 	struct task_struct *t;

@@ -75,8 +75,18 @@ long crak_ioc_get_vma(struct crak_session *s, void __user *arg);
 long crak_ioc_dump_pages(struct crak_session *s, void __user *arg);
 
 /* files.c */
+struct crak_fd_pick {
+	struct files_struct *files;
+	struct file *file;
+	unsigned int fd;
+	bool cloexec;
+};
+int crak_target_fd(struct crak_session *s, unsigned int fd, struct crak_fd_pick *pick);
 long crak_ioc_get_fd(struct crak_session *s, void __user *arg);
 long crak_ioc_pipe_peek(struct crak_session *s, void __user *arg);
+
+/* unix.c */
+long crak_ioc_unix_queue(struct crak_session *s, void __user *arg);
 
 /* signals.c */
 struct sighand_struct *crak_lock_sighand(struct task_struct *t,

@@ -530,6 +530,9 @@ static long crak_session_ioctl(struct file *file, unsigned int cmd,
 	case CRAK_IOC_GET_SECCOMP:
 		ret = crak_ioc_get_seccomp(s, uarg);
 		break;
+	case CRAK_IOC_UNIX_QUEUE:
+		ret = crak_ioc_unix_queue(s, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}

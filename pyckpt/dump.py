@@ -108,6 +108,8 @@ def _dump(pid, writer, options):
             if pipe.data:
                 with writer.open_raw(pipe.data) as out:
                     out.write(file_table.pipe_data[pipe.id])
+        for name, queue in file_table.unix.queues.items():
+            writer.write_message(name, queue)
         for obj in ipc.memfds:
             if obj.id in memfd_sources:
                 memfd.save_mapped(*memfd_sources[obj.id], obj.size, writer.path(obj.data))

@@ -9,6 +9,7 @@ class DumpOptions:
     backend: str = "auto"          # auto | ptrace | kmod
     leave_running: bool = False    # -R: thaw instead of kill once the image is whole
     shell_job: bool = False        # allow a controlling terminal (reattached at restore)
+    ext_unix_sk: bool = False      # allow unix sockets connected to outside (dgram: reconnected by name)
     log_file: str = "dump.log"     # written into the image folder
     ipc_sems: tuple = ()           # SysV semaphore set ids to dump besides those the tree used last
     ipc_msgs: tuple = ()           # SysV message queue ids, likewise (see sysvipc.py)
@@ -18,5 +19,6 @@ class DumpOptions:
 class RestoreOptions:
     detach: bool = False           # -d: return once the process runs
     shell_job: bool = False
+    ext_unix_sk: bool = False      # reconnect datagram sockets to their outside peers by name
     pidfile: Optional[str] = None  # written with the root PID once it runs
     log_file: str = "restore.log"

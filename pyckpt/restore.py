@@ -23,7 +23,7 @@ from . import images, linux, proc, shmem, sysvipc, vdso
 from .errors import ImageError, PyckptError, RestoreConflict
 from .files import memfd
 from .files import regular as regular_files
-from .files import restore_fds
+from .files import restore_fds, unix
 from .images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageReader
 from .inject import Scratch, SyscallInjector, find_syscall_insn
@@ -174,6 +174,7 @@ def _preflight(image, options):
         if entry.kind in (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY,
                           files_pb2.OpenFile.CHARDEV, files_pb2.OpenFile.FIFO) and not entry.ghost:
             regular_files.check_file(entry, f"open file {entry.file.path}")
+    unix.preflight(image, options)
 
 
 def _check_same_file(ref, what):
@@ -209,6 +210,7 @@ class TreeRestorer:
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
         self.trampoline_base = None
+        self.unix = unix.UnixRestore(image)
 
     def run(self):
         entries = list(self.image.tree.processes)
@@ -234,10 +236,13 @@ class TreeRestorer:
             self.sysv.mark_removed()
             for pr in self.procs.values():
                 pr.restore_process_state()
+            # pyckpt builds the unix sockets; each process takes its own from it
+            self.unix.build(self.file_registry)
             for pr in self.procs.values():
                 restore_fds.install(pr)
             for pr in self.procs.values():
                 restore_fds.close_parked(pr)
+            self.unix.close()
             for pr in self.procs.values():
                 pr.prepare_threads()
             for pr in self.procs.values():
@@ -248,6 +253,7 @@ class TreeRestorer:
             self.sysv.undo()
             raise
         finally:
+            self.unix.close()
             root = self.procs.get(entries[0].pid)
             if root:
                 root.close_stub_pipe()

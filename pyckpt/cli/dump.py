@@ -14,6 +14,7 @@ from . import options
 @options.images_dir
 @click.option("-R", "--leave-running", is_flag=True, help="Let the process go on after the dump.")
 @options.shell_job
+@options.ext_unix_sk
 @click.option("--backend", type=click.Choice(("auto",) + BACKENDS), default="auto", show_default=True,
               help="How to take the state: /dev/crak (kmod) or ptrace; auto takes kmod when loaded.")
 @click.option("--ipc-sem", "ipc_sems", type=int, multiple=True, metavar="ID",
@@ -22,7 +23,7 @@ from . import options
 @click.option("--ipc-msg", "ipc_msgs", type=int, multiple=True, metavar="ID",
               help="Also dump System V message queue ID (repeatable). Queues a dumped process "
                    "sent to or received from last are dumped anyway.")
-def dump(pid, images_dir, leave_running, shell_job, backend, ipc_sems, ipc_msgs):
+def dump(pid, images_dir, leave_running, shell_job, ext_unix_sk, backend, ipc_sems, ipc_msgs):
     """Checkpoint process PID into an image folder, then kill it (unless -R).
 
     System V IPC: shared memory segments the tree has attached, and the
@@ -31,7 +32,7 @@ def dump(pid, images_dir, leave_running, shell_job, backend, ipc_sems, ipc_msgs)
     with the tree. Restore recreates them with the same ids and keys.
     """
     dump_mod.dump(pid, images_dir, DumpOptions(backend=backend, leave_running=leave_running, shell_job=shell_job,
-                                               ipc_sems=ipc_sems, ipc_msgs=ipc_msgs))
+                                               ext_unix_sk=ext_unix_sk, ipc_sems=ipc_sems, ipc_msgs=ipc_msgs))
 
 
 COMMANDS = (dump,)

@@ -9,6 +9,11 @@ shell_job = click.option(
     "-j", "--shell-job", is_flag=True,
     help="The process is a job of a shell: allow its terminal, reattach it at restore.")
 
+ext_unix_sk = click.option(
+    "--ext-unix-sk", is_flag=True,
+    help="Allow unix sockets connected to sockets outside the dump: a datagram socket connected to a "
+         "named outside socket is reconnected to it by name at restore (give it to dump and restore).")
+
 
 def _raise_verbosity(ctx, _param, count):
     if count:

@@ -14,13 +14,15 @@ from . import options
 @options.images_dir
 @click.option("-d", "--restore-detached", "detach", is_flag=True, help="Return once the process runs.")
 @options.shell_job
+@options.ext_unix_sk
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the restored PID here once it runs.")
-def restore(images_dir, detach, shell_job, pidfile):
+def restore(images_dir, detach, shell_job, ext_unix_sk, pidfile):
     """Bring an image back to life with its old PID.
 
     Without -d, wait for the process and exit with its exit status.
     """
-    result = restore_mod.restore(images_dir, RestoreOptions(detach=detach, shell_job=shell_job, pidfile=pidfile))
+    result = restore_mod.restore(images_dir, RestoreOptions(detach=detach, shell_job=shell_job,
+                                                                           ext_unix_sk=ext_unix_sk, pidfile=pidfile))
     if not detach:
         sys.exit(result)
 

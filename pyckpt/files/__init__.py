@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class FileTable:
         self.pipe_data = {}        # pipe id -> buffered bytes
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
+        self.unix = unix.UnixDump(options, source)
 
     def add_process(self, pid):
         table = files_pb2.FdTable()
@@ -73,9 +74,11 @@ class FileTable:
         entry = files_pb2.OpenFile(id=len(self.files.files) + 1, flags=flags, pos=info.get("pos", 0))
         what = f"process {pid} fd {fd} ({link})"
         if link.startswith("socket:["):
-            kind = _describe_socket(pid, st.st_ino)
-            raise UnsupportedState(f"{what} is a {kind}; pyckpt cannot checkpoint sockets yet")
-        if link.startswith("pipe:[") or (stat.S_ISFIFO(st.st_mode) and link.startswith("/")):
+            if not self.unix.add(entry, pid, fd, st, what):
+                kind = _describe_socket(pid, st.st_ino)
+                raise UnsupportedState(f"{what} is a {kind}; pyckpt cannot checkpoint sockets other than "
+                                       "unix ones yet")
+        elif link.startswith("pipe:[") or (stat.S_ISFIFO(st.st_mode) and link.startswith("/")):
             if link.startswith("pipe:["):
                 pipe.describe(entry, st)
             else:
@@ -122,7 +125,8 @@ class FileTable:
         return None
 
     def finish(self, dumped_pids):
-        """Checks that need every process seen, and pipe contents (targets still frozen)."""
+        """Checks that need every process seen, pipe and socket contents (targets still frozen)."""
+        self.unix.check_all(self.files.files, dumped_pids)
         descriptions = {}
         for entry in self.files.files:
             if entry.kind == files_pb2.OpenFile.PIPE:

@@ -17,7 +17,7 @@ import logging
 import os
 
 from .. import linux
-from ..errors import RestoreConflict
+from ..errors import PyckptError, RestoreConflict
 from ..images.proto import files_pb2
 from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
 
@@ -110,6 +110,9 @@ def _open(ctx, restorer, entry, fd_number):
         return epoll.open_in_target(restorer, entry)
     if entry.kind == files_pb2.OpenFile.INOTIFY:
         return inotify.open_in_target(restorer, entry)
+    if entry.kind == files_pb2.OpenFile.UNIX_SOCKET:
+        # built by pyckpt before any fd table (files/unix.py) and always in the registry
+        raise PyckptError(f"process {restorer.pid} fd {fd_number}: unix socket:[{entry.unix.ino}] was not built")
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK

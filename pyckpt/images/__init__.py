@@ -14,6 +14,8 @@ File names, in one place:
   ipc.img                Ipc (mapped memfd objects, SysV shm/semaphores/message queues)
   memfd-<ino>.img        contents of a mapped memfd no fd holds (else its ghost-<id>.img)
   sysvshm-<shmid>.img    contents of a SysV shared memory segment
+  unixsk-<ino>.img       UnixQueue: messages queued on a unix socket
+  unixsk-sent-<ino>.img  UnixQueue: what a client sent on a connection not yet accepted
   manifest.img           Manifest: size + sha256 of every file above
   *.log                  logs; not part of the image
 """
@@ -57,3 +59,11 @@ def memfd(ino):
 
 def sysv_shm(shmid):
     return f"sysvshm-{shmid}.img"
+
+
+def unix_queue(ino):
+    return f"unixsk-{ino}.img"
+
+
+def unix_sent(ino):
+    return f"unixsk-sent-{ino}.img"

@@ -137,6 +137,16 @@ class Source(abc.ABC):
         from ..files import pipe
         return pipe.peek(pid, fd, size)
 
+    def unix_queue(self, pid, fd, sock_type, shut_rd, what):
+        """[(data, sender name)] queued on the unix socket at fd, oldest first, without consuming them."""
+        from ..files import unix
+        return unix.peek_queue(pid, fd, sock_type, shut_rd, what)
+
+    def unix_pending_queue(self, pid, listener_fd, index, sock_type, what):
+        """What the client of the listener's index-th unaccepted connection sent, or None when
+        this source cannot read it (user space cannot without accepting the connection)."""
+        return None
+
     @abc.abstractmethod
     def release(self, kill):
         """Thaw the tree (kill=False) or kill it (kill=True). Safe to call twice."""

@@ -19,7 +19,7 @@ u8 = ctypes.c_uint8
 
 ABI_VERSION = 4  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
                  # 3: GET_ITIMERS; job-control-stopped threads freeze; Freeze.nr_stopped
-                 # 4: GET_POSIX_TIMERS, GET_SECCOMP
+                 # 4: GET_POSIX_TIMERS, GET_SECCOMP, UNIX_QUEUE
 IOC_MAGIC = 0xCA
 DEVICE_PATH = "/dev/crak"
 
@@ -324,6 +324,24 @@ SECCOMP_FILTER_F_LISTENER = 1 << 1
 class SeccompFilter(_Struct):
     _fields_ = [("flags", u32), ("len", u32)]
 
+
+class UnixQueue(_Struct):
+    _fields_ = [
+        ("fd", u32), ("flags", u32), ("index", u32), ("nr_msgs", u32), ("buf_ptr", u64),
+        ("buf_len", u32), ("out_len", u32), ("nr_bytes", u64), ("reserved", u64 * 4),
+    ]
+
+
+UNIX_QUEUE_F_PENDING = 1 << 0
+UNIX_QUEUE_FLAGS_ALL = UNIX_QUEUE_F_PENDING
+
+
+class UnixMsg(_Struct):
+    _fields_ = [("len", u32), ("addr_len", ctypes.c_uint16), ("flags", ctypes.c_uint16)]
+
+
+UNIX_MSG_F_FDS = 1 << 0
+
 # ioctl name -> (direction, nr, struct); the C names are CRAK_IOC_<name>.
 COMMANDS = {
     "VERSION": ("rw", 0x00, Version),
@@ -343,6 +361,7 @@ COMMANDS = {
     "GET_THREAD_MISC": ("rw", 0x1C, ThreadMisc),
     "GET_PROCESS_MISC": ("rw", 0x1D, ProcessMisc),
     "GET_ITIMERS": ("rw", 0x1E, Itimers),
+    "UNIX_QUEUE": ("rw", 0x30, UnixQueue),
     "GET_POSIX_TIMERS": ("rw", 0x38, PosixTimers),
     "GET_SECCOMP": ("rw", 0x39, Seccomp),
 }
@@ -359,6 +378,7 @@ STRUCTS = {
     "crak_process_misc": ProcessMisc, "crak_itimers": Itimers,
     "crak_posix_timer": PosixTimer, "crak_posix_timers": PosixTimers,
     "crak_seccomp": Seccomp, "crak_seccomp_filter": SeccompFilter,
+    "crak_unix_queue": UnixQueue, "crak_unix_msg": UnixMsg,
 }
 
 

@@ -22,7 +22,7 @@ import signal
 import time
 
 from .. import arch as archmod
-from .. import pagemap, proc
+from .. import pagemap, proc, sockdiag
 from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError, UnsupportedState
 from . import crak_uapi as uapi
 from .base import PageRun, PosixTimerState, ProcessState, SeccompFilterState, Source, ThreadState
@@ -396,6 +396,47 @@ class KmodSource(Source):
         q = uapi.PipePeek(fd=fd, buf_ptr=ctypes.addressof(buf), buf_len=size)
         self._ioctl(pid, "PIPE_PEEK", q, f"cannot read the buffer of the pipe at fd {fd} of process {pid}")
         return buf.raw[:q.out_len]
+
+    def unix_queue(self, pid, fd, sock_type, shut_rd, what):
+        return self._unix_queue(pid, fd, 0, 0, sock_type, what)
+
+    def unix_pending_queue(self, pid, listener_fd, index, sock_type, what):
+        return self._unix_queue(pid, listener_fd, uapi.UNIX_QUEUE_F_PENDING, index, sock_type, what)
+
+    def _unix_queue(self, pid, fd, flags, index, sock_type, what):
+        """UNIX_QUEUE: the queue copied in place by crak.ko, as [(data, sender name)]."""
+        size = 1 << 16
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            q = uapi.UnixQueue(fd=fd, flags=flags, index=index, buf_ptr=ctypes.addressof(buf), buf_len=size)
+            try:
+                fcntl.ioctl(self.sessions[pid], _requests()["UNIX_QUEUE"], q, True)
+                break
+            except OSError as err:
+                if err.errno == errno.ENOSPC and q.out_len <= uapi.MAX_PEEK:
+                    size = q.out_len
+                    continue
+                raise _error(err, f"{what}: cannot read its queue (CRAK_IOC_UNIX_QUEUE)") from err
+        return unix_records(buf.raw[:q.out_len], q.nr_msgs, sock_type, what)
+
+
+def unix_records(raw, count, sock_type, what):
+    """Parse UNIX_QUEUE records; a stream queue becomes one message."""
+    from ..errors import UnsupportedState
+    head = ctypes.sizeof(uapi.UnixMsg)
+    messages, offset = [], 0
+    for _ in range(count):
+        m = uapi.UnixMsg.from_buffer_copy(raw, offset)
+        if m.flags & uapi.UNIX_MSG_F_FDS:
+            raise UnsupportedState(f"{what} has file descriptors in flight (SCM_RIGHTS); not supported")
+        start = offset + head
+        sender = sockdiag.socket_name(raw[start:start + m.addr_len])
+        data = raw[start + m.addr_len:start + m.addr_len + m.len]
+        messages.append((data, sender if sock_type == 2 else b""))  # SOCK_DGRAM: the sender's name
+        offset += (head + m.addr_len + m.len + 7) & ~7
+    if sock_type == 1 and messages:  # SOCK_STREAM
+        return [(b"".join(data for data, _ in messages), b"")]
+    return messages
 
 
 def _sigset(words):

@@ -89,7 +89,7 @@ CASES = [
     Case("posixtimers", "posixtimers"),
     Case("seccomp-filters", "seccomp", ("filters",)),
     Case("seccomp-strict", "seccomp", ("strict",)),
-]
+] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).

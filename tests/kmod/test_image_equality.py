@@ -41,6 +41,10 @@ CASES = {
     "files": ("files",),
     "memfdmap": ("memfdmap",),
     "sysvipc": ("sysvipc",),
+    # socket queues: MSG_PEEK + SO_PEEK_OFF (ptrace) vs CRAK_IOC_UNIX_QUEUE (kmod)
+    "unix-pairs": ("unixsk", "pairs"),
+    "unix-listen": ("unixsk", "listen"),
+    "unix-dgram": ("unixsk", "dgram"),
 }
 
 MESSAGES = {

@@ -29,8 +29,9 @@ def test_version():
 
 
 HELP_FLAGS = {
-    "dump": ["-t, --tree", "-D, --images-dir", "-R, --leave-running", "-j, --shell-job", "--backend", "ptrace", "-v"],
-    "restore": ["-D, --images-dir", "-d, --restore-detached", "-j, --shell-job", "--pidfile", "-v"],
+    "dump": ["-t, --tree", "-D, --images-dir", "-R, --leave-running", "-j, --shell-job", "--ext-unix-sk", "--backend",
+             "ptrace", "-v"],
+    "restore": ["-D, --images-dir", "-d, --restore-detached", "-j, --shell-job", "--ext-unix-sk", "--pidfile", "-v"],
     "show": ["IMAGES_DIR", "--no-verify", "-v"],
     "check": ["-v, --verbose"],
 }

@@ -142,7 +142,7 @@ def test_mirror_matches_header(arch_name, tmp_path):
 def test_every_struct_has_flags_and_reserved():
     """The rules of the header: a flags word and reserved space everywhere
     user space passes a command struct, sizes a multiple of 8."""
-    array_elements = {uapi.PageRun, uapi.Sigaction, uapi.Siginfo, uapi.SeccompFilter}
+    array_elements = {uapi.PageRun, uapi.Sigaction, uapi.Siginfo, uapi.SeccompFilter, uapi.UnixMsg}
     for cname, cls in uapi.STRUCTS.items():
         assert ctypes.sizeof(cls) % 8 == 0, cname
         if cls in array_elements:

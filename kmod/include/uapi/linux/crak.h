@@ -234,12 +234,29 @@
  *   layout it was built for (kmod/compat/seccomp.h); nothing is reported.
  *   -ESRCH: tid is not a thread of the target.
  *
+ * CRAK_IOC_UNIX_QUEUE (struct crak_unix_queue)
+ *   Copies the receive queue of the AF_UNIX socket open as fd `fd` in the
+ *   target, oldest message first, without consuming it (no MSG_PEEK, no
+ *   peek offset touched). With CRAK_UNIX_QUEUE_F_PENDING, `fd` is a
+ *   listener and the queue read is that of its index-th connection not yet
+ *   accepted (0: the oldest), i.e. what that client has sent so far, which
+ *   user space cannot read without accepting it. buf_ptr receives one
+ *   record per message (a stream queue: one per buffer the kernel holds):
+ *   struct crak_unix_msg, then addr_len bytes of the sender's sun_path
+ *   (its name as recvfrom(2) reports it, empty when unnamed), then len
+ *   bytes of data, then padding to a multiple of 8. nr_msgs and nr_bytes
+ *   report the queue; out_len the bytes of records the whole queue needs:
+ *   when buf_len is smaller, nothing is copied and the call fails with
+ *   -ENOSPC (retry with a buffer of out_len). -EBADF: no such fd;
+ *   -ENOTSOCK: not a unix socket; -ENOENT: no such pending connection;
+ *   buf_len <= CRAK_MAX_PEEK.
+ *
  * ABI history: version 1 had no GET_THREAD_MISC/GET_PROCESS_MISC and
  * reported sa_flags with kernel-internal bits; version 2 adds the two
  * commands and reports sa_flags as rt_sigaction(2) does; version 3 adds
  * GET_ITIMERS, freezes threads in a job-control stop instead of timing
  * out on them, and reports nr_stopped (formerly pad) from FREEZE;
- * version 4 adds GET_POSIX_TIMERS and GET_SECCOMP.
+ * version 4 adds GET_POSIX_TIMERS, GET_SECCOMP and UNIX_QUEUE.
  */
 #ifndef _UAPI_LINUX_CRAK_H
 #define _UAPI_LINUX_CRAK_H
@@ -603,6 +620,27 @@ struct crak_seccomp_filter {
 	__u32 len;		/* struct sock_filter that follow */
 };
 
+struct crak_unix_queue {
+	__u32 fd;		/* in: fd of a unix socket in the target */
+	__u32 flags;		/* in: CRAK_UNIX_QUEUE_F_* */
+	__u32 index;		/* in: with F_PENDING, which connection (0: oldest) */
+	__u32 nr_msgs;		/* out: messages (skbs) queued */
+	__u64 buf_ptr;		/* in: records, see CRAK_IOC_UNIX_QUEUE */
+	__u32 buf_len;		/* in: <= CRAK_MAX_PEEK */
+	__u32 out_len;		/* out: bytes of records the queue needs */
+	__u64 nr_bytes;		/* out: data bytes queued */
+	__u64 reserved[4];
+};
+#define CRAK_UNIX_QUEUE_F_PENDING	(1U << 0)
+#define CRAK_UNIX_QUEUE_FLAGS_ALL	CRAK_UNIX_QUEUE_F_PENDING
+
+struct crak_unix_msg {
+	__u32 len;		/* data bytes */
+	__u16 addr_len;		/* bytes of sender name that follow */
+	__u16 flags;		/* CRAK_UNIX_MSG_F_* */
+};
+#define CRAK_UNIX_MSG_F_FDS	(1U << 0)	/* carries file descriptors (SCM_RIGHTS) */
+
 /* On /dev/crak */
 #define CRAK_IOC_VERSION	_IOWR(CRAK_IOC_MAGIC, 0x00, struct crak_version)
 #define CRAK_IOC_OPEN_SESSION	_IOW(CRAK_IOC_MAGIC, 0x01, struct crak_open_session)
@@ -622,6 +660,7 @@ struct crak_seccomp_filter {
 #define CRAK_IOC_GET_THREAD_MISC _IOWR(CRAK_IOC_MAGIC, 0x1c, struct crak_thread_misc)
 #define CRAK_IOC_GET_PROCESS_MISC _IOWR(CRAK_IOC_MAGIC, 0x1d, struct crak_process_misc)
 #define CRAK_IOC_GET_ITIMERS	_IOWR(CRAK_IOC_MAGIC, 0x1e, struct crak_itimers)
+#define CRAK_IOC_UNIX_QUEUE	_IOWR(CRAK_IOC_MAGIC, 0x30, struct crak_unix_queue)
 #define CRAK_IOC_GET_POSIX_TIMERS _IOWR(CRAK_IOC_MAGIC, 0x38, struct crak_posix_timers)
 #define CRAK_IOC_GET_SECCOMP	_IOWR(CRAK_IOC_MAGIC, 0x39, struct crak_seccomp)
 
