@@ -66,8 +66,9 @@ def _dump(pid, writer, options):
             elif p in source.zombies:
                 z = proc.read_stat(p)
                 tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
-        _check_tree(tree, options)
+        # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
+        _check_tree(tree, options)
 
         stats = {"pages": 0}
         for p in pids:

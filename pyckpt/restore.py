@@ -19,6 +19,7 @@ import time
 from . import arch as archmod
 from . import images, linux, proc, shmem, vdso
 from .errors import ImageError, PyckptError, RestoreConflict
+from .files import pty as pty_files
 from .files import regular as regular_files
 from .files import restore_fds
 from .images.proto import core_pb2, files_pb2, mm_pb2
@@ -70,6 +71,7 @@ class Image:
         files = read(images.FILES, files_pb2.Files)
         self.files = {f.id: f for f in files.files}
         self.pipes = {p.id: p for p in files.pipes}
+        self.ptys = {p.index: p for p in files.ptys}
         self.tasks, self.mms, self.pagemaps, self.fds = {}, {}, {}, {}
         for entry in self.tree.processes:
             pid = entry.pid
@@ -141,6 +143,7 @@ def _preflight(image, options):
         if entry.kind in (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY,
                           files_pb2.OpenFile.CHARDEV, files_pb2.OpenFile.FIFO) and not entry.ghost:
             regular_files.check_file(entry, f"open file {entry.file.path}")
+    pty_files.check_free(image)
 
 
 def _check_same_file(ref, what):
@@ -173,23 +176,28 @@ class TreeRestorer:
         self.shmem_registry = {}   # shmem id -> (pid, start, end, pgoff) of a mapping of it
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
+        self.ptys = pty_files.RestoredPtys(image)
         self.trampoline_base = None
 
     def run(self):
         entries = list(self.image.tree.processes)
         self.trampoline_base = self._pick_trampoline()
         try:
+            self.ptys.open_all()
             for entry in entries:
                 parent = self.procs.get(entry.ppid)
                 if entry is not entries[0] and parent is None:
                     raise ImageError(f"process {entry.pid}: its parent {entry.ppid} is not in the image")
                 pr = ProcessRestorer(self, entry, parent)
                 pr.create()
+                if not entry.zombie:
+                    self.ptys.take_controlling(pr)
                 if entry.zombie:
                     self.zombies.append(pr)
                 else:
                     self.procs[entry.pid] = pr
             self._set_process_groups()
+            self.ptys.set_foreground(self.procs)
             for pr in self.zombies:
                 pr.become_zombie()
             for pr in self.procs.values():
@@ -200,6 +208,7 @@ class TreeRestorer:
                 restore_fds.install(pr)
             for pr in self.procs.values():
                 restore_fds.close_parked(pr)
+            self.ptys.finish()
             for pr in self.procs.values():
                 pr.prepare_threads()
             for pr in self.procs.values():
@@ -209,6 +218,7 @@ class TreeRestorer:
                 pr.kill()
             raise
         finally:
+            self.ptys.close()
             root = self.procs.get(entries[0].pid)
             if root:
                 root.close_stub_pipe()

@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, pty, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class FileTable:
         self.pipe_data = {}        # pipe id -> buffered bytes
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
+        self.ptys = pty.PtyTable(options.shell_job)
 
     def add_process(self, pid):
         table = files_pb2.FdTable()
@@ -96,6 +97,12 @@ class FileTable:
             regular.describe(entry, link, st, what)
             if entry.ghost:
                 self.ghosts[entry.id] = (pid, fd)
+        elif pty.is_master(st):
+            pty.describe_master(entry, link, info, st, what)
+            self.ptys.add(pid, fd, entry)
+        elif pty.is_slave(st):
+            pty.describe_slave(entry, link, st)
+            self.ptys.add(pid, fd, entry)
         elif stat.S_ISCHR(st.st_mode) and tty.is_tty(st):
             if not self.options.shell_job:
                 raise UnsupportedState(
@@ -131,6 +138,7 @@ class FileTable:
                     raise UnsupportedState(f"pipe:[{entry.pipe_id}] has two separately opened "
                                            f"{'read' if key[1] == os.O_RDONLY else 'write'} ends; not supported")
                 descriptions[key] = entry.id
+        self.ptys.finish(self.files, dumped_pids)
         outside = pipe.holders_outside(set(self._pipe_ends), set(dumped_pids))
         for (dev, ino), ends in self._pipe_ends.items():
             pid, fd, _mode = ends[0]

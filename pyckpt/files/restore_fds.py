@@ -110,12 +110,19 @@ def _open(ctx, restorer, entry, fd_number):
         return epoll.open_in_target(restorer, entry)
     if entry.kind == files_pb2.OpenFile.INOTIFY:
         return inotify.open_in_target(restorer, entry)
+    if entry.kind == files_pb2.OpenFile.PTY_MASTER:
+        # Opened in pyckpt with its old index (restore.TreeRestorer); the target takes it over.
+        return _fetch(ctx, os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK
     unlink_after = None
     if entry.kind == files_pb2.OpenFile.TTY:
         path = tty.restoring_terminal()
+        flags |= os.O_NOCTTY
+    elif entry.kind == files_pb2.OpenFile.PTY_SLAVE:
+        # The controlling terminal is set apart, by the session leader (files/pty.py).
+        path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
     elif entry.ghost:
         path = unlink_after = regular.recreate_ghost(entry, restorer.image.path(entry.ghost))

@@ -83,12 +83,15 @@ CASES = [
     Case("inotify", "inotify"),
     Case("locks", "locks"),
     Case("fifo", "fifo"),
+    Case("ptytree", "ptytree"),
 ]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "lease")]
-ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED
+# A pty of the tree with bytes waiting to be read, and one whose master is outside the tree.
+PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,)) for mode in ("unread", "outside")]
+ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + PTY_REFUSED
 
 
 def pytest_generate_tests(metafunc):

@@ -175,3 +175,32 @@ def test_session_led_from_outside_refused(start_workload, harness):
     assert problem is None, f"after the refused dump: {problem}"
     wl.wait_numbers()
     wl.assert_passes()
+
+
+def test_pty_with_unread_data_refused(start_workload, harness):
+    """Bytes written to a pty's master and not yet read at the slave cannot be
+    saved without consuming them: refused by name, never dropped."""
+    wl = start_workload("ptytree-unread")
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a pty with unread data: {res.describe()}"
+    assert "unread data" in res.stderr and "/dev/pts/" in res.stderr, res.describe()
+    assert "4 byte(s) waiting at the slave" in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
+def test_pty_leading_outside_refused(start_workload, harness):
+    """A pty slave whose master is held outside the dumped tree: refused naming both ends."""
+    wl = start_workload("ptytree-outside")
+    m = re.search(r"^outside holder (\d+)$", wl.log(), re.M)
+    assert m, f"the workload did not say who holds the master:\n{wl.log()}"
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a pty leading outside: {res.describe()}"
+    assert str(wl.pid) in res.stderr and m.group(1) in res.stderr and "/dev/pts/" in res.stderr, res.describe()
+    assert "--shell-job" in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
