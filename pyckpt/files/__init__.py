@@ -45,6 +45,7 @@ class FileTable:
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
         self.ptys = pty.PtyTable(options.shell_job)
+        self._leased = {}          # file id -> "process P fd F (path)" of descriptions holding a lease
 
     def add_process(self, pid):
         table = files_pb2.FdTable()
@@ -55,7 +56,11 @@ class FileTable:
             table.fds.add(fd=fd, file_id=file_id, cloexec=cloexec)
             held = locks.parse(info, f"process {pid} fd {fd}")
             if held:
-                locks.record(table, self.files.files[file_id - 1], fd, held, seen_posix)  # ids count from 1
+                entry = self.files.files[file_id - 1]  # ids count from 1
+                locks.record(table, entry, fd, held, seen_posix)
+                if entry.lease and entry.id not in self._leased:
+                    locks.describe_owner(entry, pid, fd, f"process {pid} fd {fd}")
+                    self._leased[entry.id] = f"process {pid} fd {fd} ({entry.file.path})"
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd, info):
@@ -139,6 +144,9 @@ class FileTable:
                                            f"{'read' if key[1] == os.O_RDONLY else 'write'} ends; not supported")
                 descriptions[key] = entry.id
         self.ptys.finish(self.files, dumped_pids)
+        pgids = {proc.read_stat(p).pgid for p in dumped_pids}
+        for file_id, what in self._leased.items():
+            locks.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
         outside = pipe.holders_outside(set(self._pipe_ends), set(dumped_pids))
         for (dev, ino), ends in self._pipe_ends.items():
             pid, fd, _mode = ends[0]

@@ -223,15 +223,9 @@ def _pts_dir(ptmx_path):
 def _take_fd(pid, fd, what):
     """A copy of pid's fd in pyckpt (pidfd_getfd): the same open file, no open() side effects."""
     try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as err:
-        raise UnsupportedState(f"{what}: cannot reach process {pid}: {err.strerror}") from err
-    try:
-        return linux.syscall("pidfd_getfd", pidfd, fd, 0)
+        return linux.pidfd_getfd(pid, fd)
     except OSError as err:
         raise UnsupportedState(f"{what}: cannot look at fd {fd} of process {pid}: {err.strerror}") from err
-    finally:
-        os.close(pidfd)
 
 
 def _check_empty(master, slave, what):

@@ -146,7 +146,7 @@ def _take_locks(restorer, table, placed):
     files = restorer.image.files
     for file_id, fd in placed.items():
         entry = files[file_id]
-        if file_id in restorer.tree.locked_files or not (entry.flock or entry.ofd_locks):
+        if file_id in restorer.tree.locked_files or not (entry.flock or entry.ofd_locks or entry.lease):
             continue
         what = f"process {restorer.pid} fd {fd} ({entry.file.path})"
         restorer.tree.locked_files.add(file_id)
@@ -155,6 +155,8 @@ def _take_locks(restorer, table, placed):
             locks.take_flock(restorer, fd, entry.flock, what)
         for lock in entry.ofd_locks:
             locks.take(restorer, fd, lock, locks.F_OFD_SETLK, what)
+        if entry.lease:
+            locks.take_lease(restorer, fd, entry, what)
     for lock in table.posix_locks:
         restorer.scratch.reset()
         locks.take(restorer, lock.fd, lock, locks.F_SETLK, f"process {restorer.pid} fd {lock.fd}")

@@ -33,7 +33,7 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
 
 
 @pytest.mark.parametrize("mode, words", [("seccomp", "seccomp"), ("posix-timer", "POSIX timer"),
-                                         ("lease", "LEASE")])
+                                         ("lease-breaking", "lease being broken")])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):
     """State pyckpt cannot restore yet is refused by name, never silently dropped."""
     wl = start_workload(f"refused-{mode}")
