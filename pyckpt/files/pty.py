@@ -41,6 +41,7 @@ from .regular import file_ref
 log = logging.getLogger(__name__)
 
 PTMX_RDEV = os.makedev(5, 2)
+DEV_TTY_RDEV = os.makedev(5, 0)     # /dev/tty: the opener's controlling terminal
 _SLAVE_MAJORS = range(136, 144)       # UNIX98_PTY_SLAVE_MAJOR and the 7 after it
 _N_TTY = 0
 _WINSIZE = "=4H"
@@ -71,7 +72,15 @@ def is_master(st):
 
 
 def is_slave(st):
-    return stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in _SLAVE_MAJORS
+    return stat.S_ISCHR(st.st_mode) and is_slave_rdev(st.st_rdev)
+
+
+def is_slave_rdev(rdev):
+    return rdev != 0 and os.major(rdev) in _SLAVE_MAJORS
+
+
+def is_dev_tty(st):
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == DEV_TTY_RDEV
 
 
 def slave_index(rdev):
@@ -118,11 +127,11 @@ class PtyTable:
     def __init__(self, shell_job):
         self.shell_job = shell_job
         self.masters = {}      # index -> [(pid, fd, file id)]
-        self.slaves = {}       # index -> [(pid, fd, file id)]
+        self.slaves = {}       # index -> [(pid, fd, file id)]: /dev/pts/N, and /dev/tty opened on it
 
-    def add(self, pid, fd, entry):
+    def add(self, pid, fd, entry, index=None):
         table = self.masters if entry.kind == files_pb2.OpenFile.PTY_MASTER else self.slaves
-        table.setdefault(entry.pty_index, []).append((pid, fd, entry.id))
+        table.setdefault(entry.pty_index if index is None else index, []).append((pid, fd, entry.id))
 
     def finish(self, files, dumped_pids):
         """Describe each pty into `files.ptys`; refuse what cannot be restored. Targets are frozen."""

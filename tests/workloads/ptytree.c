@@ -8,8 +8,8 @@
  * foreground group by C. After restore:
  *   R checks the master: the same index (ptsname), termios, window size,
  *     packet mode, the slave's session (C) and foreground group (G);
- *   C checks its controlling terminal (ttyname, tcgetsid, tcgetpgrp),
- *     termios and window size through the slave;
+ *   C checks its controlling terminal (ttyname, tcgetsid, tcgetpgrp, and
+ *     /dev/tty, which it holds open), termios and window size through the slave;
  *   G checks it is in the foreground, reads "ping" that R writes to the
  *     master and answers "pong", which R reads back (after the packet-mode
  *     header byte): bytes flow both ways.
@@ -92,7 +92,7 @@ static int grandchild(void)
 
 static int child(void)
 {
-	int slave, status;
+	int slave, dev_tty, status;
 	const char *name;
 
 	c_pid = getpid();
@@ -103,6 +103,9 @@ static int child(void)
 	slave = open(slave_name, O_RDWR | O_NOCTTY);
 	if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) || dup2(slave, 0) != 0)
 		return 21;
+	dev_tty = open("/dev/tty", O_RDWR);
+	if (dev_tty < 0)
+		return 25;
 	g_pid = fork();
 	if (g_pid < 0)
 		return 22;
@@ -124,6 +127,8 @@ static int child(void)
 		return 31;
 	if (!name || strcmp(name, slave_name))
 		return 32;
+	if (tcgetsid(dev_tty) != getpid())
+		return 36;
 	if (!settings_ok(slave, "child"))
 		return 33;
 	if (kill(g_pid, SIGTERM) || waitpid(g_pid, &status, 0) != g_pid)
