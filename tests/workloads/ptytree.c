@@ -4,12 +4,14 @@
  * The root R opens /dev/ptmx (not as its controlling terminal), gives the
  * pair raw-ish termios with some changed c_cc, a window size and packet
  * mode. Its child C starts a session on the slave (TIOCSCTTY; slave on fd
- * 0) and forks G, which leads its own process group, made the terminal's
- * foreground group by C. After restore:
+ * 0), puts it in exclusive mode (TIOCEXCL) and forks G, which leads its own
+ * process group, made the terminal's foreground group by C; then R locks
+ * the slave against new opens (TIOCSPTLCK). After restore:
  *   R checks the master: the same index (ptsname), termios, window size,
- *     packet mode, the slave's session (C) and foreground group (G);
+ *     packet mode, the lock, the slave's session (C) and foreground group (G);
  *   C checks its controlling terminal (ttyname, tcgetsid, tcgetpgrp, and
- *     /dev/tty, which it holds open), termios and window size through the slave;
+ *     /dev/tty, which it holds open), exclusive mode, termios and window
+ *     size through the slave;
  *   G checks it is in the foreground, reads "ping" that R writes to the
  *     master and answers "pong", which R reads back (after the packet-mode
  *     header byte): bytes flow both ways.
@@ -92,7 +94,7 @@ static int grandchild(void)
 
 static int child(void)
 {
-	int slave, dev_tty, status;
+	int slave, dev_tty, status, excl = 0;
 	const char *name;
 
 	c_pid = getpid();
@@ -104,7 +106,7 @@ static int child(void)
 	if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) || dup2(slave, 0) != 0)
 		return 21;
 	dev_tty = open("/dev/tty", O_RDWR);
-	if (dev_tty < 0)
+	if (dev_tty < 0 || ioctl(slave, TIOCEXCL))
 		return 25;
 	g_pid = fork();
 	if (g_pid < 0)
@@ -129,6 +131,8 @@ static int child(void)
 		return 32;
 	if (tcgetsid(dev_tty) != getpid())
 		return 36;
+	if (ioctl(slave, TIOCGEXCL, &excl) || !excl)
+		return 37;
 	if (!settings_ok(slave, "child"))
 		return 33;
 	if (kill(g_pid, SIGTERM) || waitpid(g_pid, &status, 0) != g_pid)
@@ -175,7 +179,7 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 	struct termios t;
 	struct winsize ws = { .ws_row = ROWS, .ws_col = COLS, .ws_xpixel = 5, .ws_ypixel = 7 };
-	int one = 1, pkt = 0, status, slave = -1;
+	int one = 1, pkt = 0, locked = 0, status, slave = -1;
 	pid_t sid = 0, pgrp = 0;
 	char buf[16], *name;
 	struct pollfd p;
@@ -225,6 +229,8 @@ int main(int argc, char **argv)
 	if (read(ready[0], buf, 1) != 1)
 		wl_die("child setup");
 	close(ready[0]);
+	if (ioctl(master, TIOCSPTLCK, &one))
+		wl_die("lock");
 	if (!strcmp(mode, "unread") && write(master, "ping", 4) != 4)
 		wl_die("write ping");
 	wl_ready();
@@ -234,6 +240,8 @@ int main(int argc, char **argv)
 	wl_check(name && !strcmp(name, slave_name), "master is for %s, was %s", name ? name : "?", slave_name);
 	settings_ok(master, "root");
 	wl_check(!ioctl(master, TIOCGPKT, &pkt) && pkt == 1, "packet mode %d", pkt);
+	/* (not tried by opening the slave: a refused open sets TTY_IO_ERROR on it) */
+	wl_check(!ioctl(master, TIOCGPTLCK, &locked) && locked == 1, "lock %d", locked);
 	wl_check(!ioctl(master, TIOCGSID, &sid) && sid == c_pid, "slave's session %d, want %d", (int)sid, (int)c_pid);
 	wl_check(!ioctl(master, TIOCGPGRP, &pgrp) && pgrp != c_pid && pgrp > 0 && getpgid(pgrp) == pgrp,
 		 "foreground group %d (child %d)", (int)pgrp, (int)c_pid);
