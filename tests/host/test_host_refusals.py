@@ -204,3 +204,27 @@ def test_pty_leading_outside_refused(start_workload, harness):
     problem = harness.untouched_problem(wl.pid)
     assert problem is None, f"after the refused dump: {problem}"
     wl.assert_passes()
+
+
+def test_restore_refused_pty_index_in_use(start_workload, harness):
+    """The tree's pty gets its old index back; with that index taken, restore is
+    a conflict naming it, before any process is created. Freed, restore works."""
+    wl = start_workload("ptytree")
+    m = re.search(r"^pty (/dev/pts/\d+)$", wl.log(), re.M)
+    assert m, f"the workload did not say its pty:\n{wl.log()}"
+    wl.dump()
+    held = []
+    try:
+        while not held or os.ttyname(held[-1][1]) != m.group(1):
+            held.append(os.openpty())
+            assert len(held) < 64, f"could not get {m.group(1)}: {[os.ttyname(s) for _m, s in held]}"
+        res = harness.run_pyckpt("restore", "-D", wl.images, "-d", outdir=wl.dir, tag="restore")
+        assert res.returncode != 0, f"restored over a pty in use: {res.describe()}"
+        assert m.group(1) in res.stderr, f"the pty not named: {res.describe()}"
+        assert harness.proc_status(wl.pid) is None, "a process was created before the conflict was found"
+    finally:
+        for master, slave in held:
+            os.close(master)
+            os.close(slave)
+    wl.restore()
+    wl.assert_passes()

@@ -231,6 +231,7 @@ int main(int argc, char **argv)
 	close(ready[0]);
 	if (ioctl(master, TIOCSPTLCK, &one))
 		wl_die("lock");
+	wl_say("pty %s", slave_name);
 	if (!strcmp(mode, "unread") && write(master, "ping", 4) != 4)
 		wl_die("write ping");
 	wl_ready();
