@@ -65,3 +65,38 @@ def test_lease_owner_must_be_in_the_dump(owner_type, owner, ok):
     else:
         with pytest.raises(UnsupportedState, match="not a process"):
             locks.check_owner(entry, {10}, {20}, "fd 3")
+
+
+def stat(sid, pgid, tty_nr=0, tpgid=-1):
+    from types import SimpleNamespace
+    return SimpleNamespace(sid=sid, pgid=pgid, tty_nr=tty_nr, tpgid=tpgid)
+
+
+RDEV = pty.slave_rdev(3)
+
+
+def controlling(stats):
+    from pyckpt.images.proto import files_pb2
+    msg = files_pb2.Pty(index=3)
+    pty.PtyTable._controlling(msg, "pty /dev/pts/3", RDEV, stats)
+    return msg.session, msg.foreground
+
+
+def test_controlling_session_and_foreground_group():
+    # 10 holds the master outside any session on it; 20 leads the session, 30 is its foreground group.
+    stats = {10: stat(1, 10), 20: stat(20, 20, RDEV, 30), 30: stat(20, 30, RDEV, 30)}
+    assert controlling(stats) == (20, 30)
+
+
+def test_no_controlling_session():
+    assert controlling({10: stat(1, 10), 20: stat(20, 20)}) == (0, 0)
+
+
+@pytest.mark.parametrize("stats, words", [
+    ({30: stat(20, 30, RDEV, 30)}, "leader"),                                       # leader not dumped
+    ({20: stat(20, 20, RDEV, 20), 30: stat(20, 30, 0, -1)}, "dropped"),             # member without it
+    ({20: stat(20, 20, RDEV, 99)}, "foreground process group 99"),                  # fg group not dumped
+])
+def test_controlling_refusals(stats, words):
+    with pytest.raises(UnsupportedState, match=words):
+        controlling(stats)
