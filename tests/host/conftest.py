@@ -90,8 +90,9 @@ UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "lease-breaking")]
-# A pty of the tree with bytes waiting to be read, and one whose master is outside the tree.
-PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,)) for mode in ("unread", "outside")]
+# A pty of the tree with bytes waiting to be read, one with a packet-mode status byte
+# waiting, and one whose master is outside the tree.
+PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,)) for mode in ("unread", "pktstatus", "outside")]
 ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + PTY_REFUSED
 
 

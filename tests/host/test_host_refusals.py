@@ -191,6 +191,18 @@ def test_pty_with_unread_data_refused(start_workload, harness):
     wl.assert_passes()
 
 
+def test_pty_with_packet_status_waiting_refused(start_workload, harness):
+    """A packet-mode status byte waiting at the master is not saved: refused by name."""
+    wl = start_workload("ptytree-pktstatus")
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a pty with a packet status waiting: {res.describe()}"
+    assert "packet-mode status" in res.stderr and "/dev/pts/" in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
 def test_pty_leading_outside_refused(start_workload, harness):
     """A pty slave whose master is held outside the dumped tree: refused naming both ends."""
     wl = start_workload("ptytree-outside")

@@ -20,6 +20,8 @@
  * Modes (argv[1]), for refusal tests:
  *   unread    R writes "ping" before READY: bytes wait in the slave's input
  *             (pyckpt must refuse, not lose them); the flow is then the same.
+ *   pktstatus C flushes the slave's input (tcflush): a packet-mode status
+ *             byte waits at the master (refused); R reads it first after.
  *   outside   the master is handed to a process outside the tree (a
  *             grandchild whose parent exited); R keeps only the slave.
  */
@@ -92,7 +94,7 @@ static int grandchild(void)
 	return 0;
 }
 
-static int child(void)
+static int child(const char *mode)
 {
 	int slave, dev_tty, status, excl = 0;
 	const char *name;
@@ -116,6 +118,10 @@ static int child(void)
 		_exit(grandchild());
 	}
 	setpgid(g_pid, g_pid);
+	/* packet mode: flushing the slave's input queues a status byte for the
+	 * master (done while C is still in the foreground) */
+	if (!strcmp(mode, "pktstatus") && tcflush(0, TCIFLUSH))
+		return 26;
 	if (tcsetpgrp(0, g_pid))
 		return 23;
 	if (write(ready[1], "r", 1) != 1)	/* tell the root the tree is set up */
@@ -224,7 +230,7 @@ int main(int argc, char **argv)
 	if (c_pid < 0)
 		wl_die("fork");
 	if (!c_pid)
-		_exit(child());
+		_exit(child(mode));
 	close(ready[1]);
 	if (read(ready[0], buf, 1) != 1)
 		wl_die("child setup");
@@ -246,6 +252,12 @@ int main(int argc, char **argv)
 	wl_check(!ioctl(master, TIOCGSID, &sid) && sid == c_pid, "slave's session %d, want %d", (int)sid, (int)c_pid);
 	wl_check(!ioctl(master, TIOCGPGRP, &pgrp) && pgrp != c_pid && pgrp > 0 && getpgid(pgrp) == pgrp,
 		 "foreground group %d (child %d)", (int)pgrp, (int)c_pid);
+	p.fd = master;
+	p.events = POLLIN;
+	memset(buf, 0, sizeof(buf));
+	if (!strcmp(mode, "pktstatus"))
+		wl_check(poll(&p, 1, 30000) == 1 && read(master, buf, sizeof(buf)) == 1 && (buf[0] & TIOCPKT_FLUSHREAD),
+			 "packet status %#x, want TIOCPKT_FLUSHREAD", buf[0]);
 	if (kill(c_pid, SIGTERM))
 		wl_fail("kill child: %s", strerror(errno));
 	if (strcmp(mode, "unread") && write(master, "ping", 4) != 4)
