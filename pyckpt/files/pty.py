@@ -140,19 +140,18 @@ class PtyTable:
         for index, slaves in sorted(self.slaves.items()):
             if index in self.masters:
                 continue
+            if self.shell_job:
+                for _pid, _fd, file_id in slaves:
+                    entries[file_id].kind = files_pb2.OpenFile.TTY
+                    entries[file_id].ClearField("pty_index")
+                continue
             pid, fd, file_id = slaves[0]
-            entry = entries[file_id]
-            holders = _outside_holders({index}, dumped).get(index, {})
-            master = holders.get("master")
+            master = _outside_holders({index}, dumped).get(index, {}).get("master")
             where = (f"process {proc.holder_description(master[0])} fd {master[1]}" if master
                      else "no process pyckpt can see")
-            if not self.shell_job:
-                raise UnsupportedState(
-                    f"process {pid} fd {fd} ({entry.file.path}) is a terminal whose master is held by {where}, "
-                    "outside the dump; dump with --shell-job to reattach it to the restoring shell's terminal")
-            for _pid, _fd, file_id in slaves:
-                entries[file_id].kind = files_pb2.OpenFile.TTY
-                entries[file_id].ClearField("pty_index")
+            raise UnsupportedState(
+                f"process {pid} fd {fd} ({entries[file_id].file.path}) is a terminal whose master is held by "
+                f"{where}, outside the dump; dump with --shell-job to reattach it to the restoring shell's terminal")
         stats = {p: proc.read_stat(p) for p in dumped}
         outside = _outside_holders(set(self.masters), dumped)
         for index, masters in sorted(self.masters.items()):
