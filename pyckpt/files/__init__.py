@@ -108,10 +108,10 @@ class FileTable:
         elif pty.is_slave(st):
             pty.describe_slave(entry, link, st)
             self.ptys.add(pid, fd, entry)
-        elif pty.is_dev_tty(st) and pty.is_slave_rdev(proc.read_stat(pid).tty_nr):
+        elif pty.is_dev_tty(st) and pty.is_slave_rdev(ctty := proc.read_stat(pid).tty_nr):
             # /dev/tty opened on a pty: reopened by path once the process has its controlling terminal.
             regular.describe_device(entry, link, st, what)
-            self.ptys.add(pid, fd, entry, pty.slave_index(proc.read_stat(pid).tty_nr))
+            self.ptys.add(pid, fd, entry, pty.slave_index(ctty))
         elif stat.S_ISCHR(st.st_mode) and tty.is_tty(st):
             if not self.options.shell_job:
                 raise UnsupportedState(
