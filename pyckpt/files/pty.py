@@ -47,24 +47,32 @@ _N_TTY = 0
 _WINSIZE = "=4H"
 
 
+def ioctl_numbers(arch=None):
+    """The pty ioctls Python's termios module lacks, encoded for `arch` (default: host)."""
+    def ioc(direction, nr):
+        return archmod.ioc(direction, ord("T"), nr, 4, arch)    # all take an int
+    return {"TIOCGPTN": ioc("r", 0x30), "TIOCSPTLCK": ioc("w", 0x31), "TIOCGPKT": ioc("r", 0x38),
+            "TIOCGPTLCK": ioc("r", 0x39), "TIOCGEXCL": ioc("r", 0x40)}
+
+
 def _tiocgptn():
-    return archmod.ioc("r", ord("T"), 0x30, 4)
+    return ioctl_numbers()["TIOCGPTN"]
 
 
 def _tiocsptlck():
-    return archmod.ioc("w", ord("T"), 0x31, 4)
+    return ioctl_numbers()["TIOCSPTLCK"]
 
 
 def _tiocgpkt():
-    return archmod.ioc("r", ord("T"), 0x38, 4)
+    return ioctl_numbers()["TIOCGPKT"]
 
 
 def _tiocgptlck():
-    return archmod.ioc("r", ord("T"), 0x39, 4)
+    return ioctl_numbers()["TIOCGPTLCK"]
 
 
 def _tiocgexcl():
-    return archmod.ioc("r", ord("T"), 0x40, 4)
+    return ioctl_numbers()["TIOCGEXCL"]
 
 
 def is_master(st):
