@@ -91,8 +91,9 @@ TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp", "posix-timer", "lease-breaking")]
 # A pty of the tree with bytes waiting to be read, one with a packet-mode status byte
-# waiting, and one whose master is outside the tree.
-PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,)) for mode in ("unread", "pktstatus", "outside")]
+# waiting, one whose master and one whose slave is outside the tree.
+PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
+               for mode in ("unread", "pktstatus", "outside", "slave-outside")]
 ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + PTY_REFUSED
 
 

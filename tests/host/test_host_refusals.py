@@ -203,15 +203,17 @@ def test_pty_with_packet_status_waiting_refused(start_workload, harness):
     wl.assert_passes()
 
 
-def test_pty_leading_outside_refused(start_workload, harness):
-    """A pty slave whose master is held outside the dumped tree: refused naming both ends."""
-    wl = start_workload("ptytree-outside")
+@pytest.mark.parametrize("mode", ["outside", "slave-outside"], ids=["master-outside", "slave-outside"])
+def test_pty_leading_outside_refused(start_workload, harness, mode):
+    """A pty with one end held outside the dumped tree: refused naming both ends."""
+    wl = start_workload(f"ptytree-{mode}")
     m = re.search(r"^outside holder (\d+)$", wl.log(), re.M)
     assert m, f"the workload did not say who holds the master:\n{wl.log()}"
     res = wl.dump(check=False)
     assert res.returncode == 3, f"dumped a pty leading outside: {res.describe()}"
     assert str(wl.pid) in res.stderr and m.group(1) in res.stderr and "/dev/pts/" in res.stderr, res.describe()
-    assert "--shell-job" in res.stderr, res.describe()
+    if mode == "outside":
+        assert "--shell-job" in res.stderr, res.describe()
     assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
     problem = harness.untouched_problem(wl.pid)
     assert problem is None, f"after the refused dump: {problem}"

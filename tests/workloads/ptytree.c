@@ -24,6 +24,7 @@
  *             byte waits at the master (refused); R reads it first after.
  *   outside   the master is handed to a process outside the tree (a
  *             grandchild whose parent exited); R keeps only the slave.
+ *   slave-outside  the same with the slave handed out; R keeps the master.
  */
 #include "wl.h"
 #include <poll.h>
@@ -148,8 +149,9 @@ static int child(const char *mode)
 	return WEXITSTATUS(status);
 }
 
-/* Mode "outside": a process outside the tree holds the master until the slave is gone. */
-static void hand_master_outside(int slave)
+/* Modes "outside", "slave-outside": a process outside the tree holds `give`
+ * (reading it) until the other end, `keep`, is gone. */
+static void hand_outside(int give, int keep)
 {
 	pid_t x = fork(), y;
 	char buf[64];
@@ -169,10 +171,10 @@ static void hand_master_outside(int slave)
 			_exit(0);
 		}
 		/* reparented to the harness: outside the dumped tree */
-		close(slave);
+		close(keep);
 		close(ready[1]);
 		close(ready[0]);
-		while (read(master, buf, sizeof(buf)) > 0)
+		while (read(give, buf, sizeof(buf)) > 0)
 			;
 		_exit(0);
 	}
@@ -206,23 +208,30 @@ int main(int argc, char **argv)
 	if (pipe(ready))
 		wl_die("pipe");
 
-	if (!strcmp(mode, "outside")) {
+	if (!strcmp(mode, "outside") || !strcmp(mode, "slave-outside")) {
+		int give_master = !strcmp(mode, "outside");
+
 		slave = open(slave_name, O_RDWR | O_NOCTTY);
 		if (slave < 0)
 			wl_die("open slave");
-		hand_master_outside(slave);
+		hand_outside(give_master ? master : slave, give_master ? slave : master);
 		close(ready[1]);
 		memset(buf, 0, sizeof(buf));
 		if (read(ready[0], buf, sizeof(buf) - 1) <= 0)
 			wl_die("outside pid");
 		close(ready[0]);
-		close(master);
+		close(give_master ? master : slave);
 		wl_say("outside holder %s", buf);
 		wl_ready();
 		wl_wait();
-		wl_check(ttyname(slave) && !strcmp(ttyname(slave), slave_name), "slave is %s, want %s",
-			 ttyname(slave), slave_name);
-		close(slave);
+		if (give_master) {
+			wl_check(ttyname(slave) && !strcmp(ttyname(slave), slave_name), "slave is %s, want %s",
+				 ttyname(slave), slave_name);
+		} else {
+			name = ptsname(master);
+			wl_check(name && !strcmp(name, slave_name), "master is for %s, want %s", name, slave_name);
+		}
+		close(give_master ? slave : master);
 		return wl_finish();
 	}
 
