@@ -69,8 +69,9 @@ def _dump(pid, writer, options):
             elif p in source.zombies:
                 z = proc.read_stat(p)
                 tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
-        _check_tree(tree, options)
+        # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
+        _check_tree(tree, options)
         ipc = ipc_pb2.Ipc()
         memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
         ipc.memfds.extend(memfds)

@@ -210,6 +210,15 @@ def clone3_fork(pid, exit_signal):
 KCMP_FILE = 0
 
 
+def pidfd_getfd(pid, fd):
+    """A copy of `pid`'s fd in this process: the same open file description, without opening anything."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        return syscall("pidfd_getfd", pidfd, fd, 0)
+    finally:
+        os.close(pidfd)
+
+
 def kcmp_file(pid1, pid2, fd1, fd2):
     """0 when the two fds share one open file description."""
     return syscall("kcmp", pid1, pid2, KCMP_FILE, fd1, fd2)

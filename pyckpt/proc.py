@@ -114,6 +114,7 @@ class Stat:
     pgid: int
     sid: int
     tty_nr: int
+    tpgid: int             # foreground group of the controlling terminal (-1: none)
     flags: int
     nice: int
     num_threads: int
@@ -140,7 +141,7 @@ def parse_stat(text):
     def n(i):
         return int(f[i - 3])
     return Stat(
-        pid=int(pid_s), comm=comm, state=f[0], ppid=n(4), pgid=n(5), sid=n(6), tty_nr=n(7),
+        pid=int(pid_s), comm=comm, state=f[0], ppid=n(4), pgid=n(5), sid=n(6), tty_nr=n(7), tpgid=n(8),
         flags=n(9), nice=n(19), num_threads=n(20), start_code=n(26), end_code=n(27),
         start_stack=n(28), exit_signal=n(38), start_data=n(45), end_data=n(46),
         start_brk=n(47), arg_start=n(48), arg_end=n(49), env_start=n(50), env_end=n(51),

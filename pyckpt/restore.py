@@ -22,6 +22,7 @@ from . import arch as archmod
 from . import images, linux, proc, shmem, sysvipc, vdso
 from .errors import ImageError, PyckptError, RestoreConflict
 from .files import memfd
+from .files import pty as pty_files
 from .files import regular as regular_files
 from .files import restore_fds, unix
 from .images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
@@ -84,6 +85,7 @@ class Image:
         self.pipes = {p.id: p for p in files.pipes}
         self.ipc = read(images.IPC, ipc_pb2.Ipc) if self.reader.has(images.IPC) else ipc_pb2.Ipc()
         self.memfds = {m.id: m for m in self.ipc.memfds}
+        self.ptys = {p.index: p for p in files.ptys}
         self.tasks, self.mms, self.pagemaps, self.fds = {}, {}, {}, {}
         for entry in self.tree.processes:
             pid = entry.pid
@@ -175,6 +177,7 @@ def _preflight(image, options):
                           files_pb2.OpenFile.CHARDEV, files_pb2.OpenFile.FIFO) and not entry.ghost:
             regular_files.check_file(entry, f"open file {entry.file.path}")
     unix.preflight(image, options)
+    pty_files.check_free(image)
 
 
 def _check_same_file(ref, what):
@@ -209,6 +212,7 @@ class TreeRestorer:
         self.sysv = sysvipc.Restorer(image)
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
+        self.ptys = pty_files.RestoredPtys(image)
         self.trampoline_base = None
         self.unix = unix.UnixRestore(image)
 
@@ -217,6 +221,7 @@ class TreeRestorer:
         self.trampoline_base = self._pick_trampoline()
         try:
             self.sysv.create_all()
+            self.ptys.open_all()
             for entry in entries:
                 parent = self.procs.get(entry.ppid)
                 if entry is not entries[0] and parent is None:
@@ -226,8 +231,11 @@ class TreeRestorer:
                 if entry.zombie:
                     self.zombies.append(pr)
                 else:
+                    # before its children are forked: they inherit the controlling terminal
+                    self.ptys.take_controlling(pr)
                     self.procs[entry.pid] = pr
             self._set_process_groups()
+            self.ptys.set_foreground(self.procs)
             for pr in self.zombies:
                 pr.become_zombie()
             for pr in self.procs.values():
@@ -242,6 +250,7 @@ class TreeRestorer:
                 restore_fds.install(pr)
             for pr in self.procs.values():
                 restore_fds.close_parked(pr)
+            self.ptys.finish()
             self.unix.close()
             for pr in self.procs.values():
                 pr.prepare_threads()
@@ -253,6 +262,7 @@ class TreeRestorer:
             self.sysv.undo()
             raise
         finally:
+            self.ptys.close()
             self.unix.close()
             root = self.procs.get(entries[0].pid)
             if root:

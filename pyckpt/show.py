@@ -26,7 +26,7 @@ def image_as_dict(image_dir, verify=True):
     files = reader.read_message(images.FILES, files_pb2.Files)
     tree = reader.read_message(images.PSTREE, files_pb2.PsTree)
     out = {"inventory": _dict(reader.inventory), "tree": _dict(tree)["processes"], "processes": [],
-           "files": [_dict(f) for f in files.files]}
+           "files": [_dict(f) for f in files.files], "ptys": [_dict(p) for p in files.ptys]}
     if reader.has(images.IPC):
         ipc = _dict(reader.read_message(images.IPC, ipc_pb2.Ipc))
         for queue in ipc.get("msg", []):

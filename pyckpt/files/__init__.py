@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty, unix
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, pty, regular, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class FileTable:
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
         self.unix = unix.UnixDump(options, source)
+        self.ptys = pty.PtyTable(options.shell_job)
+        self._leased = {}          # file id -> "process P fd F (path)" of descriptions holding a lease
 
     def add_process(self, pid):
         table = files_pb2.FdTable()
@@ -55,7 +57,11 @@ class FileTable:
             table.fds.add(fd=fd, file_id=file_id, cloexec=cloexec)
             held = locks.parse(info, f"process {pid} fd {fd}")
             if held:
-                locks.record(table, self.files.files[file_id - 1], fd, held, seen_posix)  # ids count from 1
+                entry = self.files.files[file_id - 1]  # ids count from 1
+                locks.record(table, entry, fd, held, seen_posix)
+                if entry.lease and entry.id not in self._leased:
+                    locks.describe_owner(entry, pid, fd, f"process {pid} fd {fd}")
+                    self._leased[entry.id] = f"process {pid} fd {fd} ({entry.file.path})"
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd, info):
@@ -99,6 +105,16 @@ class FileTable:
             regular.describe(entry, link, st, what)
             if entry.ghost:
                 self.ghosts[entry.id] = (pid, fd)
+        elif pty.is_master(st):
+            pty.describe_master(entry, link, info, st, what)
+            self.ptys.add(pid, fd, entry)
+        elif pty.is_slave(st):
+            pty.describe_slave(entry, link, st)
+            self.ptys.add(pid, fd, entry)
+        elif pty.is_dev_tty(st) and pty.is_slave_rdev(ctty := proc.read_stat(pid).tty_nr):
+            # /dev/tty opened on a pty: reopened by path once the process has its controlling terminal.
+            regular.describe_device(entry, link, st, what)
+            self.ptys.add(pid, fd, entry, pty.slave_index(ctty))
         elif stat.S_ISCHR(st.st_mode) and tty.is_tty(st):
             if not self.options.shell_job:
                 raise UnsupportedState(
@@ -135,6 +151,10 @@ class FileTable:
                     raise UnsupportedState(f"pipe:[{entry.pipe_id}] has two separately opened "
                                            f"{'read' if key[1] == os.O_RDONLY else 'write'} ends; not supported")
                 descriptions[key] = entry.id
+        self.ptys.finish(self.files, dumped_pids)
+        pgids = {proc.read_stat(p).pgid for p in dumped_pids}
+        for file_id, what in self._leased.items():
+            locks.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
         outside = pipe.holders_outside(set(self._pipe_ends), set(dumped_pids))
         for (dev, ino), ends in self._pipe_ends.items():
             pid, fd, _mode = ends[0]

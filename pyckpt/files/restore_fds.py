@@ -113,12 +113,19 @@ def _open(ctx, restorer, entry, fd_number):
     if entry.kind == files_pb2.OpenFile.UNIX_SOCKET:
         # built by pyckpt before any fd table (files/unix.py) and always in the registry
         raise PyckptError(f"process {restorer.pid} fd {fd_number}: unix socket:[{entry.unix.ino}] was not built")
+    if entry.kind == files_pb2.OpenFile.PTY_MASTER:
+        # Opened in pyckpt with its old index (restore.TreeRestorer); the target takes it over.
+        return _fetch(ctx, os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK
     unlink_after = None
     if entry.kind == files_pb2.OpenFile.TTY:
         path = tty.restoring_terminal()
+        flags |= os.O_NOCTTY
+    elif entry.kind == files_pb2.OpenFile.PTY_SLAVE:
+        # The controlling terminal is set apart, by the session leader (files/pty.py).
+        path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
     elif entry.ghost:
         path = unlink_after = regular.recreate_ghost(entry, restorer.image.path(entry.ghost))
@@ -142,7 +149,7 @@ def _take_locks(restorer, table, placed):
     files = restorer.image.files
     for file_id, fd in placed.items():
         entry = files[file_id]
-        if file_id in restorer.tree.locked_files or not (entry.flock or entry.ofd_locks):
+        if file_id in restorer.tree.locked_files or not (entry.flock or entry.ofd_locks or entry.lease):
             continue
         what = f"process {restorer.pid} fd {fd} ({entry.file.path})"
         restorer.tree.locked_files.add(file_id)
@@ -151,6 +158,8 @@ def _take_locks(restorer, table, placed):
             locks.take_flock(restorer, fd, entry.flock, what)
         for lock in entry.ofd_locks:
             locks.take(restorer, fd, lock, locks.F_OFD_SETLK, what)
+        if entry.lease:
+            locks.take_lease(restorer, fd, entry, what)
     for lock in table.posix_locks:
         restorer.scratch.reset()
         locks.take(restorer, lock.fd, lock, locks.F_SETLK, f"process {restorer.pid} fd {lock.fd}")

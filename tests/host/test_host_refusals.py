@@ -32,7 +32,8 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
     wl.assert_passes()
 
 
-@pytest.mark.parametrize("mode, words", [("seccomp-notif", "SECCOMP_RET_USER_NOTIF"), ("lease", "LEASE")])
+@pytest.mark.parametrize("mode, words", [("seccomp-notif", "SECCOMP_RET_USER_NOTIF"),
+                                         ("lease-breaking", "lease being broken")])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):
     """State pyckpt cannot restore yet is refused by name, never silently dropped."""
     wl = start_workload(f"refused-{mode}")
@@ -173,4 +174,71 @@ def test_session_led_from_outside_refused(start_workload, harness):
     problem = harness.untouched_problem(wl.pid)
     assert problem is None, f"after the refused dump: {problem}"
     wl.wait_numbers()
+    wl.assert_passes()
+
+
+def test_pty_with_unread_data_refused(start_workload, harness):
+    """Bytes written to a pty's master and not yet read at the slave cannot be
+    saved without consuming them: refused by name, never dropped."""
+    wl = start_workload("ptytree-unread")
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a pty with unread data: {res.describe()}"
+    assert "unread data" in res.stderr and "/dev/pts/" in res.stderr, res.describe()
+    assert "4 byte(s) waiting at the slave" in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
+def test_pty_with_packet_status_waiting_refused(start_workload, harness):
+    """A packet-mode status byte waiting at the master is not saved: refused by name."""
+    wl = start_workload("ptytree-pktstatus")
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a pty with a packet status waiting: {res.describe()}"
+    assert "packet-mode status" in res.stderr and "/dev/pts/" in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
+@pytest.mark.parametrize("mode", ["outside", "slave-outside"], ids=["master-outside", "slave-outside"])
+def test_pty_leading_outside_refused(start_workload, harness, mode):
+    """A pty with one end held outside the dumped tree: refused naming both ends."""
+    wl = start_workload(f"ptytree-{mode}")
+    m = re.search(r"^outside holder (\d+)$", wl.log(), re.M)
+    assert m, f"the workload did not say who holds the master:\n{wl.log()}"
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped a pty leading outside: {res.describe()}"
+    assert str(wl.pid) in res.stderr and m.group(1) in res.stderr and "/dev/pts/" in res.stderr, res.describe()
+    if mode == "outside":
+        assert "--shell-job" in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
+def test_restore_refused_pty_index_in_use(start_workload, harness):
+    """The tree's pty gets its old index back; with that index taken, restore is
+    a conflict naming it, before any process is created. Freed, restore works."""
+    wl = start_workload("ptytree")
+    m = re.search(r"^pty (/dev/pts/\d+)$", wl.log(), re.M)
+    assert m, f"the workload did not say its pty:\n{wl.log()}"
+    wl.dump()
+    held = []
+    try:
+        while not held or os.ttyname(held[-1][1]) != m.group(1):
+            held.append(os.openpty())
+            assert len(held) < 64, f"could not get {m.group(1)}: {[os.ttyname(s) for _m, s in held]}"
+        res = harness.run_pyckpt("restore", "-D", wl.images, "-d", outdir=wl.dir, tag="restore")
+        assert res.returncode != 0, f"restored over a pty in use: {res.describe()}"
+        assert m.group(1) in res.stderr, f"the pty not named: {res.describe()}"
+        assert harness.proc_status(wl.pid) is None, "a process was created before the conflict was found"
+    finally:
+        for master, slave in held:
+            os.close(master)
+            os.close(slave)
+    wl.restore()
     wl.assert_passes()

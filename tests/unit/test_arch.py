@@ -284,6 +284,13 @@ def test_mmap_and_ioctl_constants_match_the_kernel_headers(name):
     assert_c_agrees(name, ["linux/mman.h", "asm/ioctl.h"], checks)
 
 
+@pytest.mark.parametrize("name", ARCHES)
+def test_pty_ioctl_numbers_match_the_kernel_headers(name):
+    from pyckpt.files import pty
+    numbers = pty.ioctl_numbers(archmod.by_name(name))
+    assert_c_agrees(name, ["asm/ioctls.h"], [(n, n, v) for n, v in numbers.items()])
+
+
 # The kernel's rule (include/uapi/asm-generic/ioctl.h, arch/mips/include/uapi/asm/ioctl.h):
 #   _IOC(dir, type, nr, size) = dir << (16 + SIZEBITS) | size << 16 | type << 8 | nr
 #   x86-64/arm64: SIZEBITS 14, _IOC_NONE 0, _IOC_WRITE 1, _IOC_READ 2 (dir at bit 30)

@@ -105,6 +105,7 @@ def test_stat_with_awkward_comm():
     st = proc.parse_stat(STAT)
     assert (st.pid, st.comm, st.state) == (4242, "a) (b c)", "S")
     assert (st.ppid, st.pgid, st.sid, st.tty_nr, st.flags) == (4200, 4242, 4100, 34817, 4194560)
+    assert st.tpgid == 4242
     assert (st.nice, st.num_threads) == (0, 3)
     assert (st.start_code, st.end_code, st.start_stack) == (94000000000000, 94000000004096, 140720000000000)
     assert st.exit_signal == 17

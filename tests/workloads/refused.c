@@ -4,7 +4,9 @@
  * on as if nothing happened (it PASSes on SIGTERM when its state is intact).
  *   seccomp-notif  a seccomp filter handing getsid() to a user-space
  *                supervisor (SECCOMP_RET_USER_NOTIF; the listener fd is kept)
- *   lease        a read lease (F_SETLEASE) on a file
+ *   lease-breaking  a read lease (F_SETLEASE) on a file, being broken: an
+ *                open for writing (O_NONBLOCK, so it fails at once) started
+ *                the break, which lasts lease-break-time (45 s by default)
  */
 #include "wl.h"
 #include <linux/filter.h>
@@ -33,20 +35,23 @@ int main(int argc, char **argv)
 		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 		if (fd < 0)
 			wl_die("seccomp");
-	} else if (!strcmp(mode, "lease")) {
+	} else if (!strcmp(mode, "lease-breaking")) {
+		signal(SIGIO, SIG_IGN);		/* the break notice */
 		fd = open("leased", O_RDWR | O_CREAT, 0600);
 		if (fd < 0 || close(fd))
 			wl_die("create");
 		fd = open("leased", O_RDONLY);
 		if (fd < 0 || fcntl(fd, F_SETLEASE, F_RDLCK))
 			wl_die("lease");
+		if (open("leased", O_WRONLY | O_NONBLOCK) >= 0 || errno != EWOULDBLOCK)
+			wl_die("breaking the lease");
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
 	}
 	wl_ready();
 	wl_wait();
-	if (!strcmp(mode, "lease"))
-		wl_check(fcntl(fd, F_GETLEASE) == F_RDLCK, "lost the lease");
+	if (!strcmp(mode, "lease-breaking"))
+		wl_check(fcntl(fd, F_GETLEASE) == F_UNLCK, "the lease was not being given up");
 	return wl_finish();
 }
