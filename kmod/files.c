@@ -50,6 +50,26 @@ int crak_target_fd(struct crak_session *s, unsigned int fd,
 	return pick->file ? 0 : -ENOENT;
 }
 
+/* The file open as exactly `fd` in the target, with a reference; -EBADF if none. */
+int crak_target_exact_fd(struct crak_session *s, u32 fd, struct crak_fd_pick *pick)
+{
+	int ret;
+
+	if (fd > INT_MAX)
+		return -EBADF;
+	ret = crak_target_fd(s, fd, pick);
+	if (ret == -ENOENT)
+		return -EBADF;
+	if (ret)
+		return ret;
+	if (pick->fd != fd) {
+		fput(pick->file);
+		pick->file = NULL;
+		return -EBADF;
+	}
+	return 0;
+}
+
 static u32 crak_fd_kind(struct file *file)
 {
 	struct inode *inode = file_inode(file);
@@ -184,17 +204,9 @@ long crak_ioc_pipe_peek(struct crak_session *s, void __user *arg)
 		return -EINVAL;
 	if (q.buf_len > CRAK_MAX_PEEK)
 		return -E2BIG;
-	if (q.fd > INT_MAX)
-		return -EBADF;
-	ret = crak_target_fd(s, q.fd, &pick);
-	if (ret == -ENOENT)
-		return -EBADF;
+	ret = crak_target_exact_fd(s, q.fd, &pick);
 	if (ret)
 		return ret;
-	if (pick.fd != q.fd) {
-		ret = -EBADF;
-		goto out_file;
-	}
 	pipe = crak_file_pipe(pick.file);
 	if (!pipe) {
 		ret = -EINVAL;

@@ -82,6 +82,7 @@ struct crak_fd_pick {
 	bool cloexec;
 };
 int crak_target_fd(struct crak_session *s, unsigned int fd, struct crak_fd_pick *pick);
+int crak_target_exact_fd(struct crak_session *s, u32 fd, struct crak_fd_pick *pick);
 long crak_ioc_get_fd(struct crak_session *s, void __user *arg);
 long crak_ioc_pipe_peek(struct crak_session *s, void __user *arg);
 

@@ -115,17 +115,9 @@ long crak_ioc_unix_queue(struct crak_session *s, void __user *arg)
 		return -EINVAL;
 	if (q.buf_len > CRAK_MAX_PEEK)
 		return -E2BIG;
-	if (q.fd > INT_MAX)
-		return -EBADF;
-	ret = crak_target_fd(s, q.fd, &pick);
-	if (ret == -ENOENT)
-		return -EBADF;
+	ret = crak_target_exact_fd(s, q.fd, &pick);
 	if (ret)
 		return ret;
-	if (pick.fd != q.fd) {
-		ret = -EBADF;
-		goto out_file;
-	}
 	sock = sock_from_file(pick.file);
 	if (!sock || !sock->sk || sock->sk->sk_family != AF_UNIX) {
 		ret = -ENOTSOCK;
