@@ -66,13 +66,10 @@ def _probe_semaphore(pid, fd, count, what):
     otherwise; whatever was added is taken away again. Waiters on the eventfd
     may see a spurious wake-up; the frozen target cannot.
     """
-    pidfd = os.pidfd_open(pid)
     try:
-        ours = linux.syscall("pidfd_getfd", pidfd, fd, 0)
+        ours = linux.pidfd_getfd(pid, fd)
     except OSError as err:
         raise UnsupportedState(f"{what}: cannot inspect the eventfd's mode: {err.strerror}") from err
-    finally:
-        os.close(pidfd)
     try:
         added = max(0, 2 - count)
         if added:
