@@ -29,7 +29,7 @@ import struct
 from .. import images, linux, proc, sockdiag
 from ..errors import PyckptError, RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
-from ..sockdiag import RCV_SHUTDOWN, SEND_SHUTDOWN, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN
+from ..sockdiag import RCV_SHUTDOWN, SEND_SHUTDOWN, TCP_ESTABLISHED, TCP_LISTEN
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,7 @@ def show_name(name):
 
 def grab(pid, fd):
     """A socket object in pyckpt for the socket at `pid`'s fd (the same socket, not a copy)."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        ours = linux.syscall("pidfd_getfd", pidfd, fd, 0)
-    finally:
-        os.close(pidfd)
-    return socket.socket(fileno=ours)
+    return socket.socket(fileno=linux.pidfd_getfd(pid, fd))
 
 
 # -- dump ---------------------------------------------------------------------
@@ -307,7 +302,7 @@ def peek_queue(pid, fd, sock_type, shut_rd, what):
         except OSError as err:
             if err.errno != errno.EOPNOTSUPP:
                 raise
-            first = _peek_one(s, 1)
+            first = _peek_one(s, 1, what)
             if first is None or (shut_rd and not first[0]):
                 return []
             raise UnsupportedState(f"{what} has queued messages and this kernel has no SO_PEEK_OFF for "
@@ -316,7 +311,7 @@ def peek_queue(pid, fd, sock_type, shut_rd, what):
         try:
             messages, offset, size = [], 0, _PEEK_START
             while True:
-                got = _peek_one(s, size)
+                got = _peek_one(s, size, what)
                 if got is None:
                     break
                 data, sender, truncated = got
@@ -327,16 +322,24 @@ def peek_queue(pid, fd, sock_type, shut_rd, what):
                 if not data and (shut_rd or sock_type == socket.SOCK_STREAM):
                     break               # end of file
                 offset += len(data)
-                if sock_type == socket.SOCK_STREAM and messages:
-                    messages[0] = (messages[0][0] + data, b"")
-                else:
-                    messages.append((data, sender if sock_type == socket.SOCK_DGRAM else b""))
+                messages.append((data, sender))
         finally:
             s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, old)
-    return messages
+    return shape_queue(messages, sock_type)
 
 
-def _peek_one(s, size):
+def shape_queue(messages, sock_type):
+    """A queue as the image keeps it, from [(data, sender name)] in arrival order,
+    however a source read it: a stream queue is one message, and only
+    datagrams keep their sender's name."""
+    if sock_type == socket.SOCK_STREAM:
+        return [(b"".join(data for data, _sender in messages), b"")] if messages else []
+    if sock_type == socket.SOCK_DGRAM:
+        return messages
+    return [(data, b"") for data, _sender in messages]
+
+
+def _peek_one(s, size, what):
     """(data, sender, truncated) of the next message from the peek offset, or None when none is left."""
     try:
         data, ancdata, flags, addr = s.recvmsg(size, socket.CMSG_SPACE(253 * 4),
@@ -347,9 +350,9 @@ def _peek_one(s, size):
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             for passed in struct.unpack(f"={len(payload) // 4}i", payload[:len(payload) // 4 * 4]):
                 os.close(passed)
-            raise UnsupportedState("a unix socket has file descriptors in flight (SCM_RIGHTS); not supported")
+            raise UnsupportedState(f"{what} has file descriptors in flight (SCM_RIGHTS); not supported")
     if flags & socket.MSG_CTRUNC:
-        raise UnsupportedState("a unix socket has more control data in flight than pyckpt can read")
+        raise UnsupportedState(f"{what} has more control data in flight than pyckpt can read")
     return data, _name_of(addr), bool(flags & socket.MSG_TRUNC)
 
 

@@ -23,6 +23,7 @@ import time
 
 from .. import arch as archmod
 from .. import pagemap, proc, sockdiag
+from ..files import unix
 from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError, UnsupportedState
 from . import crak_uapi as uapi
 from .base import PageRun, PosixTimerState, ProcessState, SeccompFilterState, Source, ThreadState
@@ -421,8 +422,7 @@ class KmodSource(Source):
 
 
 def unix_records(raw, count, sock_type, what):
-    """Parse UNIX_QUEUE records; a stream queue becomes one message."""
-    from ..errors import UnsupportedState
+    """Parse UNIX_QUEUE records into the queue as the image keeps it (files.unix.shape_queue)."""
     head = ctypes.sizeof(uapi.UnixMsg)
     messages, offset = [], 0
     for _ in range(count):
@@ -432,11 +432,9 @@ def unix_records(raw, count, sock_type, what):
         start = offset + head
         sender = sockdiag.socket_name(raw[start:start + m.addr_len])
         data = raw[start + m.addr_len:start + m.addr_len + m.len]
-        messages.append((data, sender if sock_type == 2 else b""))  # SOCK_DGRAM: the sender's name
+        messages.append((data, sender))
         offset += (head + m.addr_len + m.len + 7) & ~7
-    if sock_type == 1 and messages:  # SOCK_STREAM
-        return [(b"".join(data for data, _ in messages), b"")]
-    return messages
+    return unix.shape_queue(messages, sock_type)
 
 
 def _sigset(words):
