@@ -1,15 +1,12 @@
 """A real target through /dev/crak: freeze without a visible stop, registers,
 pages, fds, signals, credentials, pipe peek, and thaw on close or holder death."""
 
-import errno
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-
-import pytest
 
 from pyckpt import arch as archmod
 from pyckpt.ptrace import Tracee

@@ -3,7 +3,6 @@ connection not yet accepted) copied by crak.ko, left in place; bad input."""
 
 import ctypes
 import errno
-import os
 import socket
 import subprocess
 
