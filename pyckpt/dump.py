@@ -13,7 +13,7 @@ import platform
 import struct
 import time
 
-from . import __version__, images, pagemap, proc, shmem, sysvipc, vdso
+from . import __version__, images, linux, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
 from .errors import UnsupportedState
 from .files import FileTable
@@ -79,18 +79,17 @@ def _dump(pid, writer, options):
         sysv.fill(ipc)
 
         stats = {"pages": 0, "inherited_pages": 0}
+        private = {p: _private_ranges(vmas_by_pid[p], mms[p]) for p in pids}
         for p in pids:
             writer.write_message(images.core(p), tasks[p])
             writer.write_message(images.mm(p), mms[p])
             writer.write_message(images.fds(p), file_table.fd_tables[p])
-            wanted = _private_ranges(vmas_by_pid[p], mms[p])
             parent = tasks[p].ppid
             inherited = []
             if parent in tasks:
-                inherited = pagemap.cow_shared_runs(
-                    p, parent, _intersect(wanted, _private_ranges(vmas_by_pid[parent], mms[parent])))
+                inherited = pagemap.cow_shared_runs(p, parent, _intersect(private[p], private[parent]))
             with writer.open_raw(images.pages(p)) as out:
-                runs = source.dump_pages(p, _subtract(wanted, inherited), out)
+                runs = source.dump_pages(p, _subtract(private[p], inherited), out)
             page_map = mm_pb2.PageMap(pages_file=images.pages(p))
             for run in runs:
                 page_map.runs.add(vaddr=run.vaddr, nr_pages=run.nr_pages)
@@ -292,8 +291,6 @@ def _posix_timer_messages(task, pid, state):
                               value_ns=t.value_ns, interval_ns=t.interval_ns, overrun=t.overrun)
 
 
-SECCOMP_RET_ACTION_FULL = 0xFFFF0000
-SECCOMP_RET_USER_NOTIF = 0x7FC00000
 BPF_RET_K = 0x06          # BPF_RET | BPF_K
 
 
@@ -310,22 +307,19 @@ def _seccomp_messages(task, pid, state):
             _refuse_user_notif(pid, thread.tid, flt.program)
             key = tuple(thread.seccomp_filters[:depth + 1])
             if key not in nodes:
-                task.seccomp_filters.add(program=flt.program, flags=SECCOMP_FILTER_FLAG_LOG if flt.log else 0,
+                task.seccomp_filters.add(program=flt.program, flags=linux.SECCOMP_FILTER_FLAG_LOG if flt.log else 0,
                                          parent=parent)
                 nodes[key] = len(task.seccomp_filters)
             parent = nodes[key]
         thread_msg.seccomp_filter = parent
 
 
-SECCOMP_FILTER_FLAG_LOG = 1 << 1
-
-
 def _refuse_user_notif(pid, tid, program):
     """A filter that hands syscalls to a user-space supervisor (a listener fd elsewhere) cannot
     be rebuilt: the supervisor's side of it is not in the image."""
-    for offset in range(0, len(program), 8):
+    for offset in range(0, len(program), linux.SOCK_FILTER_SIZE):
         code, _jt, _jf, k = struct.unpack_from("=HBBI", program, offset)
-        if code == BPF_RET_K and k & SECCOMP_RET_ACTION_FULL == SECCOMP_RET_USER_NOTIF:
+        if code == BPF_RET_K and k & linux.SECCOMP_RET_ACTION_FULL == linux.SECCOMP_RET_USER_NOTIF:
             raise UnsupportedState(f"process {pid} thread {tid}: a seccomp filter returns SECCOMP_RET_USER_NOTIF "
                                    "(syscalls handed to a supervisor's listener); not supported")
 

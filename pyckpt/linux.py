@@ -176,6 +176,19 @@ def write_memory(pid, address, data):
         raise OSError(errno.EFAULT, f"short write to pid {pid} memory at {address:#x}")
 
 
+# ---- seccomp (uapi/linux/seccomp.h, the same on every arch) ---------------------
+
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_STRICT = 1
+SECCOMP_MODE_FILTER = 2
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+SECCOMP_RET_ACTION_FULL = 0xFFFF0000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SOCK_FILTER_SIZE = 8       # struct sock_filter: one classic BPF instruction
+
+
 # ---- processes ----------------------------------------------------------------
 
 _prctl = _libc.prctl
@@ -208,6 +221,7 @@ def clone3_fork(pid, exit_signal):
 
 
 KCMP_FILE = 0
+KCMP_SYSVSEM = 6
 
 
 def pidfd_getfd(pid, fd):
@@ -222,6 +236,11 @@ def pidfd_getfd(pid, fd):
 def kcmp_file(pid1, pid2, fd1, fd2):
     """0 when the two fds share one open file description."""
     return syscall("kcmp", pid1, pid2, KCMP_FILE, fd1, fd2)
+
+
+def kcmp_sysvsem(pid1, pid2):
+    """0 when the two processes share one System V semaphore undo list (or neither has one)."""
+    return syscall("kcmp", pid1, pid2, KCMP_SYSVSEM, 0, 0)
 
 
 

@@ -53,10 +53,6 @@ SIGEVENT_SIZE = 64
 # Without PR_TIMER_CREATE_RESTORE_IDS the kernel hands out timer ids in
 # sequence per process: an id is reached by creating and deleting timers.
 MAX_TIMER_ID_STEPS = 1 << 16
-PR_SET_SECCOMP = 22
-SECCOMP_MODE_STRICT = 1
-SECCOMP_SET_MODE_FILTER = 1
-SECCOMP_FILTER_FLAG_TSYNC = 1
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_THREAD, CLONE_SYSVSEM = 0x10000, 0x40000
@@ -111,7 +107,7 @@ class Image:
 
 def _check_seccomp_tree(task, where):
     for i, flt in enumerate(task.seccomp_filters, 1):
-        if flt.parent >= i or len(flt.program) % 8 or not flt.program:
+        if flt.parent >= i or len(flt.program) % linux.SOCK_FILTER_SIZE or not flt.program:
             raise ImageError(f"{where}: seccomp filter {i} is malformed (parent {flt.parent}, "
                              f"{len(flt.program)} bytes)")
     for th in task.threads:
@@ -207,7 +203,7 @@ class TreeRestorer:
         self.procs = {}            # pid -> ProcessRestorer (live processes, tree order)
         self.zombies = []          # ProcessRestorer of processes that must end up zombies
         self.file_registry = {}    # file id -> (pid, fd) where an open file description already is
-        self.shmem_registry = {}   # shmem id -> (pid, start, end, pgoff) of a mapping of it
+        self.shmem_registry = {}   # shmem id -> (pid, address) of a mapping of it
         self.memfd_registry = {}   # memfd object id -> (pid, address) of a mapping of it
         self.sysv = sysvipc.Restorer(image)
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
@@ -552,11 +548,11 @@ class ProcessRestorer:
             inj.call("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE, flags, -1, 0, detail=where)
             shmem.fill(self, vma, self.image.path(shmem.image_name(vma.shmem_id)))
             inj.call("mprotect", vma.start, length, vma.prot)
-            self.tree.shmem_registry[vma.shmem_id] = (self.pid, vma.start, vma.end)
+            self.tree.shmem_registry[vma.shmem_id] = (self.pid, vma.start)
             return
-        owner, start, end = first
+        owner = first[0]
         scratch.reset()
-        path = scratch.put_str(f"/proc/{owner}/map_files/{start:x}-{end:x}")
+        path = scratch.put_str(_map_files_path(*first))
         fd = inj.call("openat", linux.AT_FDCWD, path, os.O_RDWR | os.O_CLOEXEC, 0, detail=f"{where} (shared with {owner})")
         try:
             inj.call("mmap", vma.start, length, vma.prot, arch.MAP_SHARED | arch.MAP_FIXED, fd, vma.pgoff, detail=where)
@@ -864,8 +860,8 @@ class ProcessRestorer:
             for node in chains[thread.tid][len(shared):]:
                 self._install_filter(inj, node, tsync=False)
             installed[thread.tid] = len(chains[thread.tid])
-            if thread.seccomp_mode == SECCOMP_MODE_STRICT:
-                inj.call("prctl", PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0, detail=f"thread {thread.tid}")
+            if thread.seccomp_mode == linux.SECCOMP_MODE_STRICT:
+                inj.call("prctl", linux.PR_SET_SECCOMP, linux.SECCOMP_MODE_STRICT, 0, 0, 0, detail=f"thread {thread.tid}")
         log.debug("process %d: seccomp filters installed %s (%d shared by all threads)", self.pid, installed,
                   len(shared))
 
@@ -874,9 +870,9 @@ class ProcessRestorer:
         scratch = self.scratch
         scratch.reset()
         program = scratch.put(flt.program)
-        fprog = scratch.put(struct.pack("=HxxxxxxQ", len(flt.program) // 8, program))
-        flags = flt.flags | (SECCOMP_FILTER_FLAG_TSYNC if tsync else 0)
-        result = inj.raw("seccomp", SECCOMP_SET_MODE_FILTER, flags, fprog)
+        fprog = scratch.put(struct.pack("=HxxxxxxQ", len(flt.program) // linux.SOCK_FILTER_SIZE, program))
+        flags = flt.flags | (linux.SECCOMP_FILTER_FLAG_TSYNC if tsync else 0)
+        result = inj.raw("seccomp", linux.SECCOMP_SET_MODE_FILTER, flags, fprog)
         if result != 0:
             # With TSYNC a positive result is the tid of a thread that could not be synchronised.
             why = os.strerror(-result) if result < 0 else f"thread {result} could not be synchronised"

@@ -49,7 +49,6 @@ SHM_DEST, SHM_LOCKED = 0o1000, 0o2000     # in a segment's mode
 SHM_RDONLY, SHM_EXEC = 0o10000, 0o100000
 GETPID, GETALL, SETALL = 11, 13, 17
 MSG_COPY = 0o40000
-KCMP_SYSVSEM = 6
 IPCMNI = 1 << 15                        # ids are seq * IPCMNI + index (without ipcmni_extend)
 PERM_MASK = 0o777
 
@@ -140,7 +139,7 @@ def _refuse_undo_lists(pids, sems):
     includes semaphore sets is refused for it.
     """
     for pid in pids:
-        if linux.syscall("kcmp", pid, os.getpid(), KCMP_SYSVSEM, 0, 0) != 0:
+        if linux.kcmp_sysvsem(pid, os.getpid()) != 0:
             raise UnsupportedState(
                 f"process {pid} holds a System V semaphore undo list (SEM_UNDO, or threads) and the dump "
                 f"includes semaphore set(s) {', '.join(str(s.id) for s in sems)}: its SEM_UNDO adjustments "

@@ -30,9 +30,6 @@ PR_GET_DUMPABLE = 3
 PR_GET_SECUREBITS = 27
 PROT_RW = 3
 COPY_CHUNK = 4 << 20
-SECCOMP_MODE_FILTER = 2
-SECCOMP_FILTER_FLAG_LOG = 1 << 1
-SOCK_FILTER_SIZE = 8
 
 
 class PtraceSource(Source):
@@ -155,7 +152,7 @@ class PtraceSource(Source):
         )
         status = proc.read_status(tracee.tid)   # /proc/TID works for any thread
         state.seccomp_mode = int(status.get("Seccomp", "0"))
-        if state.seccomp_mode == SECCOMP_MODE_FILTER:
+        if state.seccomp_mode == linux.SECCOMP_MODE_FILTER:
             state.seccomp_filters = _seccomp_filters(tracee.tid)
         return state
 
@@ -271,11 +268,11 @@ def _seccomp_filters(tid):
             if err.errno == errno.ENOENT:
                 break
             raise PyckptError(f"thread {tid}: cannot read its seccomp filter {index}: {err.strerror}") from err
-        buf = ctypes.create_string_buffer(count * SOCK_FILTER_SIZE)
+        buf = ctypes.create_string_buffer(count * linux.SOCK_FILTER_SIZE)
         linux.ptrace(linux.PTRACE_SECCOMP_GET_FILTER, tid, index, ctypes.addressof(buf))
         meta = (ctypes.c_uint64 * 2)(index, 0)
         linux.ptrace(linux.PTRACE_SECCOMP_GET_METADATA, tid, ctypes.sizeof(meta), ctypes.addressof(meta))
-        chain.append(SeccompFilterState(program=buf.raw, log=bool(meta[1] & SECCOMP_FILTER_FLAG_LOG)))
+        chain.append(SeccompFilterState(program=buf.raw, log=bool(meta[1] & linux.SECCOMP_FILTER_FLAG_LOG)))
         index += 1
     return chain
 

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from pyckpt import dump, proc, restore
+from pyckpt import dump, linux, proc, restore
 from pyckpt.errors import UnsupportedState
 from pyckpt.images.proto import core_pb2
 from pyckpt.sources.base import PosixTimerState, ProcessState, SeccompFilterState, ThreadState
@@ -73,7 +73,7 @@ def test_shared_filters_stored_once_as_a_tree():
     task = task_for(state)
     dump._seccomp_messages(task, 100, state)
     assert [(f.program, f.flags, f.parent) for f in task.seccomp_filters] == [
-        (B.program, dump.SECCOMP_FILTER_FLAG_LOG, 0), (A.program, 0, 1), (C.program, 0, 2)]
+        (B.program, linux.SECCOMP_FILTER_FLAG_LOG, 0), (A.program, 0, 1), (C.program, 0, 2)]
     assert [(t.seccomp_mode, t.seccomp_filter) for t in task.threads] == [(2, 2), (2, 2), (2, 3), (0, 0)]
     chains = [restore._seccomp_chain(task, t.seccomp_filter) for t in task.threads]
     assert chains == [[1, 2], [1, 2], [1, 2, 3], []]
