@@ -55,24 +55,7 @@ def ioctl_numbers(arch=None):
             "TIOCGPTLCK": ioc("r", 0x39), "TIOCGEXCL": ioc("r", 0x40)}
 
 
-def _tiocgptn():
-    return ioctl_numbers()["TIOCGPTN"]
-
-
-def _tiocsptlck():
-    return ioctl_numbers()["TIOCSPTLCK"]
-
-
-def _tiocgpkt():
-    return ioctl_numbers()["TIOCGPKT"]
-
-
-def _tiocgptlck():
-    return ioctl_numbers()["TIOCGPTLCK"]
-
-
-def _tiocgexcl():
-    return ioctl_numbers()["TIOCGEXCL"]
+_IOCTL = ioctl_numbers()
 
 
 def is_master(st):
@@ -194,11 +177,11 @@ class PtyTable:
                 pty.termios.cc = cc
                 pty.rows, pty.cols, pty.xpixel, pty.ypixel = struct.unpack(
                     _WINSIZE, fcntl.ioctl(master, termios.TIOCGWINSZ, b"\0" * 8))
-                pty.packet_mode = bool(_int_ioctl(master, _tiocgpkt()))
-                pty.locked = bool(_int_ioctl(master, _tiocgptlck()))
+                pty.packet_mode = bool(_int_ioctl(master, _IOCTL["TIOCGPKT"]))
+                pty.locked = bool(_int_ioctl(master, _IOCTL["TIOCGPTLCK"]))
                 pty.master_ldisc = _int_ioctl(master, termios.TIOCGETD)
                 pty.slave_ldisc = _int_ioctl(slave, termios.TIOCGETD)
-                pty.exclusive = bool(_int_ioctl(slave, _tiocgexcl()))
+                pty.exclusive = bool(_int_ioctl(slave, _IOCTL["TIOCGEXCL"]))
             finally:
                 os.close(slave)
         finally:
@@ -314,7 +297,7 @@ class RestoredPtys:
                 flags = (masters[pty.index].flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)) | os.O_NOCTTY | os.O_CLOEXEC
                 while pty.index not in self.masters:
                     fd = os.open(pty.ptmx_path, flags)
-                    got = _int_ioctl(fd, _tiocgptn())
+                    got = _int_ioctl(fd, _IOCTL["TIOCGPTN"])
                     if got == pty.index:
                         self.masters[got] = fd
                     elif got < pty.index:
@@ -331,7 +314,7 @@ class RestoredPtys:
     @staticmethod
     def _apply(pty, fd):
         """Settings kept on the pair, set through the master before any process sees it."""
-        fcntl.ioctl(fd, _tiocsptlck(), struct.pack("=i", 0))
+        fcntl.ioctl(fd, _IOCTL["TIOCSPTLCK"], struct.pack("=i", 0))
         t = pty.termios
         termios.tcsetattr(fd, termios.TCSANOW, [t.iflag, t.oflag, t.cflag, t.lflag, t.ispeed, t.ospeed, list(t.cc)])
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack(_WINSIZE, pty.rows, pty.cols, pty.xpixel, pty.ypixel))
@@ -383,7 +366,7 @@ class RestoredPtys:
                 finally:
                     os.close(slave)
             if pty.locked:
-                fcntl.ioctl(self.masters[pty.index], _tiocsptlck(), struct.pack("=i", 1))
+                fcntl.ioctl(self.masters[pty.index], _IOCTL["TIOCSPTLCK"], struct.pack("=i", 1))
 
     def close(self):
         for fd in self.masters.values():
