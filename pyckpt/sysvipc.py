@@ -26,7 +26,7 @@ sets, a process that holds a semaphore undo list (seen with kcmp
 KCMP_SYSVSEM) is refused, with either source.
 
 Everything here runs in pyckpt itself through libc; segments are attached
-in the targets by injected shmat (restore.py).
+in the targets by injected shmat (restore/memory.py).
 """
 
 import ctypes

@@ -13,8 +13,9 @@ from pyckpt.dump import Range, _intersect, _subtract
 from pyckpt.errors import ImageError
 from pyckpt.images.proto import files_pb2, mm_pb2
 from pyckpt.pagemap import PAGE_SIZE, PM_FILE, PM_PRESENT, PM_SWAP
-from pyckpt.restore import (PageSegment, _complement, _free_gap, _page_segments, _resume_regs,
-                            _vmas_with_data)
+from pyckpt.restore.image import PageSegment, page_segments
+from pyckpt.restore.memory import complement, free_gap, vmas_with_data
+from pyckpt.restore.threads import resume_regs
 
 P = PAGE_SIZE
 X86 = archmod.by_name("x86_64")
@@ -39,8 +40,8 @@ COMPLEMENT_CASES = [
 
 
 @pytest.mark.parametrize("keep,low,high,expected", COMPLEMENT_CASES)
-def test_complement(keep, low, high, expected):
-    assert _complement(keep, low, high) == expected
+def testcomplement(keep, low, high, expected):
+    assert complement(keep, low, high) == expected
 
 
 FREE_GAP_CASES = [
@@ -56,8 +57,8 @@ FREE_GAP_CASES = [
 
 
 @pytest.mark.parametrize("busy,size,expected", FREE_GAP_CASES)
-def test_free_gap(busy, size, expected):
-    found = _free_gap(busy, size)
+def testfree_gap(busy, size, expected):
+    found = free_gap(busy, size)
     assert found == expected
     assert all(found + size <= s or found >= e for s, e in busy), "the gap overlaps a busy range"
 
@@ -91,9 +92,9 @@ def _pagemap(pid, runs=(), inherited=()):
 
 
 @pytest.mark.parametrize("runs,expected", WITH_DATA_CASES)
-def test_vmas_with_data(runs, expected):
-    segments = _page_segments(_tree((1, 0)), {1: _pagemap(1, runs)})[1]
-    assert _vmas_with_data(VMAS, segments) == expected
+def testvmas_with_data(runs, expected):
+    segments = page_segments(_tree((1, 0)), {1: _pagemap(1, runs)})[1]
+    assert vmas_with_data(VMAS, segments) == expected
 
 
 def test_intersect_ranges():
@@ -109,7 +110,7 @@ def test_subtract_page_runs_from_ranges():
 
 
 def test_page_segments_own_runs_in_file_order():
-    segs = _page_segments(_tree((1, 0)), {1: _pagemap(1, [_run(67 * P, 1), _run(16 * P, 2)])})[1]
+    segs = page_segments(_tree((1, 0)), {1: _pagemap(1, [_run(67 * P, 1), _run(16 * P, 2)])})[1]
     assert segs == [PageSegment(16 * P, 2 * P, "pages-1.img", P), PageSegment(67 * P, P, "pages-1.img", 0)]
 
 
@@ -120,7 +121,7 @@ def test_page_segments_inherited_resolve_through_ancestors():
         2: _pagemap(2, [_run(16 * P, 1)], inherited=[_run(17 * P, 3)]),   # child rewrote page 16
         3: _pagemap(3, inherited=[_run(16 * P, 4)]),                       # grandchild rewrote nothing
     }
-    segs = _page_segments(_tree((1, 0), (2, 1), (3, 2)), pagemaps)
+    segs = page_segments(_tree((1, 0), (2, 1), (3, 2)), pagemaps)
     assert segs[3] == [PageSegment(16 * P, P, "pages-2.img", 0),
                        PageSegment(17 * P, 3 * P, "pages-1.img", P)]
 
@@ -128,12 +129,12 @@ def test_page_segments_inherited_resolve_through_ancestors():
 def test_page_segments_refuse_an_inherited_page_nobody_holds():
     pagemaps = {1: _pagemap(1, [_run(16 * P, 1)]), 2: _pagemap(2, inherited=[_run(16 * P, 2)])}
     with pytest.raises(ImageError, match=r"page 0x11000 is inherited from process 1"):
-        _page_segments(_tree((1, 0), (2, 1)), pagemaps)
+        page_segments(_tree((1, 0), (2, 1)), pagemaps)
 
 
 def test_page_segments_refuse_inheriting_without_a_parent_image():
     with pytest.raises(ImageError, match="no memory image"):
-        _page_segments(_tree((2, 1)), {2: _pagemap(2, inherited=[_run(16 * P, 1)])})
+        page_segments(_tree((2, 1)), {2: _pagemap(2, inherited=[_run(16 * P, 1)])})
 
 
 # -- syscall restart policy (x86-64 registers as PTRACE_GETREGSET shows a frozen thread) ---------------
@@ -176,11 +177,11 @@ RESUME_CASES = [
 
 @pytest.mark.parametrize("name,args,errno_value,want_args,want_errno", [c[1:] for c in RESUME_CASES],
                          ids=[c[0] for c in RESUME_CASES])
-def test_resume_regs_restart_policy(name, args, errno_value, want_args, want_errno):
+def testresume_regs_restart_policy(name, args, errno_value, want_args, want_errno):
     regs = frozen_in(name, args, errno_value)
     before = dict(regs)
-    out = _resume_regs(X86, regs)
-    assert regs == before, "_resume_regs must not modify its argument"
+    out = resume_regs(X86, regs)
+    assert regs == before, "resume_regs must not modify its argument"
     assert X86.syscall_args(out)[: len(want_args)] == [a & 0xFFFFFFFFFFFFFFFF for a in want_args]
     assert X86.syscall_result(out) == -want_errno
     # Still "in" the same syscall at the same place: the kernel's restart on resume does the rest.
@@ -189,18 +190,18 @@ def test_resume_regs_restart_policy(name, args, errno_value, want_args, want_err
     assert {k: out[k] for k in untouched} == {k: before[k] for k in untouched}
 
 
-def test_resume_regs_of_a_thread_not_in_a_syscall_is_unchanged():
+def testresume_regs_of_a_thread_not_in_a_syscall_is_unchanged():
     regs = dict.fromkeys(X86.GPREGS_FIELDS, 0x42)
     regs["orig_rax"] = (1 << 64) - 1
     regs["rax"] = (-RESTART_BLOCK) & 0xFFFFFFFFFFFFFFFF     # looks like a restart value, but no syscall
-    assert _resume_regs(X86, regs) == regs
+    assert resume_regs(X86, regs) == regs
 
 
-def test_resume_regs_on_arm64_trusts_the_kernels_own_rewind():
+def testresume_regs_on_arm64_trusts_the_kernels_own_rewind():
     a64 = archmod.by_name("aarch64")
     regs = dict.fromkeys(a64.GPREGS_FIELDS, 0)
     regs.update(x0=(-RESTART_BLOCK) & 0xFFFFFFFFFFFFFFFF, x8=a64.SYSCALLS["clock_nanosleep"])
-    assert _resume_regs(a64, regs) == regs
+    assert resume_regs(a64, regs) == regs
 
 
 # -- which pages a dump saves: /proc/PID/pagemap fallback ------------------------------------------------

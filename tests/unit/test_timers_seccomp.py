@@ -5,7 +5,8 @@ import struct
 
 import pytest
 
-from pyckpt import dump, linux, proc, restore
+from pyckpt import dump, linux, proc
+from pyckpt.restore import seccomp as restore_seccomp
 from pyckpt.errors import UnsupportedState
 from pyckpt.images.proto import core_pb2
 from pyckpt.sources.base import PosixTimerState, ProcessState, SeccompFilterState, ThreadState
@@ -75,10 +76,10 @@ def test_shared_filters_stored_once_as_a_tree():
     assert [(f.program, f.flags, f.parent) for f in task.seccomp_filters] == [
         (B.program, linux.SECCOMP_FILTER_FLAG_LOG, 0), (A.program, 0, 1), (C.program, 0, 2)]
     assert [(t.seccomp_mode, t.seccomp_filter) for t in task.threads] == [(2, 2), (2, 2), (2, 3), (0, 0)]
-    chains = [restore._seccomp_chain(task, t.seccomp_filter) for t in task.threads]
+    chains = [restore_seccomp.chain_of(task, t.seccomp_filter) for t in task.threads]
     assert chains == [[1, 2], [1, 2], [1, 2, 3], []]
-    assert restore._common_prefix(chains[:3]) == [1, 2]
-    assert restore._common_prefix(chains) == []
+    assert restore_seccomp.common_prefix(chains[:3]) == [1, 2]
+    assert restore_seccomp.common_prefix(chains) == []
 
 
 def test_same_program_on_another_base_is_another_filter():
@@ -125,4 +126,4 @@ def test_malformed_seccomp_tree_rejected():
     task = core_pb2.Task(pid=1)
     task.seccomp_filters.add(program=A.program, parent=1)
     with pytest.raises(Exception, match="malformed"):
-        restore._check_seccomp_tree(task, "core-1.img")
+        restore_seccomp.check_filters(task, "core-1.img")

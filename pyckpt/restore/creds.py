@@ -1,0 +1,62 @@
+"""Credentials of a restored thread: bounding set, securebits, groups, uids and
+gids, capabilities (effective, permitted, inheritable, ambient), no_new_privs,
+dumpable. Per thread in the kernel, so every thread sets its own, last."""
+
+import os
+import struct
+
+from ..errors import RestoreConflict
+
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
+SECBIT_KEEP_CAPS = 1 << 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def restore_creds(pr, inj):
+    """Credentials are per thread in the kernel: every thread sets its own, last.
+
+    The bounding set and securebits need CAP_SETPCAP, so they come first;
+    keep-caps carries the capabilities over the uid change; capset then
+    sets exactly the saved ones, which may drop what allowed the rest.
+    """
+    creds, scratch, task = pr.task.creds, pr.scratch, pr.task
+    scratch.reset()
+    last_cap = _last_cap()
+    for cap in range(last_cap + 1):
+        if not creds.cap_bnd >> cap & 1:
+            inj.call("prctl", PR_CAPBSET_DROP, cap, detail=f"dropping capability {cap} from the bounding set")
+    inj.call("prctl", PR_SET_SECUREBITS, creds.securebits & ~SECBIT_KEEP_CAPS, detail="securebits")
+    inj.call("prctl", PR_SET_KEEPCAPS, 1)
+    groups = scratch.put(struct.pack(f"={len(creds.groups)}I", *creds.groups)) if creds.groups else 0
+    inj.call("setgroups", len(creds.groups), groups)
+    inj.call("setresgid", creds.gid, creds.egid, creds.sgid)
+    inj.call("setfsgid", creds.fsgid)
+    inj.call("setresuid", creds.uid, creds.euid, creds.suid)
+    inj.call("setfsuid", creds.fsuid)
+    header = scratch.put(struct.pack("=Ii", _LINUX_CAPABILITY_VERSION_3, 0))
+    data = scratch.put(struct.pack("=6I", creds.cap_eff & 0xFFFFFFFF, creds.cap_prm & 0xFFFFFFFF,
+                                   creds.cap_inh & 0xFFFFFFFF, creds.cap_eff >> 32, creds.cap_prm >> 32,
+                                   creds.cap_inh >> 32))
+    result = inj.raw("capset", header, data)
+    if result < 0:
+        raise RestoreConflict(
+            f"cannot give process {pr.pid} its capabilities (effective {creds.cap_eff:#x}, permitted "
+            f"{creds.cap_prm:#x}): {os.strerror(-result)}; pyckpt itself may lack some of them")
+    inj.call("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    for cap in range(last_cap + 1):
+        if creds.cap_amb >> cap & 1:
+            inj.call("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0, detail=f"ambient capability {cap}")
+    inj.call("prctl", PR_SET_KEEPCAPS, 1 if creds.securebits & SECBIT_KEEP_CAPS else 0)
+    if creds.no_new_privs:
+        inj.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    inj.call("prctl", PR_SET_DUMPABLE, task.dumpable)
+
+
+def _last_cap():
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())

@@ -1,0 +1,234 @@
+"""One process of the image: a stub created with the old PID and stopped under
+ptrace, then rebuilt by syscalls injected from a trampoline page (memory,
+state, threads, credentials: one module each), and finally let go."""
+
+import errno
+import logging
+import os
+import signal
+import struct
+import time
+
+from .. import linux, proc
+from ..errors import PyckptError, RestoreConflict
+from ..inject import Scratch, SyscallInjector, find_syscall_insn
+from ..pagemap import PAGE_SIZE
+from ..ptrace import Tracee
+from . import creds, memory, seccomp, state, threads, timers
+
+log = logging.getLogger(__name__)
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+RSEQ_FLAG_UNREGISTER = 1
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+TRAMPOLINE_PAGES = 32          # 1 code page + scratch for paths, iovecs, structs
+
+
+class ProcessRestorer:
+    """Turns a stub into one process of the image."""
+
+    def __init__(self, tree, entry, parent):
+        self.tree = tree
+        self.image = tree.image
+        self.entry = entry
+        self.pid = entry.pid
+        self.parent = parent
+        self.options = tree.options
+        self.arch = self.image.arch
+        self.task = self.image.tasks.get(self.pid)
+        self.mm = self.image.mms.get(self.pid)
+        self.tracee = None
+        self.inj = None
+        self.scratch = None
+        self.trampoline = None
+        self.threads = []
+        self.parked = []           # fds kept above the fd table for other processes
+        self._stub_pipe = None
+
+    # -- the stub -------------------------------------------------------------
+
+    def create(self):
+        if self.parent is None:
+            self._spawn_stub()
+            self._take_over_stub()
+        else:
+            self._fork_from_parent()
+            self._adopt_forked_stub()
+        if not self.entry.zombie and self.task.sid == self.pid:
+            self.inj.call("setsid", detail=f"process {self.pid} leads its session")
+
+    def _spawn_stub(self):
+        """A child of pyckpt with the old PID, stopped under ptrace; it never runs its own code again."""
+        read_end, write_end = os.pipe()
+        try:
+            child = linux.clone3_fork(self.pid, self.task.exit_signal or signal.SIGCHLD)
+        except OSError as err:
+            os.close(read_end)
+            os.close(write_end)
+            if err.errno == errno.EEXIST:
+                raise RestoreConflict(f"PID {self.pid} is in use by process {proc.holder_description(self.pid)}") from None
+            if err.errno in (errno.EPERM, errno.ENOSPC, errno.EINVAL):
+                raise RestoreConflict(f"cannot create a process with PID {self.pid}: {err.strerror} "
+                                      "(clone3 set_tid needs root or CAP_CHECKPOINT_RESTORE)") from None
+            raise
+        if child == 0:  # the stub: wait to be seized; it never returns to Python
+            try:
+                linux.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.close(write_end)
+                os.read(read_end, 1)
+            finally:
+                os._exit(127)
+        os.close(read_end)
+        self._stub_pipe = write_end
+        tracee = Tracee(child, self.arch)
+        # Every process and thread cloned from this stub inherits the options:
+        # with seccomp in the image, filters installed before the last injected
+        # calls must not apply to them.
+        tracee.seize(exit_kill=True, trace_clone=True, suspend_seccomp=self.image.has_seccomp)
+        tracee.stop()
+        tracee.set_sigmask((1 << 64) - 1)
+        self.tracee = tracee
+
+    def _fork_from_parent(self):
+        """clone3 (fork, set_tid) injected into the parent's stub; the child is auto-attached."""
+        parent = self.parent
+        parent.scratch.reset()
+        exit_signal = signal.SIGCHLD if self.entry.zombie else (self.task.exit_signal or signal.SIGCHLD)
+        tid_array = parent.scratch.put(struct.pack("=i", self.pid))
+        args = parent.scratch.put(struct.pack("=11Q", 0, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
+        result = parent.inj.raw("clone3", args, 88)
+        if result == -errno.EEXIST:
+            raise RestoreConflict(f"PID {self.pid} is in use by process {proc.holder_description(self.pid)}")
+        if result < 0:
+            raise RestoreConflict(f"cannot create process {self.pid} (child of {parent.pid}): {os.strerror(-result)}")
+        self.tracee = Tracee.adopt(self.pid, self.arch)
+        self.tracee.set_sigmask((1 << 64) - 1)
+
+    def _adopt_forked_stub(self):
+        """A forked stub has the parent's trampoline and nothing else but the vDSO, where the parent's image had it."""
+        base, end = self.parent.trampoline
+        self.trampoline = (base, end)
+        self.inj = SyscallInjector(self.tracee, base)
+        self.scratch = Scratch(self.pid, base + PAGE_SIZE, end - base - PAGE_SIZE)
+        if not self.entry.zombie:
+            memory.move_vdso(self, [v for v in proc.read_vmas(self.pid) if v.path in memory.VDSO_NAMES])
+
+    def become_zombie(self):
+        """Let a zombie's stub end the way the original did; it stays unreaped for its parent."""
+        status = self.entry.exit_status
+        self.scratch.reset()
+        self.inj.call("prctl", PR_SET_NAME, self.scratch.put(b"zombie\0"))
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            self.inj.call("rt_sigaction", sig, self.scratch.put(self.arch.pack_sigaction(0, 0, 0, 0)), 0,
+                          self.arch.NSIG // 8)
+            self.inj.call("prlimit64", 0, 4, self.scratch.put(struct.pack("=QQ", 0, 0)), 0)  # no core file
+            self.inj.call("munmap", *self._trampoline_span())
+            self.tracee.set_sigmask(0)
+            self.tracee.detach(sig)   # from a syscall stop, the signal is sent for real
+        else:
+            regs = self.arch.set_syscall(self.tracee.get_regs(), self.arch.SYSCALLS["exit_group"],
+                                         [os.WEXITSTATUS(status)], self.trampoline[0])
+            self.tracee.set_regs(regs)
+            self.tracee.detach()
+        _wait_until(lambda: proc.read_stat(self.pid).state == "Z", f"process {self.pid} to become a zombie")
+        # Its death queued SIGCHLD at the parent; the parent's own pending signals are restored later.
+        parent = self.parent
+        parent.scratch.reset()
+        sigset = parent.scratch.put(struct.pack("=Q", 1 << (signal.SIGCHLD - 1)))
+        timeout = parent.scratch.put(struct.pack("=qq", 0, 0))
+        parent.inj.raw("rt_sigtimedwait", sigset, 0, timeout, 8)
+
+    def _trampoline_span(self):
+        base, end = self.trampoline
+        return base, end - base
+
+    def kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if self.parent is None:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+
+    def close_stub_pipe(self):
+        if self._stub_pipe is not None:
+            os.close(self._stub_pipe)
+            self._stub_pipe = None
+
+    def _take_over_stub(self):
+        arch, tracee = self.arch, self.tracee
+        stub_vmas = proc.read_vmas(self.pid)
+        self.inj = inj = SyscallInjector(tracee, find_syscall_insn(self.pid, stub_vmas, arch))
+        try:
+            conf = linux.get_rseq_configuration(self.pid)
+            if conf.rseq_abi_pointer:
+                inj.call("rseq", conf.rseq_abi_pointer, conf.rseq_abi_size, RSEQ_FLAG_UNREGISTER, conf.signature)
+        except OSError as err:
+            if err.errno not in (errno.EIO, errno.EINVAL):
+                raise
+        inj.call("close_range", 0, 0xFFFFFFFF, 0)
+        # The trampoline: code page + scratch, where neither the stub nor any image has anything.
+        size = TRAMPOLINE_PAGES * PAGE_SIZE
+        base = self.tree.trampoline_base
+        inj.call("mmap", base, size, PROT_READ | PROT_WRITE,
+                 arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED_NOREPLACE, -1, 0)
+        linux.write_memory(self.pid, base, arch.SYSCALL_INSN)
+        inj.call("mprotect", base, PAGE_SIZE, PROT_READ | PROT_EXEC)
+        inj.insn_addr = base
+        self.trampoline = (base, base + size)
+        self.scratch = Scratch(self.pid, base + PAGE_SIZE, size - PAGE_SIZE)
+        # Drop everything of the stub but the trampoline and the kernel's own mappings.
+        keep = [self.trampoline] + [(v.start, v.end) for v in stub_vmas if v.special and v.path in memory.KERNEL_MAPPINGS]
+        top = max(v.end for v in stub_vmas if v.path != "[vsyscall]")
+        for start, end in memory.complement(keep, 0, top):
+            inj.call("munmap", start, end - start)
+        memory.move_vdso(self, [v for v in stub_vmas if v.path in memory.VDSO_NAMES])
+
+
+    def restore_memory(self):
+        memory.restore_memory(self)
+
+    def restore_process_state(self):
+        state.restore_process_state(self)
+
+    # -- threads, registers, and letting go -----------------------------------------
+
+    def prepare_threads(self):
+        """Threads, per-thread state, credentials, registers: everything up to letting go."""
+        self.threads = created = threads.create_threads(self)
+        for thread, _tracee, inj in created:
+            threads.restore_thread_state(self, thread, inj)
+            if thread.HasField("sched"):
+                state.restore_sched(self, thread)
+        timers.restore_posix_timers(self)
+        # Filters go in while every thread still has CAP_SYS_ADMIN (no no_new_privs
+        # needed); the calls injected after them run with seccomp suspended
+        # (PTRACE_O_SUSPEND_SECCOMP), which ends when the threads are detached.
+        seccomp.restore_seccomp(self, created)
+        for _thread, _tracee, inj in created:
+            creds.restore_creds(self, inj)
+        # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
+        self.inj.call("munmap", *self._trampoline_span())
+        threads.set_registers(self, created)
+
+    def release(self):
+        """Let every thread go; a process that was stopped is stopped again."""
+        for _thread, tracee, _inj in self.threads:
+            tracee.detach()
+        if self.task.stopped:
+            os.kill(self.pid, signal.SIGSTOP)
+        log.debug("process %d: %d thread(s) released", self.pid, len(self.threads))
+
+
+def _wait_until(predicate, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise PyckptError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+

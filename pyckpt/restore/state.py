@@ -1,0 +1,79 @@
+"""Process-wide state of a restored process: rlimits, cwd, umask, personality,
+parent-death signal, interval timers, signal handlers and process-directed
+pending signals; and each thread's scheduling, set from outside."""
+
+import logging
+import os
+import signal
+import struct
+
+from .. import linux
+from ..errors import PyckptError, RestoreConflict
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def restore_process_state(pr):
+    task, inj, scratch, arch = pr.task, pr.inj, pr.scratch, pr.arch
+    scratch.reset()
+    new_limit = scratch.alloc(16)
+    for limit in task.rlimits:
+        linux.write_memory(pr.pid, new_limit, struct.pack("=QQ", limit.cur, limit.max))
+        inj.call("prlimit64", 0, limit.resource, new_limit, 0, detail=f"rlimit {limit.resource}")
+    scratch.reset()
+    inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
+    inj.call("umask", task.umask)
+    inj.call("personality", task.personality)
+    pdeathsig = task.pdeathsig
+    if pr.parent is None and pr.options.detach and pdeathsig:
+        # The root's parent is outside the image; with -d its new parent
+        # (pyckpt) exits at once, so the signal would kill it right away.
+        log.warning("process %d: parent-death signal %d not restored (restored detached)", pr.pid, pdeathsig)
+        pdeathsig = 0
+    inj.call("prctl", PR_SET_PDEATHSIG, pdeathsig)  # also clears the stub's own SIGKILL
+    itimerval = scratch.alloc(32)
+    for timer in task.itimers:
+        value = struct.pack("=qqqq", timer.interval_us // 1000000, timer.interval_us % 1000000,
+                            timer.value_us // 1000000, timer.value_us % 1000000)
+        linux.write_memory(pr.pid, itimerval, value)
+        inj.call("setitimer", timer.which, itimerval, 0, detail=f"itimer {timer.which}")
+    actions = {a.signo: a for a in task.sigactions}
+    act = scratch.alloc(arch.SIGACTION_SIZE)
+    for signo in range(1, arch.NSIG + 1):
+        if signo in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        a = actions.get(signo)
+        packed = (arch.pack_sigaction(a.handler, a.flags, a.restorer, a.mask | (a.mask_hi << 64))
+                  if a else arch.pack_sigaction(0, 0, 0, 0))
+        linux.write_memory(pr.pid, act, packed)
+        result = inj.raw("rt_sigaction", signo, act, 0, arch.NSIG // 8)
+        if result < 0 and a:
+            raise PyckptError(f"cannot restore the handler of signal {signo}: {os.strerror(-result)}")
+    info = scratch.alloc(linux.SIGINFO_SIZE)
+    for pending in task.shared_pending:
+        linux.write_memory(pr.pid, info, pending.raw)
+        inj.call("rt_sigqueueinfo", pr.pid, pending.signo, info, detail=f"queueing signal {pending.signo}")
+
+
+def restore_sched(pr, thread):
+    """Scheduling, nice and CPU affinity of a thread, set from outside (pyckpt's own privileges)."""
+    sched = thread.sched
+    tid = thread.tid
+    cpus = set(sched.cpus) & os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(tid, cpus)
+    else:
+        log.warning("thread %d ran on CPUs %s, none of which is here; leaving its affinity", tid, list(sched.cpus))
+    os.setpriority(os.PRIO_PROCESS, tid, sched.nice)
+    try:
+        os.sched_setscheduler(tid, sched.policy, os.sched_param(sched.priority))
+    except OSError as err:
+        raise RestoreConflict(f"cannot give thread {tid} scheduling policy {sched.policy} "
+                              f"priority {sched.priority}: {err.strerror}") from None
+    if sched.timerslack_ns:
+        with open(f"/proc/{tid}/timerslack_ns", "w") as f:
+            f.write(str(sched.timerslack_ns))
+
+# -- threads, registers, and letting go -----------------------------------------
