@@ -91,6 +91,8 @@ CASES = [
     Case("seccomp-strict", "seccomp", ("strict",)),
     Case("ptytree", "ptytree"),
     Case("lease", "lease"),
+    Case("bigshm", "bigshm"),
+    Case("novdso", "novdso"),
 ] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
