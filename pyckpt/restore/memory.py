@@ -10,6 +10,7 @@ from .. import images, linux, proc, shmem, sysvipc
 from ..errors import ImageError, PyckptError, RestoreConflict
 from ..files import memfd
 from ..images.proto import mm_pb2
+from . import cow
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 PR_SET_MM = 35
@@ -21,8 +22,12 @@ KERNEL_MAPPINGS = VDSO_NAMES + ("[vsyscall]",)
 
 
 def restore_memory(pr):
+    """A forked process first keeps what it shares with its parent (cow.py) and drops the rest."""
     arch, inj, scratch = pr.arch, pr.inj, pr.scratch
-    segments = pr.image.page_segments[pr.pid]
+    inherited = cow.plan(pr)
+    if pr.parent is not None:
+        _unmap_parent_memory(pr, inherited.kept)
+    segments = inherited.write
     filled = vmas_with_data(pr.mm.vmas, segments)
     file_fds = {}
     try:
@@ -32,6 +37,9 @@ def restore_memory(pr):
             prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled else 0)
             length = vma.end - vma.start
             where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
+            if index in inherited.kept:
+                inj.call("mprotect", vma.start, length, prot, detail=f"{where} (kept from the parent)")
+                continue
             if vma.kind == mm_pb2.Vma.SHMEM:
                 _map_shmem(pr, vma, where)
                 continue
@@ -60,11 +68,23 @@ def restore_memory(pr):
     finally:
         for fd in file_fds.values():
             inj.call("close", fd)
+    cow.drop(pr, inherited.zap)
     _fill_pages(pr, segments)
     for index in filled:
         vma = pr.mm.vmas[index]
         inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)
     _set_mm_fields(pr)
+
+def _unmap_parent_memory(pr, kept):
+    """A forked stub: unmap every mapping of the parent it does not keep, then move the vDSO."""
+    current = proc.read_vmas(pr.pid)
+    keep = [pr.trampoline] + [(pr.mm.vmas[i].start, pr.mm.vmas[i].end) for i in kept]
+    keep += [(v.start, v.end) for v in current if v.special and v.path in KERNEL_MAPPINGS]
+    top = max(v.end for v in current if v.path != "[vsyscall]")
+    for start, end in complement(keep, 0, top):
+        pr.inj.call("munmap", start, end - start, detail="the parent's memory this process does not have")
+    move_vdso(pr, [v for v in current if v.path in VDSO_NAMES])
+
 
 def _map_shmem(pr, vma, where):
     """The first process to map a shmem object creates and fills it; the others map that same object."""
@@ -167,15 +187,28 @@ def _preadv(pr, fd, iov_base, batch, offset):
 def _set_mm_fields(pr):
     mm, scratch, inj = pr.mm, pr.scratch, pr.inj
     scratch.reset()
-    exe_path = scratch.put_str(mm.exe.path)
-    exe_fd = inj.call("openat", linux.AT_FDCWD, exe_path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=mm.exe.path)
+    if _same_file(f"/proc/{pr.pid}/exe", mm.exe.path):
+        # a forked process has its parent's, which the kernel will not replace while it is mapped
+        exe_fd = None
+    else:
+        exe_path = scratch.put_str(mm.exe.path)
+        exe_fd = inj.call("openat", linux.AT_FDCWD, exe_path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=mm.exe.path)
     auxv = scratch.put(mm.auxv) if mm.auxv else 0
     fields = (mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk, mm.brk,
               mm.start_stack, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end, auxv)
-    prctl_mm_map = struct.pack("=12QII", *fields, len(mm.auxv), exe_fd)
+    prctl_mm_map = struct.pack("=12QII", *fields, len(mm.auxv), 0xFFFFFFFF if exe_fd is None else exe_fd)
     addr = scratch.put(prctl_mm_map)
     inj.call("prctl", PR_SET_MM, PR_SET_MM_MAP, addr, len(prctl_mm_map), 0, detail="PR_SET_MM_MAP")
-    inj.call("close", exe_fd)
+    if exe_fd is not None:
+        inj.call("close", exe_fd)
+
+
+def _same_file(a, b):
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 # -- process-wide state -------------------------------------------------------
 
