@@ -217,6 +217,11 @@ def move_vdso(pr, stub_specials):
     """Move the stub's [vdso]/[vvar*] to where the image had them (same kernel layout required)."""
     wanted = {v.name: v for v in pr.mm.vmas if v.kind == mm_pb2.Vma.VDSO}
     have = {v.path: v for v in stub_specials}
+    if not wanted and not pr.mm.vdso:
+        # the process had unmapped its vDSO: so does the restored one
+        for name, vma in have.items():
+            pr.inj.call("munmap", vma.start, vma.length, detail=f"{name} (the image has none)")
+        return
     if {n: v.end - v.start for n, v in wanted.items()} != {n: v.length for n, v in have.items()}:
         raise RestoreConflict(
             "the vDSO layout of this kernel differs from the image's "
