@@ -92,13 +92,11 @@ def _map_shmem(pr, vma, where):
     length = vma.end - vma.start
     first = pr.tree.shmem_registry.get(vma.shmem_id)
     if first is None:
-        flags = arch.MAP_SHARED | arch.MAP_ANONYMOUS | arch.MAP_FIXED
-        inj.call("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE, flags, -1, 0, detail=where)
-        shmem.fill(pr, vma, pr.image.path(shmem.image_name(vma.shmem_id)))
-        inj.call("mprotect", vma.start, length, vma.prot)
-        pr.tree.shmem_registry[vma.shmem_id] = (pr.pid, vma.start)
+        _create_shmem(pr, vma.shmem_id, where)
         return
     owner = first[0]
+    if (vma.start, vma.end) in pr.shmem_placed:
+        return   # placed with the rest of the object when it was created
     scratch.reset()
     path = scratch.put_str(map_files_path(*first))
     fd = inj.call("openat", linux.AT_FDCWD, path, os.O_RDWR | os.O_CLOEXEC, 0, detail=f"{where} (shared with {owner})")
@@ -106,6 +104,36 @@ def _map_shmem(pr, vma, where):
         inj.call("mmap", vma.start, length, vma.prot, arch.MAP_SHARED | arch.MAP_FIXED, fd, vma.pgoff, detail=where)
     finally:
         inj.call("close", fd)
+
+def _create_shmem(pr, shmem_id, where):
+    """The object as large as the farthest any process maps it (a piece mapped past
+    its end would fault SIGBUS), filled where the image has data and nowhere else,
+    then every piece this process maps moved to its place (keeping its offset)."""
+    arch, inj = pr.arch, pr.inj
+    size = max(v.pgoff + v.end - v.start for mm in pr.image.mms.values() for v in mm.vmas
+               if v.kind == mm_pb2.Vma.SHMEM and v.shmem_id == shmem_id)
+    busy = [pr.trampoline] + [(v.start, v.end) for v in pr.mm.vmas]
+    busy += [(v.start, v.end) for v in proc.read_vmas(pr.pid)]
+    base = free_gap(busy, size)
+    flags = arch.MAP_SHARED | arch.MAP_ANONYMOUS | arch.MAP_FIXED_NOREPLACE
+    inj.call("mmap", base, size, PROT_READ | PROT_WRITE, flags, -1, 0, detail=f"{where} (the whole object)")
+    whole = mm_pb2.Vma(start=base, end=base + size, pgoff=0)
+    shmem.fill(pr, whole, pr.image.path(shmem.image_name(shmem_id)))
+    mremap_flags = 1 | 2  # MREMAP_MAYMOVE | MREMAP_FIXED
+    moved = []
+    for piece in pr.mm.vmas:
+        if piece.kind == mm_pb2.Vma.SHMEM and piece.shmem_id == shmem_id:
+            length = piece.end - piece.start
+            window = (piece.pgoff, piece.pgoff + length)
+            if any(lo < window[1] and window[0] < hi for lo, hi in moved):
+                continue   # the same part mapped twice: the second is mapped like another process's
+            moved.append(window)
+            pr.shmem_placed.add((piece.start, piece.end))
+            inj.call("mremap", base + piece.pgoff, length, length, mremap_flags, piece.start, detail=where)
+            inj.call("mprotect", piece.start, length, piece.prot, detail=where)
+            pr.tree.shmem_registry.setdefault(shmem_id, (pr.pid, piece.start))
+    inj.call("munmap", base, size)
+
 
 def _map_memfd(pr, vma, prot, where):
     """The first mapping of a memfd object creates it (unsealed); later ones open it where it is."""

@@ -44,6 +44,7 @@ class ProcessRestorer:
         self.trampoline = None
         self.threads = []
         self.parked = []           # fds kept above the fd table for other processes
+        self.shmem_placed = set()  # (start, end) of shared anonymous mappings already in place
         self._stub_pipe = None
 
     # -- the stub -------------------------------------------------------------
