@@ -72,6 +72,7 @@ def _dump(pid, writer, options):
         # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
         _check_tree(tree, options)
+        _check_vdso(tree, mms)
         ipc = ipc_pb2.Ipc()
         memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
         ipc.memfds.extend(memfds)
@@ -152,6 +153,15 @@ def _check_tree(tree, options):
         raise UnsupportedState(
             f"process {root.pid} belongs to session {root.sid} of a process outside the dump (a shell?); "
             "dump with --shell-job to restore it into the restoring shell's session")
+
+
+def _check_vdso(tree, mms):
+    """Restore forks a child from its restored parent: a parent without a vDSO cannot give one."""
+    for entry in tree.processes:
+        parent = mms.get(entry.ppid)
+        if entry.pid in mms and parent is not None and mms[entry.pid].vdso and not parent.vdso:
+            raise UnsupportedState(f"process {entry.pid} has a vDSO but its parent {entry.ppid} unmapped its own: "
+                                   "a restored child is forked from its parent and cannot get one back")
 
 
 def _has_private_data(vma):
