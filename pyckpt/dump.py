@@ -80,6 +80,7 @@ def _dump(pid, writer, options):
         sysv.fill(ipc)
 
         stats = {"pages": 0, "inherited_pages": 0}
+        shmem_windows = {}         # shmem id -> [(map_files path, start, end)] of its mappings
         private = {p: _private_ranges(vmas_by_pid[p], mms[p]) for p in pids}
         for p in pids:
             writer.write_message(images.core(p), tasks[p])
@@ -101,7 +102,10 @@ def _dump(pid, writer, options):
             writer.write_message(images.pagemap(p), page_map)
             for vma, msg in zip(vmas_by_pid[p], mms[p].vmas):
                 if msg.kind == mm_pb2.Vma.SHMEM:
-                    shmem.save(p, vma, writer.path(shmem.image_name(msg.shmem_id)))
+                    shmem_windows.setdefault(msg.shmem_id, []).append(
+                        (f"/proc/{p}/map_files/{vma.start:x}-{vma.end:x}", vma.pgoff, vma.pgoff + vma.length))
+        for shmem_id, windows in shmem_windows.items():
+            shmem.save(windows, writer.path(shmem.image_name(shmem_id)))
         for file_id, (src_pid, src_fd) in file_table.ghosts.items():
             with writer.open_raw(images.ghost(file_id)) as out:
                 regular_files.save_ghost(src_pid, src_fd, out)
