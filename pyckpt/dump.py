@@ -72,6 +72,7 @@ def _dump(pid, writer, options):
         # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
         _check_tree(tree, options)
+        _check_vdso(tree, mms)
         ipc = ipc_pb2.Ipc()
         memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
         ipc.memfds.extend(memfds)
@@ -79,6 +80,7 @@ def _dump(pid, writer, options):
         sysv.fill(ipc)
 
         stats = {"pages": 0, "inherited_pages": 0}
+        shmem_windows = {}         # shmem id -> [(map_files path, start, end)] of its mappings
         private = {p: _private_ranges(vmas_by_pid[p], mms[p]) for p in pids}
         for p in pids:
             writer.write_message(images.core(p), tasks[p])
@@ -100,7 +102,10 @@ def _dump(pid, writer, options):
             writer.write_message(images.pagemap(p), page_map)
             for vma, msg in zip(vmas_by_pid[p], mms[p].vmas):
                 if msg.kind == mm_pb2.Vma.SHMEM:
-                    shmem.save(p, vma, writer.path(shmem.image_name(msg.shmem_id)))
+                    shmem_windows.setdefault(msg.shmem_id, []).append(
+                        (f"/proc/{p}/map_files/{vma.start:x}-{vma.end:x}", vma.pgoff, vma.pgoff + vma.length))
+        for shmem_id, windows in shmem_windows.items():
+            shmem.save(windows, writer.path(shmem.image_name(shmem_id)))
         for file_id, (src_pid, src_fd) in file_table.ghosts.items():
             with writer.open_raw(images.ghost(file_id)) as out:
                 regular_files.save_ghost(src_pid, src_fd, out)
@@ -152,6 +157,15 @@ def _check_tree(tree, options):
         raise UnsupportedState(
             f"process {root.pid} belongs to session {root.sid} of a process outside the dump (a shell?); "
             "dump with --shell-job to restore it into the restoring shell's session")
+
+
+def _check_vdso(tree, mms):
+    """Restore forks a child from its restored parent: a parent without a vDSO cannot give one."""
+    for entry in tree.processes:
+        parent = mms.get(entry.ppid)
+        if entry.pid in mms and parent is not None and mms[entry.pid].vdso and not parent.vdso:
+            raise UnsupportedState(f"process {entry.pid} has a vDSO but its parent {entry.ppid} unmapped its own: "
+                                   "a restored child is forked from its parent and cannot get one back")
 
 
 def _has_private_data(vma):

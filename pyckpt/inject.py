@@ -12,6 +12,7 @@ import logging
 import os
 
 from . import linux
+from .pagemap import PAGE_SIZE
 from .errors import InjectionError, NoSuchProcess
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,23 @@ class Scratch:
 
 
 def find_syscall_insn(pid, vmas, arch):
-    """Address of a syscall instruction in an executable kernel mapping ([vdso]) of `pid`."""
-    for vma in vmas:
-        if vma.path == "[vdso]" and vma.perms[2] == "x":
-            code = linux.read_memory(pid, vma.start, vma.length)
-            step = 1 if len(arch.SYSCALL_INSN) == 2 else 4
+    """Address of a syscall instruction `pid` can execute: in its [vdso], or, for a
+    process that unmapped its vDSO, in another executable mapping (its libc)."""
+    step = 1 if len(arch.SYSCALL_INSN) == 2 else 4
+    executable = [v for v in vmas if v.perms[2] == "x" and v.path != "[vsyscall]"]
+    executable.sort(key=lambda v: v.path != "[vdso]")
+    for vma in executable:
+        # the vDSO whole; elsewhere a page at a time, to fault in as little as possible
+        chunk = vma.length if vma.path == "[vdso]" else PAGE_SIZE
+        for start in range(vma.start, vma.end, chunk):
+            try:
+                code = linux.read_memory(pid, start, min(chunk, vma.end - start))
+            except OSError:
+                break   # e.g. a mapping past the end of its file
             index = code.find(arch.SYSCALL_INSN)
             while index != -1 and index % step:
                 index = code.find(arch.SYSCALL_INSN, index + 1)
             if index != -1:
-                return vma.start + index
-    raise InjectionError("find syscall", errno.ENOENT, f"process {pid} has no vDSO with a syscall instruction")
+                return start + index
+    raise InjectionError("find syscall", errno.ENOENT,
+                         f"process {pid} has no executable mapping with a syscall instruction")

@@ -10,7 +10,7 @@ File names, in one place:
   fds-<pid>.img          FdTable
   files.img              Files (open file descriptions)
   ghost-<id>.img         contents of a file deleted while open
-  shmem-<id>.img         contents of shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS)
+  shmem-<id>.img         data of shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS): runs, no holes
   ipc.img                Ipc (mapped memfd objects, SysV shm/semaphores/message queues)
   memfd-<ino>.img        contents of a mapped memfd no fd holds (else its ghost-<id>.img)
   sysvshm-<shmid>.img    contents of a SysV shared memory segment

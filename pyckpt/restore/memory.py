@@ -10,6 +10,7 @@ from .. import images, linux, proc, shmem, sysvipc
 from ..errors import ImageError, PyckptError, RestoreConflict
 from ..files import memfd
 from ..images.proto import mm_pb2
+from . import cow
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 PR_SET_MM = 35
@@ -21,8 +22,12 @@ KERNEL_MAPPINGS = VDSO_NAMES + ("[vsyscall]",)
 
 
 def restore_memory(pr):
+    """A forked process first keeps what it shares with its parent (cow.py) and drops the rest."""
     arch, inj, scratch = pr.arch, pr.inj, pr.scratch
-    segments = pr.image.page_segments[pr.pid]
+    inherited = cow.plan(pr)
+    if pr.parent is not None:
+        _unmap_parent_memory(pr, inherited.kept)
+    segments = inherited.write
     filled = vmas_with_data(pr.mm.vmas, segments)
     file_fds = {}
     try:
@@ -32,6 +37,9 @@ def restore_memory(pr):
             prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled else 0)
             length = vma.end - vma.start
             where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
+            if index in inherited.kept:
+                inj.call("mprotect", vma.start, length, prot, detail=f"{where} (kept from the parent)")
+                continue
             if vma.kind == mm_pb2.Vma.SHMEM:
                 _map_shmem(pr, vma, where)
                 continue
@@ -60,11 +68,23 @@ def restore_memory(pr):
     finally:
         for fd in file_fds.values():
             inj.call("close", fd)
+    cow.drop(pr, inherited.zap)
     _fill_pages(pr, segments)
     for index in filled:
         vma = pr.mm.vmas[index]
         inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)
     _set_mm_fields(pr)
+
+def _unmap_parent_memory(pr, kept):
+    """A forked stub: unmap every mapping of the parent it does not keep, then move the vDSO."""
+    current = proc.read_vmas(pr.pid)
+    keep = [pr.trampoline] + [(pr.mm.vmas[i].start, pr.mm.vmas[i].end) for i in kept]
+    keep += [(v.start, v.end) for v in current if v.special and v.path in KERNEL_MAPPINGS]
+    top = max(v.end for v in current if v.path != "[vsyscall]")
+    for start, end in complement(keep, 0, top):
+        pr.inj.call("munmap", start, end - start, detail="the parent's memory this process does not have")
+    move_vdso(pr, [v for v in current if v.path in VDSO_NAMES])
+
 
 def _map_shmem(pr, vma, where):
     """The first process to map a shmem object creates and fills it; the others map that same object."""
@@ -72,13 +92,11 @@ def _map_shmem(pr, vma, where):
     length = vma.end - vma.start
     first = pr.tree.shmem_registry.get(vma.shmem_id)
     if first is None:
-        flags = arch.MAP_SHARED | arch.MAP_ANONYMOUS | arch.MAP_FIXED
-        inj.call("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE, flags, -1, 0, detail=where)
-        shmem.fill(pr, vma, pr.image.path(shmem.image_name(vma.shmem_id)))
-        inj.call("mprotect", vma.start, length, vma.prot)
-        pr.tree.shmem_registry[vma.shmem_id] = (pr.pid, vma.start)
+        _create_shmem(pr, vma.shmem_id, where)
         return
     owner = first[0]
+    if (vma.start, vma.end) in pr.shmem_placed:
+        return   # placed with the rest of the object when it was created
     scratch.reset()
     path = scratch.put_str(map_files_path(*first))
     fd = inj.call("openat", linux.AT_FDCWD, path, os.O_RDWR | os.O_CLOEXEC, 0, detail=f"{where} (shared with {owner})")
@@ -86,6 +104,36 @@ def _map_shmem(pr, vma, where):
         inj.call("mmap", vma.start, length, vma.prot, arch.MAP_SHARED | arch.MAP_FIXED, fd, vma.pgoff, detail=where)
     finally:
         inj.call("close", fd)
+
+def _create_shmem(pr, shmem_id, where):
+    """The object as large as the farthest any process maps it (a piece mapped past
+    its end would fault SIGBUS), filled where the image has data and nowhere else,
+    then every piece this process maps moved to its place (keeping its offset)."""
+    arch, inj = pr.arch, pr.inj
+    size = max(v.pgoff + v.end - v.start for mm in pr.image.mms.values() for v in mm.vmas
+               if v.kind == mm_pb2.Vma.SHMEM and v.shmem_id == shmem_id)
+    busy = [pr.trampoline] + [(v.start, v.end) for v in pr.mm.vmas]
+    busy += [(v.start, v.end) for v in proc.read_vmas(pr.pid)]
+    base = free_gap(busy, size)
+    flags = arch.MAP_SHARED | arch.MAP_ANONYMOUS | arch.MAP_FIXED_NOREPLACE
+    inj.call("mmap", base, size, PROT_READ | PROT_WRITE, flags, -1, 0, detail=f"{where} (the whole object)")
+    whole = mm_pb2.Vma(start=base, end=base + size, pgoff=0)
+    shmem.fill(pr, whole, pr.image.path(shmem.image_name(shmem_id)))
+    mremap_flags = 1 | 2  # MREMAP_MAYMOVE | MREMAP_FIXED
+    moved = []
+    for piece in pr.mm.vmas:
+        if piece.kind == mm_pb2.Vma.SHMEM and piece.shmem_id == shmem_id:
+            length = piece.end - piece.start
+            window = (piece.pgoff, piece.pgoff + length)
+            if any(lo < window[1] and window[0] < hi for lo, hi in moved):
+                continue   # the same part mapped twice: the second is mapped like another process's
+            moved.append(window)
+            pr.shmem_placed.add((piece.start, piece.end))
+            inj.call("mremap", base + piece.pgoff, length, length, mremap_flags, piece.start, detail=where)
+            inj.call("mprotect", piece.start, length, piece.prot, detail=where)
+            pr.tree.shmem_registry.setdefault(shmem_id, (pr.pid, piece.start))
+    inj.call("munmap", base, size)
+
 
 def _map_memfd(pr, vma, prot, where):
     """The first mapping of a memfd object creates it (unsealed); later ones open it where it is."""
@@ -167,15 +215,28 @@ def _preadv(pr, fd, iov_base, batch, offset):
 def _set_mm_fields(pr):
     mm, scratch, inj = pr.mm, pr.scratch, pr.inj
     scratch.reset()
-    exe_path = scratch.put_str(mm.exe.path)
-    exe_fd = inj.call("openat", linux.AT_FDCWD, exe_path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=mm.exe.path)
+    if _same_file(f"/proc/{pr.pid}/exe", mm.exe.path):
+        # a forked process has its parent's, which the kernel will not replace while it is mapped
+        exe_fd = None
+    else:
+        exe_path = scratch.put_str(mm.exe.path)
+        exe_fd = inj.call("openat", linux.AT_FDCWD, exe_path, os.O_RDONLY | os.O_CLOEXEC, 0, detail=mm.exe.path)
     auxv = scratch.put(mm.auxv) if mm.auxv else 0
     fields = (mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk, mm.brk,
               mm.start_stack, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end, auxv)
-    prctl_mm_map = struct.pack("=12QII", *fields, len(mm.auxv), exe_fd)
+    prctl_mm_map = struct.pack("=12QII", *fields, len(mm.auxv), 0xFFFFFFFF if exe_fd is None else exe_fd)
     addr = scratch.put(prctl_mm_map)
     inj.call("prctl", PR_SET_MM, PR_SET_MM_MAP, addr, len(prctl_mm_map), 0, detail="PR_SET_MM_MAP")
-    inj.call("close", exe_fd)
+    if exe_fd is not None:
+        inj.call("close", exe_fd)
+
+
+def _same_file(a, b):
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 # -- process-wide state -------------------------------------------------------
 
@@ -184,6 +245,11 @@ def move_vdso(pr, stub_specials):
     """Move the stub's [vdso]/[vvar*] to where the image had them (same kernel layout required)."""
     wanted = {v.name: v for v in pr.mm.vmas if v.kind == mm_pb2.Vma.VDSO}
     have = {v.path: v for v in stub_specials}
+    if not wanted and not pr.mm.vdso:
+        # the process had unmapped its vDSO: so does the restored one
+        for name, vma in have.items():
+            pr.inj.call("munmap", vma.start, vma.length, detail=f"{name} (the image has none)")
+        return
     if {n: v.end - v.start for n, v in wanted.items()} != {n: v.length for n, v in have.items()}:
         raise RestoreConflict(
             "the vDSO layout of this kernel differs from the image's "

@@ -44,6 +44,7 @@ class ProcessRestorer:
         self.trampoline = None
         self.threads = []
         self.parked = []           # fds kept above the fd table for other processes
+        self.shmem_placed = set()  # (start, end) of shared anonymous mappings already in place
         self._stub_pipe = None
 
     # -- the stub -------------------------------------------------------------
@@ -106,13 +107,12 @@ class ProcessRestorer:
         self.tracee.set_sigmask((1 << 64) - 1)
 
     def _adopt_forked_stub(self):
-        """A forked stub has the parent's trampoline and nothing else but the vDSO, where the parent's image had it."""
+        """A forked stub has the parent's trampoline and the parent's restored memory (memory.py sorts
+        out what it keeps), its vDSO where the parent's image had it."""
         base, end = self.parent.trampoline
         self.trampoline = (base, end)
         self.inj = SyscallInjector(self.tracee, base)
         self.scratch = Scratch(self.pid, base + PAGE_SIZE, end - base - PAGE_SIZE)
-        if not self.entry.zombie:
-            memory.move_vdso(self, [v for v in proc.read_vmas(self.pid) if v.path in memory.VDSO_NAMES])
 
     def become_zombie(self):
         """Let a zombie's stub end the way the original did; it stays unreaped for its parent."""

@@ -17,9 +17,10 @@ from .process import TRAMPOLINE_PAGES, ProcessRestorer
 class TreeRestorer:
     """Restores every process of the image, in phases across the whole tree.
 
-    All processes are created first (children forked from their parent's
-    stub, so parent links, sessions and groups come out right), then each
-    gets its memory and state; files shared between processes are handed
+    Each process is created (children forked from their parent's stub, so
+    parent links, sessions and groups come out right) and gets its memory
+    before its children are forked from it, so they share its pages
+    copy-on-write as they did; then each gets its state; files shared between processes are handed
     over with pidfd_getfd; nothing runs until every process is ready, and
     then all are let go together.
     """
@@ -57,12 +58,12 @@ class TreeRestorer:
                     # before its children are forked: they inherit the controlling terminal
                     self.ptys.take_controlling(pr)
                     self.procs[entry.pid] = pr
+                    # and its memory, shared copy-on-write where the image says it was
+                    pr.restore_memory()
             self._set_process_groups()
             self.ptys.set_foreground(self.procs)
             for pr in self.zombies:
                 pr.become_zombie()
-            for pr in self.procs.values():
-                pr.restore_memory()
             self._seal_mapped_memfds()
             self.sysv.mark_removed()
             for pr in self.procs.values():

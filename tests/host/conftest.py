@@ -91,6 +91,8 @@ CASES = [
     Case("seccomp-strict", "seccomp", ("strict",)),
     Case("ptytree", "ptytree"),
     Case("lease", "lease"),
+    Case("bigshm", "bigshm"),
+    Case("novdso", "novdso"),
 ] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
@@ -102,7 +104,9 @@ SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem
 # waiting, one whose master and one whose slave is outside the tree.
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
-ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+# A parent without a vDSO whose child has one (restore forks the child from the parent).
+NOVDSO_REFUSED = Case("novdso-child-keeps", "novdso", ("child-keeps",))
+ALL_CASES = CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
 
 
 def pytest_generate_tests(metafunc):

@@ -46,6 +46,19 @@ def test_unsupported_process_state_refused(start_workload, harness, mode, words)
     wl.assert_passes()
 
 
+def test_vdso_unmapped_under_a_child_refused(start_workload, harness):
+    """A parent that unmapped its vDSO after forking a child that kept one: restore
+    forks the child from the restored parent, which has no vDSO to give."""
+    wl = start_workload("novdso-child-keeps")
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped it: {res.describe()}"
+    assert "vDSO" in res.stderr and str(wl.pid) in res.stderr, res.describe()
+    assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
+    problem = harness.untouched_problem(wl.pid)
+    assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
 def test_restore_refused_pid_in_use(start_workload, harness):
     """Dump -R, then restore while the original still holds the PID."""
     wl = start_workload("counter")
