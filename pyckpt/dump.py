@@ -17,7 +17,7 @@ from . import __version__, images, linux, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
 from .errors import UnsupportedState
 from .files import FileTable
-from .files import memfd
+from .files import ghost, memfd
 from .files import regular as regular_files
 from .images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageWriter
@@ -102,8 +102,12 @@ def _dump(pid, writer, options):
                 if msg.kind == mm_pb2.Vma.SHMEM:
                     shmem.save(p, vma, writer.path(shmem.image_name(msg.shmem_id)))
         for file_id, (src_pid, src_fd) in file_table.ghosts.items():
+            entry = file_table.files.files[file_id - 1]  # ids count from 1
             with writer.open_raw(images.ghost(file_id)) as out:
-                regular_files.save_ghost(src_pid, src_fd, out)
+                if entry.HasField("deleted"):
+                    ghost.save(entry, src_pid, src_fd, out)
+                else:
+                    regular_files.save_ghost(src_pid, src_fd, out)
         for pipe in file_table.files.pipes:
             if pipe.data:
                 with writer.open_raw(pipe.data) as out:

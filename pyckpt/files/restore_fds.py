@@ -19,7 +19,7 @@ import os
 from .. import linux
 from ..errors import PyckptError, RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,11 @@ def _open(ctx, restorer, entry, fd_number):
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK
-    unlink_after = None
+    if entry.ghost:
+        result = ghost.open_in_target(restorer, entry, flags, what)
+        if entry.kind == files_pb2.OpenFile.REGULAR and entry.pos:
+            inj.call("lseek", result, entry.pos, _SEEK_SET, detail=what)
+        return result
     if entry.kind == files_pb2.OpenFile.TTY:
         path = tty.restoring_terminal()
         flags |= os.O_NOCTTY
@@ -127,15 +131,9 @@ def _open(ctx, restorer, entry, fd_number):
         # The controlling terminal is set apart, by the session leader (files/pty.py).
         path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
-    elif entry.ghost:
-        path = unlink_after = regular.recreate_ghost(entry, restorer.image.path(entry.ghost))
     else:
         path = regular.check_file(entry, what)
-    try:
-        result = inj.raw("openat", linux.AT_FDCWD, scratch.put_str(path), flags, 0)
-    finally:
-        if unlink_after:
-            os.unlink(unlink_after)
+    result = inj.raw("openat", linux.AT_FDCWD, scratch.put_str(path), flags, 0)
     if result < 0:
         raise RestoreConflict(f"{what}: cannot reopen {path}: {os.strerror(-result)}")
     if entry.kind == files_pb2.OpenFile.REGULAR and entry.pos:

@@ -328,9 +328,9 @@ static void setup_shared(void)
 	if (read(to_parent[0], &c, 1) != 1)
 		wl_die("child setup");
 	close(to_parent[0]);
-	wl_term_hook = stop_child;
 }
 
+/* After the parent compared its own state: then the child checks and writes. */
 static void check_shared(void)
 {
 	int status;
