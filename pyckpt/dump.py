@@ -17,7 +17,7 @@ from . import __version__, images, linux, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
 from .errors import UnsupportedState
 from .files import FileTable
-from .files import ghost, memfd
+from .files import ghost, memfd, reopenable
 from .files import regular as regular_files
 from .images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageWriter
@@ -72,6 +72,8 @@ def _dump(pid, writer, options):
         # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
         _check_tree(tree, options)
+        # Last check before writing: restore can reopen every fd and file mapping saved.
+        reopenable.check(file_table.files, file_table.holders, mms)
         ipc = ipc_pb2.Ipc()
         memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
         ipc.memfds.extend(memfds)

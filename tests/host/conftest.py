@@ -103,7 +103,9 @@ SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem
 # waiting, one whose master and one whose slave is outside the tree.
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
-ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+# Files restore could not reopen as they are (see workloads/ghosts.c).
+GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked", "mounted", "deleted-exe")]
+ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED + GHOSTS_REFUSED
 
 
 def pytest_generate_tests(metafunc):

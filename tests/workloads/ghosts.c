@@ -20,10 +20,15 @@
  *            behind in the working directory
  *   linked   (refused) a file opened as "a", linked as "b", "a" removed:
  *            its fd shows a deleted name but the file has a link elsewhere
+ *   mounted  (refused) a file open in a folder something is mounted over
+ *            since: its path leads to another file now
+ *   deleted-exe  (refused) the program runs from a copy of itself that it
+ *            deleted: its executable cannot be mapped again
  */
 #include "wl.h"
 
 #include <dirent.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -414,11 +419,49 @@ static void setup_linked(void)
 	wl_say("linked fd %d", fd);
 }
 
+static void setup_mounted(void)
+{
+	if (mkdir("m", 0755))
+		wl_die("mkdir m");
+	add(open("m/f", O_RDWR | O_CREAT | O_EXCL, 0600), "m/f", 0);
+	if (mount("none", "m", "tmpfs", 0, "size=64k"))
+		wl_die("mount");
+	wl_say("mounted fd %d", fds[0].fd);
+}
+
+/* Run again from a copy of this program, deleted once it runs. */
+static void run_from_deleted_copy(char **argv)
+{
+	char self[512], copy[] = "ghosts-copy";
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int in, out;
+	static char buf[65536];
+
+	if (n < 0)
+		wl_die("readlink exe");
+	self[n] = '\0';
+	in = open(self, O_RDONLY);
+	out = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+	if (in < 0 || out < 0)
+		wl_die("copy");
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			wl_die("copy");
+	close(in);
+	close(out);
+	execl(copy, argv[0], "deleted-exe-run", (char *)NULL);
+	wl_die("exec copy");
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 	int i;
 
+	if (!strcmp(mode, "deleted-exe"))
+		run_from_deleted_copy(argv);
+	if (!strcmp(mode, "deleted-exe-run") && unlink("ghosts-copy"))
+		wl_die("unlink copy");
 	wl_setup(0);
 	/* a folder of its own: the harness writes its images and logs beside out.log */
 	if (mkdir("w", 0755) || chdir("w"))
@@ -433,6 +476,10 @@ int main(int argc, char **argv)
 		setup_deldir();
 	else if (!strcmp(mode, "linked"))
 		setup_linked();
+	else if (!strcmp(mode, "mounted"))
+		setup_mounted();
+	else if (!strcmp(mode, "deleted-exe-run"))
+		wl_say("running from a deleted copy");
 	else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -444,6 +491,8 @@ int main(int argc, char **argv)
 	wl_ready();
 	wl_wait();
 
+	if (!strcmp(mode, "mounted") && umount2("m", MNT_DETACH))
+		wl_fail("umount: %s", strerror(errno));
 	for (i = 0; i < nfds; i++)
 		read_state(i, &fds[i].after);
 	read_listing(listing_after, sizeof(listing_after));
