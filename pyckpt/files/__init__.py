@@ -162,7 +162,13 @@ class FileTable:
         pgids = {proc.read_stat(p).pgid for p in dumped_pids}
         for file_id, what in self._leased.items():
             locks.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
-        outside = pipe.holders_outside(set(self._pipe_ends), set(dumped_pids))
+        outside = pipe.holders_outside(set(self._pipe_ends) | set(self._deleted), set(dumped_pids) | {os.getpid()})
+        for key, entry in self._deleted.items():
+            if outside.get(key):
+                other_pid, other_fd = outside[key][0]
+                raise UnsupportedState(
+                    f"{self.holders[entry.id]} is a deleted file also open in process {other_pid} (fd {other_fd}), "
+                    "outside the dump; restored, they would hold two different files")
         for (dev, ino), ends in self._pipe_ends.items():
             pid, fd, _mode = ends[0]
             kind = "pipe" if proc.readlink(pid, f"fd/{fd}").startswith("pipe:") else "fifo"

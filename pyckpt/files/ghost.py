@@ -100,9 +100,9 @@ def _strip_tmpfile(flags):
 
 def open_in_target(restorer, entry, flags, what):
     """A new fd in the target on the deleted file or directory of `entry`."""
-    if not entry.HasField("deleted"):
-        raise RestoreConflict(f"{what}: the image saved this deleted file without its extents "
-                              "(written by an older pyckpt); dump it again")
+    older = not entry.HasField("deleted")
+    if older:
+        entry = _from_older_image(entry)
     where = _made_already(restorer, entry)
     if where is not None:
         return _target_open(restorer, where, _strip_tmpfile(flags), what)
@@ -114,14 +114,14 @@ def open_in_target(restorer, entry, flags, what):
             fd = _target_open(restorer, os.path.dirname(path), flags, what, mode=0o600)
             local = os.open(f"/proc/{restorer.pid}/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
             try:
-                _fill(local, entry, restorer.image.path(entry.ghost))
+                _fill(local, entry, restorer.image.path(entry.ghost), not older)
             finally:
                 os.close(local)
             return fd
         if ghost.tmpfile:
             local = os.open(os.path.dirname(path), os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
             try:
-                _fill(local, entry, restorer.image.path(entry.ghost))
+                _fill(local, entry, restorer.image.path(entry.ghost), not older)
                 return _target_open(restorer, f"/proc/{os.getpid()}/fd/{local}", _strip_tmpfile(flags), what)
             finally:
                 os.close(local)
@@ -130,7 +130,8 @@ def open_in_target(restorer, entry, flags, what):
             try:
                 local = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
-                    _set_attrs(local, entry.file)
+                    if not older:
+                        _set_attrs(local, entry.file)
                 finally:
                     os.close(local)
                 return _target_open(restorer, name, flags, what)
@@ -144,7 +145,7 @@ def open_in_target(restorer, entry, flags, what):
 
         name = _free_name(path, create, what)
         try:
-            _fill(local, entry, restorer.image.path(entry.ghost))
+            _fill(local, entry, restorer.image.path(entry.ghost), not older)
             return _target_open(restorer, name, flags, what)
         finally:
             os.unlink(name)
@@ -152,6 +153,16 @@ def open_in_target(restorer, entry, flags, what):
     finally:
         for directory in reversed(made):
             os.rmdir(directory)
+
+
+def _from_older_image(entry):
+    """An image from before Ghost: the whole contents saved, no owner or atime recorded
+    (restored as such images always were: owned by pyckpt, times of now)."""
+    entry = files_pb2.OpenFile.FromString(entry.SerializeToString())
+    if entry.kind == files_pb2.OpenFile.REGULAR and entry.file.size:
+        entry.deleted.extents.add(offset=0, length=entry.file.size)
+    entry.deleted.SetInParent()
+    return entry
 
 
 def _made_already(restorer, entry):
@@ -210,8 +221,9 @@ def _free_name(path, create, what):
     raise RestoreConflict(f"{what}: cannot find a free name to recreate the deleted file {path}")
 
 
-def _fill(local, entry, image_path):
-    """Size, data extents (holes stay holes), then owner, mode and times of a recreated file."""
+def _fill(local, entry, image_path, attrs):
+    """Size, data extents (holes stay holes), then owner, mode and times of a recreated file
+    (`attrs` False: an older image, which did not record them)."""
     os.ftruncate(local, entry.file.size)
     with open(image_path, "rb", buffering=0) as image:
         for extent in entry.deleted.extents:
@@ -220,7 +232,10 @@ def _fill(local, entry, image_path):
                 n = _copy_at(image, local, offset, left)
                 offset += n
                 left -= n
-    _set_attrs(local, entry.file)
+    if attrs:
+        _set_attrs(local, entry.file)
+    else:
+        os.fchmod(local, stat.S_IMODE(entry.file.mode))
 
 
 def _copy_at(image, local, offset, left):

@@ -104,7 +104,8 @@ SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
 # Files restore could not reopen as they are (see workloads/ghosts.c).
-GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked", "mounted", "deleted-exe")]
+GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked", "mounted", "outside",
+                                                                           "deleted-exe")]
 ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED + GHOSTS_REFUSED
 
 

@@ -22,6 +22,7 @@ def test_sparse_ghost_image_is_small(start_workload, harness):
 @pytest.mark.parametrize("mode, words", [
     ("linked", "opened through a name since removed"),
     ("mounted", "restore could not reopen the same file"),
+    ("outside", "outside the dump"),
     ("deleted-exe", "maps a deleted file"),
 ])
 def test_unreopenable_file_refused(start_workload, harness, mode, words):
@@ -44,4 +45,30 @@ def _refused(wl, harness, mode, words):
     assert not wl.images.exists(), f"image folder left behind: {sorted(os.listdir(wl.images))}"
     problem = harness.untouched_problem(wl.pid)
     assert problem is None, f"after the refused dump: {problem}"
+    wl.assert_passes()
+
+
+def test_older_image_without_ghost_record(start_workload, harness):
+    """An image written before deleted files carried their extents and owner
+    (whole contents in ghost-<id>.img) still restores, as it used to."""
+    from pyckpt.images import FILES, MANIFEST
+    from pyckpt.images.proto import files_pb2, inventory_pb2
+    from pyckpt.images.store import _sha256_of
+
+    wl = start_workload("files")
+    wl.dump()
+    files = files_pb2.Files.FromString((wl.images / FILES).read_bytes())
+    old = [f for f in files.files if f.HasField("deleted")]
+    assert old, "the files workload holds no deleted file"
+    for entry in old:
+        whole = (wl.images / entry.ghost).read_bytes()
+        assert len(whole) == entry.file.size, "one extent expected: the file has no holes"
+        entry.ClearField("deleted")
+    (wl.images / FILES).write_bytes(files.SerializeToString())
+    manifest = inventory_pb2.Manifest.FromString((wl.images / MANIFEST).read_bytes())
+    for e in manifest.entries:
+        if e.name == FILES:
+            e.sha256, e.size = _sha256_of(wl.images / FILES)
+    (wl.images / MANIFEST).write_bytes(manifest.SerializeToString())
+    wl.restore()
     wl.assert_passes()

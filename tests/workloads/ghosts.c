@@ -22,6 +22,9 @@
  *            its fd shows a deleted name but the file has a link elsewhere
  *   mounted  (refused) a file open in a folder something is mounted over
  *            since: its path leads to another file now
+ *   outside  (refused) a deleted file also held by a process outside the
+ *            dumped tree (an orphaned grandchild): restored, they would
+ *            hold two different files
  *   deleted-exe  (refused) the program runs from a copy of itself that it
  *            deleted: its executable cannot be mapped again
  */
@@ -429,6 +432,31 @@ static void setup_mounted(void)
 	wl_say("mounted fd %d", fds[0].fd);
 }
 
+/* An orphan (outside the tree dumped from us) holding the deleted file until we are gone. */
+static void setup_outside(void)
+{
+	char path[64], stat[256];
+	pid_t parent = getpid(), mid;
+	int fd = add(open("held", O_RDWR | O_CREAT | O_EXCL, 0600), "held (also outside)", 1);
+
+	if (unlink("held"))
+		wl_die("unlink held");
+	mid = fork();
+	if (mid < 0)
+		wl_die("fork");
+	if (mid == 0) {
+		if (fork() != 0)
+			_exit(0);
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)parent);
+		while (wl_read_file(path, stat, sizeof(stat)) > 0 && !strstr(stat, ") Z"))
+			usleep(50000);
+		_exit(0);
+	}
+	if (waitpid(mid, NULL, 0) != mid)
+		wl_die("waitpid");
+	wl_say("outside fd %d", fds[fd].fd);
+}
+
 /* Run again from a copy of this program, deleted once it runs. */
 static void run_from_deleted_copy(char **argv)
 {
@@ -478,6 +506,8 @@ int main(int argc, char **argv)
 		setup_linked();
 	else if (!strcmp(mode, "mounted"))
 		setup_mounted();
+	else if (!strcmp(mode, "outside"))
+		setup_outside();
 	else if (!strcmp(mode, "deleted-exe-run"))
 		wl_say("running from a deleted copy");
 	else {
