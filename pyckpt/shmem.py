@@ -55,7 +55,8 @@ def save(pid, vma, path):
 
 def save_object(src_path, start, end, path):
     """Copy [start, end) of the object at `src_path` (a map_files or fd link) into image file `path`."""
-    src = os.open(src_path, os.O_RDONLY)
+    # O_NOATIME: the dump must not change the object's atime (a memfd's shows in fstat)
+    src = os.open(src_path, os.O_RDONLY | os.O_NOATIME)
     dst = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         copy_data(src, dst, start, end)

@@ -106,7 +106,9 @@ PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
 # Files restore could not reopen as they are (see workloads/ghosts.c).
 GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked", "mounted", "outside",
                                                                            "deleted-exe")]
-ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED + GHOSTS_REFUSED
+# A mapped file's atime: see tests/host/test_host_ghosts.py.
+GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
+ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED + GHOSTS_REFUSED + [GHOSTS_MAPPED]
 
 
 def pytest_generate_tests(metafunc):

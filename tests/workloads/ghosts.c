@@ -18,6 +18,8 @@
  *   deldir   deleted files inside deleted directories (one and two levels)
  *            and an O_DIRECTORY fd on a removed directory; nothing left
  *            behind in the working directory
+ *   mapped   a file mapped MAP_PRIVATE (and open) whose atime is not newer
+ *            than its ctime: mapping it again at restore must not touch it
  *   linked   (refused) a file opened as "a", linked as "b", "a" removed:
  *            its fd shows a deleted name but the file has a link elsewhere
  *   mounted  (refused) a file open in a folder something is mounted over
@@ -31,6 +33,7 @@
 #include "wl.h"
 
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -412,6 +415,19 @@ static void check_deldir(void)
 		 "creating a file in the removed directory: %s, expected ENOENT", strerror(errno));
 }
 
+static const char *mapped;
+
+static void setup_mapped(void)
+{
+	int i = add(open("mapped.dat", O_RDWR | O_CREAT | O_EXCL, 0600), "mapped.dat", 0);
+
+	write_at(fds[i].fd, "mapped", 0, 8192, 51);
+	mapped = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fds[i].fd, 0);
+	if (mapped == MAP_FAILED)
+		wl_die("mmap");
+	set_attrs(fds[i].fd, 0600, "mapped attrs");	/* after mmap, which touches atime */
+}
+
 static void setup_linked(void)
 {
 	int fd = open("a", O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -502,6 +518,8 @@ int main(int argc, char **argv)
 		setup_tmpfile();
 	else if (!strcmp(mode, "deldir"))
 		setup_deldir();
+	else if (!strcmp(mode, "mapped"))
+		setup_mapped();
 	else if (!strcmp(mode, "linked"))
 		setup_linked();
 	else if (!strcmp(mode, "mounted"))
@@ -538,5 +556,11 @@ int main(int argc, char **argv)
 		check_tmpfile();
 	else if (!strcmp(mode, "deldir"))
 		check_deldir();
+	else if (!strcmp(mode, "mapped")) {
+		static char want[8192];
+
+		wl_fill(want, sizeof(want), 51);
+		wl_check(!memcmp(mapped, want, sizeof(want)), "mapped.dat: mapping changed");
+	}
 	return wl_finish();
 }
