@@ -60,6 +60,8 @@ def describe(entry, pid, fd, link, st, what, first=None):
         try:
             for offset, length in shmem._data_ranges(src, 0, st.st_size):
                 ghost.extents.add(offset=offset, length=length)
+        except OSError as err:
+            raise UnsupportedState(f"{what}: cannot find the deleted file's data (SEEK_DATA): {err.strerror}") from err
         finally:
             os.close(src)
 
@@ -87,6 +89,8 @@ def save(entry, pid, fd, out):
                     raise UnsupportedState(f"{what}: the deleted file shrank while being saved")
                 offset += n
                 left -= n
+    except OSError as err:
+        raise UnsupportedState(f"{what}: cannot save the deleted file: {err.strerror}") from err
     finally:
         os.close(src)
 
@@ -106,53 +110,64 @@ def open_in_target(restorer, entry, flags, what):
     where = _made_already(restorer, entry)
     if where is not None:
         return _target_open(restorer, where, _strip_tmpfile(flags), what)
-    path, ghost = entry.file.path, entry.deleted
-    made = _make_parents(os.path.dirname(path), what)
+    made = _make_parents(os.path.dirname(entry.file.path), what)
     try:
-        if ghost.tmpfile and flags & TMPFILE_BIT:
-            # Opened with O_TMPFILE by the target itself: its flags read back as they were.
-            fd = _target_open(restorer, os.path.dirname(path), flags, what, mode=0o600)
-            local = os.open(f"/proc/{restorer.pid}/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
-            try:
-                _fill(local, entry, restorer.image.path(entry.ghost), not older)
-            finally:
-                os.close(local)
-            return fd
-        if ghost.tmpfile:
-            local = os.open(os.path.dirname(path), os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-            try:
-                _fill(local, entry, restorer.image.path(entry.ghost), not older)
-                return _target_open(restorer, f"/proc/{os.getpid()}/fd/{local}", _strip_tmpfile(flags), what)
-            finally:
-                os.close(local)
-        if entry.kind == files_pb2.OpenFile.DIRECTORY:
-            name = _free_name(path, lambda p: os.mkdir(p, 0o700), what)
-            try:
-                local = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    if not older:
-                        _set_attrs(local, entry.file)
-                finally:
-                    os.close(local)
-                return _target_open(restorer, name, flags, what)
-            finally:
-                os.rmdir(name)
-        local = None
-
-        def create(p):
-            nonlocal local
-            local = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-
-        name = _free_name(path, create, what)
-        try:
-            _fill(local, entry, restorer.image.path(entry.ghost), not older)
-            return _target_open(restorer, name, flags, what)
-        finally:
-            os.unlink(name)
-            os.close(local)
+        return _make(restorer, entry, flags, what, older)
+    except OSError as err:
+        raise RestoreConflict(f"{what}: cannot recreate the deleted file: {err.strerror}") from None
     finally:
         for directory in reversed(made):
-            os.rmdir(directory)
+            try:
+                os.rmdir(directory)
+            except OSError as err:
+                log.warning("%s: cannot remove %s, created to recreate the deleted file in: %s",
+                            what, directory, err.strerror)
+
+
+def _make(restorer, entry, flags, what, older):
+    """Make the deleted inode again and have the target open it; its fd there."""
+    path, ghost = entry.file.path, entry.deleted
+    if ghost.tmpfile and flags & TMPFILE_BIT:
+        # Opened with O_TMPFILE by the target itself: its flags read back as they were.
+        fd = _target_open(restorer, os.path.dirname(path), flags, what, mode=0o600)
+        local = os.open(f"/proc/{restorer.pid}/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            _fill(local, entry, restorer.image.path(entry.ghost), not older)
+        finally:
+            os.close(local)
+        return fd
+    if ghost.tmpfile:
+        local = os.open(os.path.dirname(path), os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            _fill(local, entry, restorer.image.path(entry.ghost), not older)
+            return _target_open(restorer, f"/proc/{os.getpid()}/fd/{local}", _strip_tmpfile(flags), what)
+        finally:
+            os.close(local)
+    if entry.kind == files_pb2.OpenFile.DIRECTORY:
+        name = _free_name(path, lambda p: os.mkdir(p, 0o700), what)
+        try:
+            local = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                if not older:
+                    _set_attrs(local, entry.file)
+            finally:
+                os.close(local)
+            return _target_open(restorer, name, flags, what)
+        finally:
+            os.rmdir(name)
+    local = None
+
+    def create(p):
+        nonlocal local
+        local = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+    name = _free_name(path, create, what)
+    try:
+        _fill(local, entry, restorer.image.path(entry.ghost), not older)
+        return _target_open(restorer, name, flags, what)
+    finally:
+        os.unlink(name)
+        os.close(local)
 
 
 def _from_older_image(entry):
@@ -192,14 +207,15 @@ def _make_parents(directory, what):
         missing.append(directory)
         directory = os.path.dirname(directory)
     made = []
-    try:
-        for d in reversed(missing):
-            os.mkdir(d, 0o700)
-            made.append(d)
-    except OSError as err:
-        for d in reversed(made):
-            os.rmdir(d)
-        raise RestoreConflict(f"{what}: cannot recreate the deleted file's directory {d}: {err.strerror}") from None
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except OSError as err:
+            for done in reversed(made):
+                os.rmdir(done)
+            raise RestoreConflict(f"{what}: cannot recreate the deleted file's directory {directory}: "
+                                  f"{err.strerror}") from None
+        made.append(directory)
     return made
 
 
