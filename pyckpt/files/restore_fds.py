@@ -27,6 +27,8 @@ _SEEK_SET = 0
 _F_DUPFD_CLOEXEC = 1030
 _FD_CLOEXEC = 1
 _REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+# Reopened at offset 0: a directory's offset is where getdents goes on from.
+_SEEKABLE = (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY)
 
 
 class _Context:
@@ -121,7 +123,7 @@ def _open(ctx, restorer, entry, fd_number):
     flags = entry.flags & _REOPEN_MASK
     if entry.ghost:
         result = ghost.open_in_target(restorer, entry, flags, what)
-        if entry.kind == files_pb2.OpenFile.REGULAR and entry.pos:
+        if entry.kind in _SEEKABLE and entry.pos:
             inj.call("lseek", result, entry.pos, _SEEK_SET, detail=what)
         return result
     if entry.kind == files_pb2.OpenFile.TTY:
@@ -136,7 +138,7 @@ def _open(ctx, restorer, entry, fd_number):
     result = inj.raw("openat", linux.AT_FDCWD, scratch.put_str(path), flags, 0)
     if result < 0:
         raise RestoreConflict(f"{what}: cannot reopen {path}: {os.strerror(-result)}")
-    if entry.kind == files_pb2.OpenFile.REGULAR and entry.pos:
+    if entry.kind in _SEEKABLE and entry.pos:
         inj.call("lseek", result, entry.pos, _SEEK_SET, detail=what)
     return result
 

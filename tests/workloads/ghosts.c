@@ -17,7 +17,8 @@
  *            with O_APPEND; still linkable after restore
  *   deldir   deleted files inside deleted directories (one and two levels)
  *            and an O_DIRECTORY fd on a removed directory; nothing left
- *            behind in the working directory
+ *            behind in the working directory; a directory read part way
+ *            (its offset, and what getdents returns from there)
  *   mapped   a file mapped MAP_PRIVATE (and open) whose atime is not newer
  *            than its ctime: mapping it again at restore must not touch it
  *   linked   (refused) a file opened as "a", linked as "b", "a" removed:
@@ -388,9 +389,27 @@ static void check_tmpfile(void)
 		unlink("tmpfile-linked");
 }
 
+static int listed_fd;
+static char rest_before[4096];
+
+/* The names getdents returns from fd's offset on. */
+static void read_rest(int fd, char *out, size_t size)
+{
+	char buf[4096];
+	size_t len = 0;
+	long n, off;
+
+	out[0] = '\0';
+	while ((n = getdents64(fd, buf, sizeof(buf))) > 0)
+		for (off = 0; off < n; off += ((struct dirent64 *)(buf + off))->d_reclen)
+			len += snprintf(out + len, len < size ? size - len : 0, "%s ",
+					((struct dirent64 *)(buf + off))->d_name);
+}
+
 static void setup_deldir(void)
 {
-	int fd;
+	char buf[200], path[32];
+	int fd, i, again;
 
 	if (mkdir("d", 0755) || mkdir("p", 0700) || mkdir("p/q", 0700) || mkdir("e", 0700))
 		wl_die("mkdir");
@@ -401,11 +420,29 @@ static void setup_deldir(void)
 	set_attrs(fds[fd].fd, 0751, "e attrs");
 	if (unlink("d/gone") || rmdir("d") || unlink("p/q/gone") || rmdir("p/q") || rmdir("p") || rmdir("e"))
 		wl_die("remove");
+	/* a directory of 40 entries, read part way (a buffer for a few) */
+	if (mkdir("many", 0755))
+		wl_die("mkdir many");
+	for (i = 0; i < 40; i++) {
+		snprintf(path, sizeof(path), "many/entry-%02d", i);
+		if (close(open(path, O_WRONLY | O_CREAT, 0600)))
+			wl_die(path);
+	}
+	fd = add(open("many", O_RDONLY | O_DIRECTORY), "many (dir, read part way)", 0);
+	listed_fd = fds[fd].fd;
+	if (getdents64(listed_fd, buf, sizeof(buf)) <= 0)
+		wl_die("getdents many");
+	again = open("many", O_RDONLY | O_DIRECTORY);
+	if (again < 0 || lseek(again, lseek(listed_fd, 0, SEEK_CUR), SEEK_SET) < 0)
+		wl_die("many again");
+	read_rest(again, rest_before, sizeof(rest_before));
+	close(again);
 }
 
 static void check_deldir(void)
 {
 	char buf[256];
+	static char rest_after[4096];
 
 	wl_check(data_is(fds[0].fd, 0, 5000, 41), "d/gone: data changed");
 	errno = 0;
@@ -413,6 +450,9 @@ static void check_deldir(void)
 		 "reading the removed directory: %s, expected ENOENT", strerror(errno));
 	wl_check(openat(fds[2].fd, "x", O_RDWR | O_CREAT, 0600) < 0 && errno == ENOENT,
 		 "creating a file in the removed directory: %s, expected ENOENT", strerror(errno));
+	read_rest(listed_fd, rest_after, sizeof(rest_after));
+	wl_check(rest_before[0] && !strcmp(rest_after, rest_before),
+		 "directory read part way goes on with '%s', went on with '%s'", rest_after, rest_before);
 }
 
 static const char *mapped;
