@@ -34,11 +34,11 @@ def check(files, holders, mms):
     for entry in files.files:
         _check_open_file(entry, holders.get(entry.id, f"open file {entry.id} ({entry.file.path})"))
     for pid, mm in mms.items():
-        _check_path(mm.exe, f"process {pid}: its executable {mm.exe.path}", stat.S_ISREG)
+        _check_path(mm.exe, f"process {pid}: its executable {mm.exe.path}", stat.S_ISREG, stacked=True)
         for vma in mm.vmas:
             if vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED):
                 _check_path(vma.file, f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.file.path}",
-                            stat.S_ISREG)
+                            stat.S_ISREG, stacked=True)
 
 
 def _check_open_file(entry, what):
@@ -71,8 +71,12 @@ def _check_deleted(entry, what):
         raise UnsupportedState(f"{what}: deleted, and its old path {entry.file.path!r} is not absolute")
 
 
-def _check_path(ref, what, is_kind, rdev=None):
-    """`ref.path` opens, now, the file `ref` describes (same kind, device and inode)."""
+def _check_path(ref, what, is_kind, rdev=None, stacked=False):
+    """`ref.path` opens, now, the file `ref` describes (same kind, device and inode).
+
+    stacked: `ref` may come from the file under a stacking filesystem (a
+    mapping on overlayfs is of the layer's file, its path is the overlay's:
+    another device); then the same size and mtime are what restore checks."""
     path = ref.path
     if path.endswith(DELETED):
         raise UnsupportedState(f"{what}: opened through a name since removed (or replaced), while the file "
@@ -84,6 +88,9 @@ def _check_path(ref, what, is_kind, rdev=None):
     except OSError as err:
         raise UnsupportedState(f"{what}: {path} no longer leads to it ({err.strerror}; something mounted "
                                "over it?); restore could not reopen the same file") from None
+    if stacked and st.st_dev != ref.dev and is_kind(st.st_mode) and \
+            (st.st_size, st.st_mtime_ns) == (ref.size, ref.mtime_ns):
+        return
     if not is_kind(st.st_mode) or (st.st_dev, st.st_ino) != (ref.dev, ref.ino):
         raise UnsupportedState(f"{what}: {path} now leads to another file (the name was removed or replaced, "
                                "or something is mounted over it); restore could not reopen the same file")

@@ -112,3 +112,19 @@ def test_replaced_mapped_file_is_refused(tmp_path):
     _replace(f)
     with pytest.raises(UnsupportedState, match="process 5 mapping 0x1000-0x2000"):
         _check(mms={5: mm})
+
+
+def test_mapping_of_a_layer_file_under_a_stacked_path_passes_if_unchanged(tmp_path):
+    """overlayfs: a mapping's map_files is the layer's file (another device) than its path's."""
+    f = tmp_path / "lib.so"
+    f.write_text("x")
+    mm = mm_pb2.Mm()
+    file_ref(mm.exe, os.path.realpath("/proc/self/exe"), os.stat("/proc/self/exe"))
+    vma = mm.vmas.add(start=0x1000, end=0x2000, kind=mm_pb2.Vma.FILE_PRIVATE)
+    file_ref(vma.file, str(f), os.stat(f))
+    vma.file.dev += 1
+    vma.file.ino += 1
+    _check(mms={5: mm})
+    vma.file.mtime_ns += 1
+    with pytest.raises(UnsupportedState, match="process 5 mapping 0x1000-0x2000"):
+        _check(mms={5: mm})
