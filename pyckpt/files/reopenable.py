@@ -79,8 +79,8 @@ def _check_path(ref, what, is_kind, rdev=None, stacked=False):
     another device); then the same size and mtime are what restore checks."""
     path = ref.path
     if path.endswith(DELETED):
-        raise UnsupportedState(f"{what}: opened through a name since removed or replaced (the file itself "
-                               "still has another name, or is mapped); restore could not open the same file again")
+        raise UnsupportedState(f"{what}: opened through a name since removed or replaced; restore could not "
+                               "open the same file again")
     if not path.startswith("/"):
         raise UnsupportedState(f"{what}: path {path!r} is not reachable from this mount namespace")
     try:
