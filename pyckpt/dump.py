@@ -17,7 +17,7 @@ from . import __version__, images, linux, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
 from .errors import UnsupportedState
 from .files import FileTable
-from .files import memfd
+from .files import ghost, memfd, reopenable
 from .files import regular as regular_files
 from .images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageWriter
@@ -73,6 +73,8 @@ def _dump(pid, writer, options):
         file_table.finish(pids)
         _check_tree(tree, options)
         _check_vdso(tree, mms)
+        # Last check before writing: restore can reopen every fd and file mapping saved.
+        reopenable.check(file_table.files, file_table.holders, mms)
         ipc = ipc_pb2.Ipc()
         memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
         ipc.memfds.extend(memfds)
@@ -107,8 +109,12 @@ def _dump(pid, writer, options):
         for shmem_id, windows in shmem_windows.items():
             shmem.save(windows, writer.path(shmem.image_name(shmem_id)))
         for file_id, (src_pid, src_fd) in file_table.ghosts.items():
+            entry = file_table.files.files[file_id - 1]  # ids count from 1
             with writer.open_raw(images.ghost(file_id)) as out:
-                regular_files.save_ghost(src_pid, src_fd, out)
+                if entry.HasField("deleted"):
+                    ghost.save(entry, src_pid, src_fd, out)
+                else:
+                    regular_files.save_ghost(src_pid, src_fd, out)
         for pipe in file_table.files.pipes:
             if pipe.data:
                 with writer.open_raw(pipe.data) as out:

@@ -56,7 +56,8 @@ def copy_data(src, dst, start, end):
 
 def save(windows, path):
     """Save the data of one object found in `windows` [(map_files path, start, end)] to image file `path`."""
-    fds = [os.open(src, os.O_RDONLY) for src, _, _ in windows]
+    # O_NOATIME: the dump must not change the object's times
+    fds = [os.open(src, os.O_RDONLY | os.O_NOATIME) for src, _, _ in windows]
     try:
         runs = []
         for fd, (_src, start, end) in zip(fds, windows):
@@ -111,7 +112,8 @@ def read_runs(path):
 
 def save_object(src_path, start, end, path):
     """Copy [start, end) of the object at `src_path` (a map_files or fd link) into image file `path`."""
-    src = os.open(src_path, os.O_RDONLY)
+    # O_NOATIME: the dump must not change the object's atime (a memfd's shows in fstat)
+    src = os.open(src_path, os.O_RDONLY | os.O_NOATIME)
     dst = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         copy_data(src, dst, start, end)

@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, pty, regular, tty, unix
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, pty, regular, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ class FileTable:
         self.source = source
         self.files = files_pb2.Files()
         self.fd_tables = {}        # pid -> FdTable
-        self.ghosts = {}           # file id -> (pid, fd) to copy contents from
+        self.ghosts = {}           # file id -> (pid, fd) to copy contents from (memfds, deleted files)
+        self.holders = {}          # file id -> "process P fd F (path)": the first fd seen on it
+        self._deleted = {}         # (dev, ino) of a deleted file -> the first entry describing it
         self.pipe_data = {}        # pipe id -> buffered bytes
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
@@ -101,10 +103,14 @@ class FileTable:
         elif stat.S_ISREG(st.st_mode) and memfd.is_memfd(link):
             memfd.describe(entry, pid, fd, link, st)
             self.ghosts[entry.id] = (pid, fd)
+        elif (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and ghost.is_deleted(link, st):
+            first = self._deleted.get((st.st_dev, st.st_ino))
+            ghost.describe(entry, pid, fd, link, st, what, first)
+            if first is None:
+                self._deleted[(st.st_dev, st.st_ino)] = entry
+                self.ghosts[entry.id] = (pid, fd)
         elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
             regular.describe(entry, link, st, what)
-            if entry.ghost:
-                self.ghosts[entry.id] = (pid, fd)
         elif pty.is_master(st):
             pty.describe_master(entry, link, info, st, what)
             self.ptys.add(pid, fd, entry)
@@ -127,6 +133,7 @@ class FileTable:
         else:
             raise UnsupportedState(f"{what}: unsupported kind of file (mode {st.st_mode:#o})")
         self.files.files.append(entry)
+        self.holders[entry.id] = what
         self._by_inode.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, entry.id))
         return entry.id, cloexec
 
@@ -155,7 +162,13 @@ class FileTable:
         pgids = {proc.read_stat(p).pgid for p in dumped_pids}
         for file_id, what in self._leased.items():
             locks.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
-        outside = pipe.holders_outside(set(self._pipe_ends), set(dumped_pids))
+        outside = pipe.holders_outside(set(self._pipe_ends) | set(self._deleted), set(dumped_pids) | {os.getpid()})
+        for key, entry in self._deleted.items():
+            if outside.get(key):
+                other_pid, other_fd = outside[key][0]
+                raise UnsupportedState(
+                    f"{self.holders[entry.id]} is a deleted file also open in process {other_pid} (fd {other_fd}), "
+                    "outside the dump; restored, they would hold two different files")
         for (dev, ino), ends in self._pipe_ends.items():
             pid, fd, _mode = ends[0]
             kind = "pipe" if proc.readlink(pid, f"fd/{fd}").startswith("pipe:") else "fifo"

@@ -1,7 +1,6 @@
-"""Regular files, directories, device nodes by path, and files deleted while open.
+"""Regular files, directories and device nodes reopened by path.
 
-A deleted file's contents are saved in a ghost image; restore recreates it,
-opens it and unlinks it again, so the process sees the same unlinked file.
+Files deleted while open are files/ghost.py's.
 """
 
 import logging
@@ -14,8 +13,6 @@ from ..images.proto import files_pb2
 
 log = logging.getLogger(__name__)
 
-DELETED = " (deleted)"
-
 
 def file_ref(ref, path, st):
     ref.path = path
@@ -23,20 +20,17 @@ def file_ref(ref, path, st):
     ref.ino = st.st_ino
     ref.size = st.st_size
     ref.mtime_ns = st.st_mtime_ns
+    ref.atime_ns = st.st_atime_ns
     ref.mode = st.st_mode
+    ref.uid = st.st_uid
+    ref.gid = st.st_gid
 
 
 def describe(entry, link, st, what):
     entry.kind = files_pb2.OpenFile.DIRECTORY if stat.S_ISDIR(st.st_mode) else files_pb2.OpenFile.REGULAR
-    path = link
-    if link.endswith(DELETED) and st.st_nlink == 0:
-        if entry.kind == files_pb2.OpenFile.DIRECTORY:
-            raise UnsupportedState(f"{what} is a deleted directory")
-        path = link[: -len(DELETED)]
-        entry.ghost = f"ghost-{entry.id}.img"
-    elif not link.startswith("/"):
+    if not link.startswith("/"):
         raise UnsupportedState(f"{what}: path {link!r} is not reachable from this mount namespace")
-    file_ref(entry.file, path, st)
+    file_ref(entry.file, link, st)
 
 
 def describe_device(entry, link, st, what):
@@ -48,8 +42,9 @@ def describe_device(entry, link, st, what):
 
 
 def save_ghost(src_pid, src_fd, out):
-    """Copy a deleted file's contents from the target's fd into `out` (an image file)."""
-    with open(f"/proc/{src_pid}/fd/{src_fd}", "rb") as src:
+    """Copy a memfd's contents from the target's fd into `out` (an image file)."""
+    # O_NOATIME: the dump must not change the file's atime
+    with open(os.open(f"/proc/{src_pid}/fd/{src_fd}", os.O_RDONLY | os.O_NOATIME | os.O_CLOEXEC), "rb") as src:
         shutil.copyfileobj(src, out, 1 << 20)
 
 
@@ -70,29 +65,3 @@ def check_file(entry, fd_desc):
     if entry.kind == files_pb2.OpenFile.REGULAR and st.st_size < entry.pos and not entry.flags & os.O_APPEND:
         log.warning("%s: %s shrank below the saved offset (%d < %d)", fd_desc, path, st.st_size, entry.pos)
     return path
-
-
-def recreate_ghost(entry, image_path):
-    """Put a deleted file's saved contents back at a free path; the caller unlinks it after opening."""
-    path = entry.file.path
-    candidate = path
-    for attempt in range(100):
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(entry.file.mode))
-            break
-        except FileExistsError:
-            candidate = f"{path}.pyckpt-ghost-{os.getpid()}-{attempt}"
-        except FileNotFoundError:
-            raise RestoreConflict(
-                f"cannot recreate deleted file {path}: its directory no longer exists") from None
-    else:
-        raise RestoreConflict(f"cannot find a free name to recreate deleted file {path}")
-    try:
-        with open(image_path, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    except OSError:
-        os.close(fd)
-        os.unlink(candidate)
-        raise
-    os.close(fd)
-    return candidate

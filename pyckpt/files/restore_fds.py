@@ -19,7 +19,7 @@ import os
 from .. import linux
 from ..errors import PyckptError, RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, regular, tty
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ _SEEK_SET = 0
 _F_DUPFD_CLOEXEC = 1030
 _FD_CLOEXEC = 1
 _REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+# Reopened at offset 0: a directory's offset is where getdents goes on from.
+_SEEKABLE = (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY)
 
 
 class _Context:
@@ -119,7 +121,11 @@ def _open(ctx, restorer, entry, fd_number):
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK
-    unlink_after = None
+    if entry.ghost:
+        result = ghost.open_in_target(restorer, entry, flags, what)
+        if entry.kind in _SEEKABLE and entry.pos:
+            inj.call("lseek", result, entry.pos, _SEEK_SET, detail=what)
+        return result
     if entry.kind == files_pb2.OpenFile.TTY:
         path = tty.restoring_terminal()
         flags |= os.O_NOCTTY
@@ -127,18 +133,12 @@ def _open(ctx, restorer, entry, fd_number):
         # The controlling terminal is set apart, by the session leader (files/pty.py).
         path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
-    elif entry.ghost:
-        path = unlink_after = regular.recreate_ghost(entry, restorer.image.path(entry.ghost))
     else:
         path = regular.check_file(entry, what)
-    try:
-        result = inj.raw("openat", linux.AT_FDCWD, scratch.put_str(path), flags, 0)
-    finally:
-        if unlink_after:
-            os.unlink(unlink_after)
+    result = inj.raw("openat", linux.AT_FDCWD, scratch.put_str(path), flags, 0)
     if result < 0:
         raise RestoreConflict(f"{what}: cannot reopen {path}: {os.strerror(-result)}")
-    if entry.kind == files_pb2.OpenFile.REGULAR and entry.pos:
+    if entry.kind in _SEEKABLE and entry.pos:
         inj.call("lseek", result, entry.pos, _SEEK_SET, detail=what)
     return result
 

@@ -9,7 +9,7 @@ File names, in one place:
   pages-<pid>.img        raw pages
   fds-<pid>.img          FdTable
   files.img              Files (open file descriptions)
-  ghost-<id>.img         contents of a file deleted while open
+  ghost-<id>.img         a memfd's contents, or a deleted file's data extents back to back (OpenFile.deleted)
   shmem-<id>.img         data of shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS): runs, no holes
   ipc.img                Ipc (mapped memfd objects, SysV shm/semaphores/message queues)
   memfd-<ino>.img        contents of a mapped memfd no fd holds (else its ghost-<id>.img)

@@ -61,7 +61,8 @@ def restore_memory(pr):
             if key not in file_fds:
                 scratch.reset()
                 path = scratch.put_str(vma.file.path)
-                flags = os.O_RDWR if writable else os.O_RDONLY
+                # O_NOATIME: mmap through it would touch the file's atime
+                flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOATIME
                 file_fds[key] = inj.call("openat", linux.AT_FDCWD, path, flags | os.O_CLOEXEC, 0, detail=vma.file.path)
             flags = (arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
             inj.call("mmap", vma.start, length, prot, flags, file_fds[key], vma.pgoff, detail=where)

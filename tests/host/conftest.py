@@ -93,7 +93,8 @@ CASES = [
     Case("lease", "lease"),
     Case("bigshm", "bigshm"),
     Case("novdso", "novdso"),
-] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
+] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
+  + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
@@ -106,7 +107,13 @@ PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
 # A parent without a vDSO whose child has one (restore forks the child from the parent).
 NOVDSO_REFUSED = Case("novdso-child-keeps", "novdso", ("child-keeps",))
-ALL_CASES = CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+# Files restore could not reopen as they are (see workloads/ghosts.c).
+GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked", "mounted", "outside",
+                                                                           "deleted-exe")]
+# A mapped file's atime: see tests/host/test_host_ghosts.py.
+GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
+ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+             + GHOSTS_REFUSED + [GHOSTS_MAPPED])
 
 
 def pytest_generate_tests(metafunc):
