@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, pty, regular, tty, unix
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class FileTable:
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
         self.unix = unix.UnixDump(options, source)
         self.ptys = pty.PtyTable(options.shell_job)
-        self._leased = {}          # file id -> "process P fd F (path)" of descriptions holding a lease
+        self._where = {}           # file id -> "process P fd F (link)" of its first holder
 
     def add_process(self, pid):
         table = files_pb2.FdTable()
@@ -59,9 +59,6 @@ class FileTable:
             if held:
                 entry = self.files.files[file_id - 1]  # ids count from 1
                 locks.record(table, entry, fd, held, seen_posix)
-                if entry.lease and entry.id not in self._leased:
-                    locks.describe_owner(entry, pid, fd, f"process {pid} fd {fd}")
-                    self._leased[entry.id] = f"process {pid} fd {fd} ({entry.file.path})"
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd, info):
@@ -126,6 +123,8 @@ class FileTable:
             raise UnsupportedState(f"{what} is a FIFO outside this mount namespace")
         else:
             raise UnsupportedState(f"{what}: unsupported kind of file (mode {st.st_mode:#o})")
+        status.describe_owner(entry, pid, fd, what)
+        self._where[entry.id] = what
         self.files.files.append(entry)
         self._by_inode.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, entry.id))
         return entry.id, cloexec
@@ -153,8 +152,8 @@ class FileTable:
                 descriptions[key] = entry.id
         self.ptys.finish(self.files, dumped_pids)
         pgids = {proc.read_stat(p).pgid for p in dumped_pids}
-        for file_id, what in self._leased.items():
-            locks.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
+        for file_id, what in self._where.items():
+            status.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
         outside = pipe.holders_outside(set(self._pipe_ends), set(dumped_pids))
         for (dev, ino), ends in self._pipe_ends.items():
             pid, fd, _mode = ends[0]

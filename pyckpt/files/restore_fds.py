@@ -19,14 +19,14 @@ import os
 from .. import linux
 from ..errors import PyckptError, RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, regular, status, tty
 
 log = logging.getLogger(__name__)
 
 _SEEK_SET = 0
 _F_DUPFD_CLOEXEC = 1030
 _FD_CLOEXEC = 1
-_REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+_REOPEN_MASK = ~status.NOT_ON_OPEN
 
 
 class _Context:
@@ -73,7 +73,7 @@ def install(restorer):
                 restorer.parked.remove(temp)
         placed[fd.file_id] = fd.fd
         registry[fd.file_id] = (pid, fd.fd)
-    _take_locks(restorer, table, placed)
+    _restore_descriptions(restorer, table, placed)
     for pidfd in ctx.pidfds.values():
         inj.call("close", pidfd)
         restorer.parked.remove(pidfd)
@@ -143,13 +143,14 @@ def _open(ctx, restorer, entry, fd_number):
     return result
 
 
-def _take_locks(restorer, table, placed):
-    """Locks after every fd is in place: flock/OFD ones on the description's
-    first holder only (shared descriptions share them), POSIX ones per process."""
+def _restore_descriptions(restorer, table, placed):
+    """After every fd is in place, in the description's first holder only (the
+    others share it): flock/OFD locks and leases, then status flags and owner
+    (files/status.py). POSIX locks belong to each process."""
     files = restorer.image.files
-    for file_id, fd in placed.items():
+    for file_id, fd in sorted(placed.items(), key=lambda item: item[1]):
         entry = files[file_id]
-        if file_id in restorer.tree.locked_files or not (entry.flock or entry.ofd_locks or entry.lease):
+        if file_id in restorer.tree.locked_files:
             continue
         what = f"process {restorer.pid} fd {fd} ({entry.file.path})"
         restorer.tree.locked_files.add(file_id)
@@ -160,6 +161,8 @@ def _take_locks(restorer, table, placed):
             locks.take(restorer, fd, lock, locks.F_OFD_SETLK, what)
         if entry.lease:
             locks.take_lease(restorer, fd, entry, what)
+        restorer.scratch.reset()
+        status.restore(restorer, fd, entry, what)
     for lock in table.posix_locks:
         restorer.scratch.reset()
         locks.take(restorer, lock.fd, lock, locks.F_SETLK, f"process {restorer.pid} fd {lock.fd}")
