@@ -36,6 +36,7 @@ from .. import arch as archmod
 from .. import linux, proc
 from ..errors import PyckptError, RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
+from . import status
 from .regular import file_ref
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ class PtyTable:
                 pty.master_ldisc = _int_ioctl(master, termios.TIOCGETD)
                 pty.slave_ldisc = _int_ioctl(slave, termios.TIOCGETD)
                 pty.exclusive = bool(_int_ioctl(slave, _IOCTL["TIOCGEXCL"]))
+                status.save_attrs(pty.slave_attrs, os.fstat(slave))
             finally:
                 os.close(slave)
         finally:
@@ -294,7 +296,7 @@ class RestoredPtys:
         spare = []               # lower free indexes, held until every wanted one is ours
         try:
             for pty in sorted(self.image.ptys.values(), key=lambda p: p.index):
-                flags = (masters[pty.index].flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)) | os.O_NOCTTY | os.O_CLOEXEC
+                flags = (masters[pty.index].flags & ~status.NOT_ON_OPEN) | os.O_NOCTTY | os.O_CLOEXEC
                 while pty.index not in self.masters:
                     fd = os.open(pty.ptmx_path, flags)
                     got = _int_ioctl(fd, _IOCTL["TIOCGPTN"])
@@ -307,6 +309,8 @@ class RestoredPtys:
                         raise RestoreConflict(f"pty {pty.slave_path} of the image is in use on this machine "
                                               f"(devpts handed out {got})")
                 self._apply(pty, self.masters[pty.index])
+                if pty.HasField("slave_attrs"):
+                    status.apply_attrs(pty.slave_path, pty.slave_attrs)
         finally:
             for fd in spare:
                 os.close(fd)
