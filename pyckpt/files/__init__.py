@@ -113,10 +113,14 @@ class FileTable:
             regular.describe_device(entry, link, st, what)
             self.ptys.add(pid, fd, entry, pty.slave_index(ctty))
         elif stat.S_ISCHR(st.st_mode) and tty.is_tty(st):
-            if not self.options.shell_job:
-                raise UnsupportedState(
-                    f"{what} is a terminal; dump with --shell-job to reattach it to the restoring shell's terminal")
-            tty.describe(entry, link, st)
+            if tty.is_job_terminal(st, proc.read_stat(pid).tty_nr):
+                if not self.options.shell_job:
+                    raise UnsupportedState(f"{what} is a terminal; dump with --shell-job to reattach it to the "
+                                           "restoring shell's terminal")
+                tty.describe(entry, link, st)
+            else:
+                # /dev/console, /dev/ttyN ... that is not the job's terminal: the same device again
+                regular.describe_device(entry, link, st, what)
         elif stat.S_ISCHR(st.st_mode):
             regular.describe_device(entry, link, st, what)
         elif stat.S_ISFIFO(st.st_mode):

@@ -116,6 +116,12 @@ def _open(ctx, restorer, entry, fd_number):
     if entry.kind == files_pb2.OpenFile.PTY_MASTER:
         # Opened in pyckpt with its old index (restore.TreeRestorer); the target takes it over.
         return _fetch(ctx, os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
+    if entry.kind == files_pb2.OpenFile.PTY_SLAVE and not entry.flags & os.O_LARGEFILE:
+        local = restorer.tree.ptys.open_peer(entry.pty_index, (entry.flags & _REOPEN_MASK) | os.O_NOCTTY)
+        try:
+            return _fetch(ctx, os.getpid(), local)
+        finally:
+            os.close(local)
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK
@@ -127,6 +133,9 @@ def _open(ctx, restorer, entry, fd_number):
         # The controlling terminal is set apart, by the session leader (files/pty.py).
         path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
+    elif entry.kind == files_pb2.OpenFile.CHARDEV:
+        path = regular.check_file(entry, what)
+        flags |= os.O_NOCTTY        # a terminal reopened by a session leader must not become its terminal
     elif entry.ghost:
         path = unlink_after = regular.recreate_ghost(entry, restorer.image.path(entry.ghost))
     else:

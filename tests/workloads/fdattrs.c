@@ -14,6 +14,9 @@
  *   unixperm  a bound unix socket whose file was chmod'ed and chown'ed.
  *   ptyowner  a pty slave chown'ed / chmod'ed: its owner, group and mode.
  *   inotify   an inotify instance with 100 watches: the fdinfo lines.
+ *   ttys      /dev/console, /dev/tty1 and a pty of its own open, none of them
+ *             its controlling terminal (it has none): the same devices,
+ *             flags and settings come back, and still no controlling terminal.
  */
 #include "wl.h"
 #include <pty.h>
@@ -24,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <termios.h>
 
 #define FDINFO_MAX 16384
 
@@ -390,6 +394,56 @@ static int mode_inotify(void)
 	return wl_finish();
 }
 
+/* --- ttys ----------------------------------------------------------------- */
+
+#define TTYS 4
+static int tty_nr(void)
+{
+	char stat[1024], *p;
+	int nr = -1;
+
+	if (wl_read_file("/proc/self/stat", stat, sizeof(stat)) > 0 && (p = strrchr(stat, ')')))
+		sscanf(p + 2, "%*c %*d %*d %*d %d", &nr);
+	return nr;
+}
+
+static int mode_ttys(void)
+{
+	static const char *paths[TTYS] = { "/dev/console", "/dev/tty1", "pty master", "pty slave" };
+	struct { struct stat st; int fl; struct termios t; } before[TTYS], after;
+	int fds[TTYS], i;
+
+	fds[0] = open(paths[0], O_RDWR | O_NOCTTY | O_NONBLOCK);
+	fds[1] = open(paths[1], O_RDONLY | O_NOCTTY);
+	if (fds[0] < 0 || fds[1] < 0 || openpty(&fds[2], &fds[3], NULL, NULL, NULL))
+		wl_die("open terminals");
+	for (i = 0; i < TTYS; i++) {
+		fstat(fds[i], &before[i].st);
+		before[i].fl = fcntl(fds[i], F_GETFL);
+		if (tcgetattr(fds[i], &before[i].t))
+			wl_die("tcgetattr");
+	}
+	wl_check(tty_nr() == 0, "a controlling terminal before the dump: %#x", tty_nr());
+	wl_ready();
+	wl_wait();
+
+	for (i = 0; i < TTYS; i++) {
+		fstat(fds[i], &after.st);
+		after.fl = fcntl(fds[i], F_GETFL);
+		wl_check(after.st.st_rdev == before[i].st.st_rdev && after.st.st_mode == before[i].st.st_mode,
+			 "%s: rdev %#lx mode %o, was %#lx %o", paths[i], (long)after.st.st_rdev, after.st.st_mode,
+			 (long)before[i].st.st_rdev, before[i].st.st_mode);
+		wl_check(after.fl == before[i].fl, "%s: F_GETFL %#o, was %#o", paths[i], after.fl, before[i].fl);
+		wl_check(!tcgetattr(fds[i], &after.t) && after.t.c_iflag == before[i].t.c_iflag &&
+			 after.t.c_oflag == before[i].t.c_oflag && after.t.c_cflag == before[i].t.c_cflag &&
+			 after.t.c_lflag == before[i].t.c_lflag && !memcmp(after.t.c_cc, before[i].t.c_cc, NCCS),
+			 "%s: termios differ", paths[i]);
+	}
+	wl_check(tty_nr() == 0, "a controlling terminal after restore: %#x", tty_nr());
+	wl_check(write(fds[3], "x", 1) == 1 && read(fds[2], &after, 1) == 1, "the pty does not carry bytes");
+	return wl_finish();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -407,6 +461,8 @@ int main(int argc, char **argv)
 		return mode_ptyowner();
 	if (!strcmp(mode, "inotify"))
 		return mode_inotify();
+	if (!strcmp(mode, "ttys"))
+		return mode_ttys();
 	wl_say("FAIL: unknown mode '%s'", mode);
 	return 2;
 }
