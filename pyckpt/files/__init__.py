@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, inotify, locks, memfd, pipe, pty, regular, status, tty, unix
+from . import anon, epoll, fifo, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class FileTable:
             memfd.describe(entry, pid, fd, link, st)
             self.ghosts[entry.id] = (pid, fd)
         elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            procfs.check(link, st, what)
             regular.describe(entry, link, st, what)
             if entry.ghost:
                 self.ghosts[entry.id] = (pid, fd)

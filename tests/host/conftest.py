@@ -93,18 +93,19 @@ CASES = [
     Case("lease", "lease"),
 ] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] + [
     Case(f"fdattrs-{mode}", "fdattrs", (mode,))
-    for mode in ("owner", "memfd", "pipesize", "unixperm", "ptyowner", "inotify", "ttys")]
+    for mode in ("owner", "memfd", "pipesize", "unixperm", "ptyowner", "inotify", "ttys", "procfiles")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease-breaking", "io-uring")]
+FDATTRS_REFUSED = [Case("fdattrs-procdead", "fdattrs", ("procdead",))]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
 # A pty of the tree with bytes waiting to be read, one with a packet-mode status byte
 # waiting, one whose master and one whose slave is outside the tree.
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
-ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED + FDATTRS_REFUSED
 
 
 def pytest_generate_tests(metafunc):

@@ -17,6 +17,10 @@
  *   ttys      /dev/console, /dev/tty1 and a pty of its own open, none of them
  *             its controlling terminal (it has none): the same devices,
  *             flags and settings come back, and still no controlling terminal.
+ *   procfiles /proc/self/stat, /proc/self/status (read part-way), the
+ *             /proc/self folder, /proc/sys files read to their end and
+ *             part-way: they show the restored process, at the same offsets.
+ *   procdead  (refused) /proc/PID of a child that died and was reaped.
  */
 #include "wl.h"
 #include <pty.h>
@@ -27,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <termios.h>
 
 #define FDINFO_MAX 16384
@@ -444,6 +449,70 @@ static int mode_ttys(void)
 	return wl_finish();
 }
 
+/* --- procfiles, procdead ---------------------------------------------------- */
+
+static int mode_procfiles(void)
+{
+	static const char *names[4] = { "/proc/self/stat", "/proc/self/status", "/proc/sys/kernel/ostype",
+					"/proc/sys/kernel/hostname" };
+	static const int reads[4] = { 5, 20, 3, 4096 };
+	char buf[4096], want[64];
+	off_t pos[4];
+	int fds[4], dir, i, n;
+
+	for (i = 0; i < 4; i++) {
+		fds[i] = open(names[i], O_RDONLY);
+		if (fds[i] < 0 || read(fds[i], buf, reads[i]) <= 0)
+			wl_die(names[i]);
+		pos[i] = lseek(fds[i], 0, SEEK_CUR);
+	}
+	/* the hostname file read to its end: one more read at EOF returns 0 */
+	if (read(fds[3], buf, sizeof(buf)) != 0)
+		wl_die("hostname EOF");
+	dir = open("/proc/self", O_RDONLY | O_DIRECTORY);
+	if (dir < 0)
+		wl_die("/proc/self");
+	wl_ready();
+	wl_wait();
+
+	for (i = 0; i < 4; i++)
+		wl_check(lseek(fds[i], 0, SEEK_CUR) == pos[i], "%s: offset %ld, was %ld", names[i],
+			 (long)lseek(fds[i], 0, SEEK_CUR), (long)pos[i]);
+	n = pread(fds[0], buf, sizeof(buf) - 1, 0);
+	snprintf(want, sizeof(want), "%d (fdattrs) ", (int)getpid());
+	wl_check(n > 0 && !strncmp(buf, want, strlen(want)), "/proc/self/stat fd shows '%.30s'", n > 0 ? buf : "");
+	n = pread(fds[1], buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	snprintf(want, sizeof(want), "\nPid:\t%d\n", (int)getpid());
+	wl_check(strstr(buf, want) != NULL, "/proc/self/status fd is not this process's");
+	n = read(fds[2], buf, sizeof(buf));
+	wl_check(n == 3 && !memcmp(buf, "ux\n", 3), "ostype from offset 3: %d bytes '%.*s'", n, n > 0 ? n : 0, buf);
+	wl_check(read(fds[3], buf, sizeof(buf)) == 0, "hostname fd is no longer at its end");
+	n = openat(dir, "comm", O_RDONLY);
+	wl_check(n >= 0 && read(n, buf, 8) == 8 && !memcmp(buf, "fdattrs\n", 8), "/proc/self folder fd: comm");
+	return wl_finish();
+}
+
+static int mode_procdead(void)
+{
+	char path[64];
+	pid_t child = fork();
+	int dir;
+
+	if (child < 0)
+		wl_die("fork");
+	if (!child)
+		_exit(0);
+	snprintf(path, sizeof(path), "/proc/%d", (int)child);
+	dir = open(path, O_RDONLY | O_DIRECTORY);
+	if (dir < 0 || waitpid(child, NULL, 0) != child)
+		wl_die("child");
+	wl_ready();
+	wl_wait();
+	wl_check(openat(dir, "comm", O_RDONLY) < 0 && errno == ESRCH, "the dead child's folder works again");
+	return wl_finish();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -463,6 +532,10 @@ int main(int argc, char **argv)
 		return mode_inotify();
 	if (!strcmp(mode, "ttys"))
 		return mode_ttys();
+	if (!strcmp(mode, "procfiles"))
+		return mode_procfiles();
+	if (!strcmp(mode, "procdead"))
+		return mode_procdead();
 	wl_say("FAIL: unknown mode '%s'", mode);
 	return 2;
 }
