@@ -466,9 +466,10 @@ static int mode_procfiles(void)
 			wl_die(names[i]);
 		pos[i] = lseek(fds[i], 0, SEEK_CUR);
 	}
-	/* the hostname file read to its end: one more read at EOF returns 0 */
-	if (read(fds[3], buf, sizeof(buf)) != 0)
+	/* the hostname file read to its end, then moved past it */
+	if (read(fds[3], buf, sizeof(buf)) != 0 || lseek(fds[3], 1000, SEEK_SET) != 1000)
 		wl_die("hostname EOF");
+	pos[3] = 1000;
 	dir = open("/proc/self", O_RDONLY | O_DIRECTORY);
 	if (dir < 0)
 		wl_die("/proc/self");
