@@ -93,7 +93,7 @@ CASES = [
     Case("lease", "lease"),
 ] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] + [
     Case(f"fdattrs-{mode}", "fdattrs", (mode,))
-    for mode in ("owner", "memfd", "pipesize", "unixperm", "ptyowner", "inotify", "ttys", "procfiles")]
+    for mode in ("owner", "owner-user", "memfd", "pipesize", "unixperm", "ptyowner", "inotify", "ttys", "procfiles")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).

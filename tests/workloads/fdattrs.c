@@ -4,6 +4,7 @@
  * the dump and compares it after restore:
  *
  *   owner     F_SETOWN / F_SETOWN_EX (pid, pgrp, tid) and F_SETSIG owners,
+ *             (owner-user: the same, the process then running as uid 1000)
  *             O_ASYNC: F_GETFL, F_GETOWN_EX, F_GETSIG, fdinfo "flags:" per
  *             fd, then the signals are really delivered (with the right
  *             si_fd / si_code for an F_SETSIG signal).
@@ -110,7 +111,7 @@ static void set_owner(int fd, int type, int who, int sig, int async)
 		wl_die("owner");
 }
 
-static int mode_owner(void)
+static int mode_owner(int as_user)
 {
 	struct owner_state before[OWNED], after;
 	int p1[2], p2[2], sk[2], sk2[2], i, sigrt = SIGRTMIN + 2;
@@ -143,6 +144,9 @@ static int mode_owner(void)
 	owned_fd[4] = p2[0];
 	if (fcntl(p2[0], F_SETFL, O_ASYNC))
 		wl_die("O_ASYNC");
+	/* owner-user: owners set by an unprivileged process (the kernel keeps its uid/euid) */
+	if (as_user && (setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000)))
+		wl_die("setresuid");
 	for (i = 0; i < OWNED; i++)
 		owner_state(owned_fd[i], &before[i]);
 	wl_ready();
@@ -519,8 +523,8 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 
 	wl_setup(0);
-	if (!strcmp(mode, "owner"))
-		return mode_owner();
+	if (!strcmp(mode, "owner") || !strcmp(mode, "owner-user"))
+		return mode_owner(!strcmp(mode, "owner-user"));
 	if (!strcmp(mode, "memfd"))
 		return mode_memfd();
 	if (!strcmp(mode, "pipesize"))
