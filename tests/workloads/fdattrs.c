@@ -17,7 +17,8 @@
  *   inotify   an inotify instance with 100 watches: the fdinfo lines.
  *   ttys      /dev/console, /dev/tty1 and a pty of its own open, none of them
  *             its controlling terminal (it has none): the same devices,
- *             flags and settings come back, and still no controlling terminal.
+ *             flags and settings come back, and still no controlling terminal;
+ *             the pty master (O_ASYNC, F_SETSIG) signals its owner again.
  *   procfiles /proc/self/stat, /proc/self/status (read part-way), the
  *             /proc/self folder, /proc/sys files read to their end and
  *             part-way: they show the restored process, at the same offsets.
@@ -420,12 +421,21 @@ static int mode_ttys(void)
 {
 	static const char *paths[TTYS] = { "/dev/console", "/dev/tty1", "pty master", "pty slave" };
 	struct { struct stat st; int fl; struct termios t; } before[TTYS], after;
+	struct sigaction sa;
 	int fds[TTYS], i;
 
 	fds[0] = open(paths[0], O_RDWR | O_NOCTTY | O_NONBLOCK);
 	fds[1] = open(paths[1], O_RDONLY | O_NOCTTY);
 	if (fds[0] < 0 || fds[1] < 0 || openpty(&fds[2], &fds[3], NULL, NULL, NULL))
 		wl_die("open terminals");
+	/* the pty master signals its owner (F_SETSIG: with si_fd) when the slave writes */
+	owned_fd[0] = fds[2];
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigio;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	if (sigaction(SIGRTMIN + 3, &sa, NULL) || fcntl(fds[2], F_SETFL, O_ASYNC | O_NONBLOCK) ||
+	    fcntl(fds[2], F_SETOWN, getpid()) || fcntl(fds[2], F_SETSIG, SIGRTMIN + 3))
+		wl_die("pty O_ASYNC");
 	for (i = 0; i < TTYS; i++) {
 		fstat(fds[i], &before[i].st);
 		before[i].fl = fcntl(fds[i], F_GETFL);
@@ -449,7 +459,14 @@ static int mode_ttys(void)
 			 "%s: termios differ", paths[i]);
 	}
 	wl_check(tty_nr() == 0, "a controlling terminal after restore: %#x", tty_nr());
-	wl_check(write(fds[3], "x", 1) == 1 && read(fds[2], &after, 1) == 1, "the pty does not carry bytes");
+	wl_check(fcntl(fds[2], F_GETOWN) == getpid() && fcntl(fds[2], F_GETSIG) == SIGRTMIN + 3,
+		 "pty master owner %d signal %d", fcntl(fds[2], F_GETOWN), fcntl(fds[2], F_GETSIG));
+	wl_check(write(fds[3], "x\n", 2) == 2, "write to the pty slave");
+	for (i = 0; i < 500 && !got_sig[0]; i++)
+		usleep(1000);
+	wl_check(got_sig[0] >= 1 && got_fd[0] == fds[2], "pty master: %d signal(s), si_fd %d (want fd %d)",
+		 got_sig[0], got_fd[0], fds[2]);
+	wl_check(read(fds[2], &after, 1) == 1, "the pty does not carry bytes");
 	return wl_finish();
 }
 
