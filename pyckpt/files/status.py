@@ -27,6 +27,7 @@ F_SETSIG, F_GETSIG = 10, 11
 F_SETOWN_EX, F_GETOWN_EX = 15, 16
 F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 _OWNERS = {F_OWNER_TID: "thread", F_OWNER_PID: "process", F_OWNER_PGRP: "process group"}
+_O_PATH = getattr(os, "O_PATH", 0o10000000)
 # What F_SETFL can change (fs/fcntl.c SETFL_MASK).
 SETFL_MASK = os.O_APPEND | os.O_NONBLOCK | os.O_ASYNC | getattr(os, "O_DIRECT", 0) | getattr(os, "O_NOATIME", 0)
 # Flags an open() must not be given: creation, and O_ASYNC (see above).
@@ -35,6 +36,8 @@ NOT_ON_OPEN = os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_ASYNC
 
 def describe_owner(entry, pid, fd, what):
     """The description's owner and signal, read through a copy of the fd."""
+    if entry.flags & _O_PATH:
+        return      # fcntl refuses owners on O_PATH fds: they have none
     try:
         copy = linux.pidfd_getfd(pid, fd)
     except OSError as err:
@@ -43,6 +46,8 @@ def describe_owner(entry, pid, fd, what):
         owner_type, owner = struct.unpack("=ii", fcntl.fcntl(copy, F_GETOWN_EX, b"\0" * 8))
         entry.owner_type, entry.owner = owner_type, owner
         entry.owner_signal = fcntl.fcntl(copy, F_GETSIG)
+    except OSError as err:
+        raise UnsupportedState(f"{what}: cannot read its owner (F_GETOWN_EX): {err.strerror}") from err
     finally:
         os.close(copy)
 

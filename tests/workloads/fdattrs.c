@@ -115,7 +115,7 @@ static void set_owner(int fd, int type, int who, int sig, int async)
 static int mode_owner(int as_user)
 {
 	struct owner_state before[OWNED], after;
-	int p1[2], p2[2], sk[2], sk2[2], i, sigrt = SIGRTMIN + 2;
+	int p1[2], p2[2], sk[2], sk2[2], i, sigrt = SIGRTMIN + 2, opath, opath_fl;
 	struct sigaction sa;
 	char c = 'x';
 
@@ -150,6 +150,11 @@ static int mode_owner(int as_user)
 		wl_die("setresuid");
 	for (i = 0; i < OWNED; i++)
 		owner_state(owned_fd[i], &before[i]);
+	/* an O_PATH fd has no owner (fcntl refuses to look): it is kept as it is */
+	opath = open("/", O_PATH | O_DIRECTORY);
+	opath_fl = fcntl(opath, F_GETFL);
+	if (opath < 0 || opath_fl < 0)
+		wl_die("O_PATH");
 	wl_ready();
 	wl_wait();
 
@@ -164,6 +169,7 @@ static int mode_owner(int as_user)
 		wl_check(!strcmp(after.flags, before[i].flags), "fd %d: fdinfo '%s', was '%s'", owned_fd[i],
 			 after.flags, before[i].flags);
 	}
+	wl_check(fcntl(opath, F_GETFL) == opath_fl, "O_PATH fd: F_GETFL %#o, was %#o", fcntl(opath, F_GETFL), opath_fl);
 	/* delivery: one event on each fd that has O_ASYNC and an owner */
 	if (write(p1[1], &c, 1) != 1 || write(sk[1], &c, 1) != 1 || write(p2[1], &c, 1) != 1)
 		wl_die("write");
