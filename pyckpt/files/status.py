@@ -20,7 +20,7 @@ import os
 import struct
 
 from .. import linux
-from ..errors import PyckptError, UnsupportedState
+from ..errors import PyckptError, RestoreConflict, UnsupportedState
 
 F_GETFL = 3
 F_SETSIG, F_GETSIG = 10, 11
@@ -101,6 +101,10 @@ def save_attrs(attrs, st):
 
 def apply_attrs(path, attrs):
     """Owner first (chown clears set-id bits), then mode, then times."""
-    os.chown(path, attrs.uid, attrs.gid, follow_symlinks=False)
-    os.chmod(path, attrs.mode)
-    os.utime(path, ns=(attrs.atime_ns, attrs.mtime_ns), follow_symlinks=False)
+    try:
+        os.chown(path, attrs.uid, attrs.gid, follow_symlinks=False)
+        os.chmod(path, attrs.mode)
+        os.utime(path, ns=(attrs.atime_ns, attrs.mtime_ns), follow_symlinks=False)
+    except OSError as err:
+        raise RestoreConflict(f"{path}: cannot give it back its owner {attrs.uid}:{attrs.gid}, mode "
+                              f"{attrs.mode:o} and times: {err.strerror}") from err

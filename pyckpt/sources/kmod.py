@@ -458,7 +458,10 @@ def _alive(pid):
 
 def _bytes_queued(pid, fd):
     """FIONREAD of the pipe at pid's fd, through a new read end (the process's own is left alone)."""
-    end = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        end = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        raise UnsupportedState(f"process {pid} fd {fd}: cannot look at its pipe: {err.strerror}") from err
     try:
         return struct.unpack("=i", fcntl.ioctl(end, termios.FIONREAD, b"\0" * 4))[0]
     finally:
