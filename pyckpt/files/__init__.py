@@ -166,6 +166,8 @@ class FileTable:
             pipe.check_ends(ino, ends, outside.get((dev, ino), []), kind)
             size = pipe.pipe_size(pid, fd)
             data = self.source.pipe_contents(pid, fd, size)
+            if data:
+                pipe.check_not_packets(ino, ends, len(data), kind)
             entry = self.files.pipes.add(id=ino, size=size)
             if data:
                 entry.data = f"pipe-{ino}.img"

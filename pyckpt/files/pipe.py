@@ -19,6 +19,8 @@ from ..images.proto import files_pb2
 
 log = logging.getLogger(__name__)
 
+_O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
+
 def describe(entry, st):
     entry.kind = files_pb2.OpenFile.PIPE
     entry.pipe_id = st.st_ino
@@ -35,6 +37,16 @@ def check_ends(pipe_id, ends, holders_outside, what_kind="pipe"):
     if what_kind == "pipe" and (os.O_RDONLY not in modes or os.O_WRONLY not in modes):
         other = "read" if os.O_RDONLY not in modes else "write"
         raise UnsupportedState(f"{what} is a pipe whose {other} end is not held by any process")
+
+
+def check_not_packets(pipe_id, ends, nbytes, what_kind="pipe"):
+    """Refuse buffered bytes of a packet-mode pipe (O_DIRECT): where one write's packet ends
+    and the next begins cannot be read without consuming them, and refilling would merge them."""
+    for pid, fd, _mode in ends:
+        if proc.read_fdinfo(pid, fd)["flags"] & _O_DIRECT:
+            raise UnsupportedState(f"process {pid} fd {fd} ({what_kind}:[{pipe_id}]) is a packet-mode (O_DIRECT) "
+                                   f"pipe with {nbytes} bytes buffered: their packet boundaries cannot be "
+                                   "saved; not supported")
 
 
 def holders_outside(identities, dumped_pids):

@@ -23,6 +23,7 @@
  *             /proc/self folder, /proc/sys files read to their end and
  *             part-way: they show the restored process, at the same offsets.
  *   procdead  (refused) /proc/PID of a child that died and was reaped.
+ *   packets   (refused) a packet-mode (O_DIRECT) pipe with two packets in it.
  */
 #include "wl.h"
 #include <pty.h>
@@ -541,6 +542,19 @@ static int mode_procdead(void)
 	return wl_finish();
 }
 
+static int mode_packets(void)
+{
+	char buf[16];
+	int p[2];
+
+	if (pipe2(p, O_DIRECT) || write(p[1], "one", 3) != 3 || write(p[1], "two!", 4) != 4)
+		wl_die("packet pipe");
+	wl_ready();
+	wl_wait();
+	wl_check(read(p[0], buf, sizeof(buf)) == 3 && read(p[0], buf, sizeof(buf)) == 4, "packets merged");
+	return wl_finish();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -564,6 +578,8 @@ int main(int argc, char **argv)
 		return mode_procfiles();
 	if (!strcmp(mode, "procdead"))
 		return mode_procdead();
+	if (!strcmp(mode, "packets"))
+		return mode_packets();
 	wl_say("FAIL: unknown mode '%s'", mode);
 	return 2;
 }
