@@ -15,7 +15,7 @@ import time
 
 from . import __version__, images, linux, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
-from .errors import UnsupportedState
+from .errors import NoSuchProcess, UnsupportedState
 from .files import FileTable
 from .files import ghost, memfd, reopenable
 from .files import regular as regular_files
@@ -48,8 +48,11 @@ def _dump(pid, writer, options):
     started = time.monotonic()
     source = open_source(options.backend, pid, options)
     log.info("dumping %d with the %s source into %s", pid, source.name, writer.final_dir)
+    # io_uring worker threads can be neither stopped nor injected into: refuse before freezing.
+    _refuse_io_uring(proc.process_tree(pid))
     with source:
         pids = source.freeze()
+        _refuse_io_uring(pids)
         frozen_at = time.monotonic()
         # Describe everything first: a refusal must come before any image is written.
         file_table = FileTable(options, source)
@@ -146,6 +149,40 @@ def _dump(pid, writer, options):
     }
     log.info("dump complete: %s", summary)
     return summary
+
+
+IO_URING_LINK = "anon_inode:[io_uring]"
+_IO_URING_THREADS = ("iou-wrk-", "iou-sqp-")   # io-wq workers, the SQPOLL thread
+
+
+def _refuse_io_uring(pids):
+    """A process with an io_uring instance or its kernel threads, named with both."""
+    for p in pids:
+        try:
+            rings = [fd for fd in proc.list_fds(p) if _readlink_or_none(p, f"fd/{fd}") == IO_URING_LINK]
+            workers = [f"{tid} ({comm})" for tid in proc.thread_ids(p)
+                       if (comm := _comm_or_none(p, tid)) and comm.startswith(_IO_URING_THREADS)]
+        except NoSuchProcess:
+            continue
+        if rings or workers:
+            fds = f"fd {', '.join(map(str, rings))} ({IO_URING_LINK})" if rings else "no io_uring fd"
+            threads = f"worker threads {', '.join(workers)}" if workers else "no worker threads"
+            raise UnsupportedState(f"process {p} uses io_uring: {fds}, {threads}; pyckpt cannot checkpoint "
+                                   "io_uring (its workers cannot be stopped and its rings cannot be rebuilt)")
+
+
+def _readlink_or_none(pid, name):
+    try:
+        return proc.readlink(pid, name)
+    except NoSuchProcess:
+        return None     # an fd closed meanwhile
+
+
+def _comm_or_none(pid, tid):
+    try:
+        return proc.read_comm(pid, tid)
+    except NoSuchProcess:
+        return None     # a thread gone meanwhile
 
 
 def _check_tree(tree, options):

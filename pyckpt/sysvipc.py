@@ -340,8 +340,15 @@ class Restorer:
         """Create with the image's id (next_id) as its creator (cuid/cgid as euid/egid)."""
         what = dict(_KINDS)[kind]
         next_id = f"/proc/sys/kernel/{kind}_next_id"
-        with open(next_id, "w") as f:
-            f.write(str(obj.id))
+        try:
+            with open(next_id, "w") as f:
+                f.write(str(obj.id))
+        except OSError as err:
+            # Writable with CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over the IPC namespace, on kernels
+            # with CONFIG_CHECKPOINT_RESTORE; without it no other way gives an object its id.
+            raise RestoreConflict(f"cannot give System V {what} {obj.id} its id: writing {next_id} failed "
+                                  f"({err.strerror}); restore needs CAP_CHECKPOINT_RESTORE and a kernel "
+                                  "with CONFIG_CHECKPOINT_RESTORE") from err
         euid, egid = os.geteuid(), os.getegid()
         os.setegid(obj.perm.cgid)
         os.seteuid(obj.perm.cuid)

@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, pty, regular, tty, unix
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ class FileTable:
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
         self.unix = unix.UnixDump(options, source)
         self.ptys = pty.PtyTable(options.shell_job)
-        self._leased = {}          # file id -> "process P fd F (path)" of descriptions holding a lease
 
     def add_process(self, pid):
         table = files_pb2.FdTable()
@@ -61,9 +60,6 @@ class FileTable:
             if held:
                 entry = self.files.files[file_id - 1]  # ids count from 1
                 locks.record(table, entry, fd, held, seen_posix)
-                if entry.lease and entry.id not in self._leased:
-                    locks.describe_owner(entry, pid, fd, f"process {pid} fd {fd}")
-                    self._leased[entry.id] = f"process {pid} fd {fd} ({entry.file.path})"
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd, info):
@@ -110,6 +106,7 @@ class FileTable:
                 self._deleted[(st.st_dev, st.st_ino)] = entry
                 self.ghosts[entry.id] = (pid, fd)
         elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            procfs.check(link, st, what)
             regular.describe(entry, link, st, what)
         elif pty.is_master(st):
             pty.describe_master(entry, link, info, st, what)
@@ -122,16 +119,21 @@ class FileTable:
             regular.describe_device(entry, link, st, what)
             self.ptys.add(pid, fd, entry, pty.slave_index(ctty))
         elif stat.S_ISCHR(st.st_mode) and tty.is_tty(st):
-            if not self.options.shell_job:
-                raise UnsupportedState(
-                    f"{what} is a terminal; dump with --shell-job to reattach it to the restoring shell's terminal")
-            tty.describe(entry, link, st)
+            if tty.is_job_terminal(st, proc.read_stat(pid).tty_nr):
+                if not self.options.shell_job:
+                    raise UnsupportedState(f"{what} is a terminal; dump with --shell-job to reattach it to the "
+                                           "restoring shell's terminal")
+                tty.describe(entry, link, st)
+            else:
+                # /dev/console, /dev/ttyN ... that is not the job's terminal: the same device again
+                regular.describe_device(entry, link, st, what)
         elif stat.S_ISCHR(st.st_mode):
             regular.describe_device(entry, link, st, what)
         elif stat.S_ISFIFO(st.st_mode):
             raise UnsupportedState(f"{what} is a FIFO outside this mount namespace")
         else:
             raise UnsupportedState(f"{what}: unsupported kind of file (mode {st.st_mode:#o})")
+        status.describe_owner(entry, pid, fd, what)
         self.files.files.append(entry)
         self.holders[entry.id] = what
         self._by_inode.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, entry.id))
@@ -160,8 +162,8 @@ class FileTable:
                 descriptions[key] = entry.id
         self.ptys.finish(self.files, dumped_pids)
         pgids = {proc.read_stat(p).pgid for p in dumped_pids}
-        for file_id, what in self._leased.items():
-            locks.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
+        for file_id, what in self.holders.items():
+            status.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)
         outside = pipe.holders_outside(set(self._pipe_ends) | set(self._deleted), set(dumped_pids) | {os.getpid()})
         for key, entry in self._deleted.items():
             if outside.get(key):
@@ -175,6 +177,8 @@ class FileTable:
             pipe.check_ends(ino, ends, outside.get((dev, ino), []), kind)
             size = pipe.pipe_size(pid, fd)
             data = self.source.pipe_contents(pid, fd, size)
+            if data:
+                pipe.check_not_packets(ino, ends, len(data), kind)
             entry = self.files.pipes.add(id=ino, size=size)
             if data:
                 entry.data = f"pipe-{ino}.img"

@@ -11,9 +11,9 @@ import os
 
 from .. import linux
 from ..images.proto import files_pb2
-from . import pipe, regular
+from . import pipe, regular, status
 
-_REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+_REOPEN_MASK = ~status.NOT_ON_OPEN
 
 
 def describe(entry, link, st):
@@ -32,7 +32,7 @@ def open_in_target(ctx, entry, restorer):
         if state.size:
             inj.call("fcntl", keeper, linux.F_SETPIPE_SZ, state.size, detail=f"{what}: size {state.size}")
         if state.data:
-            pipe.write_back(restorer, keeper, restorer.image.path(state.data))
+            pipe.write_back(restorer, keeper, restorer.image.path(state.data), f"{what} of size {state.size}")
         ctx.park(keeper)
         restorer.tree.fifos_ready.add(entry.pipe_id)
     scratch.reset()  # refilling the pipe used the scratch area

@@ -16,7 +16,8 @@ from ..errors import UnsupportedState
 from ..images.proto import files_pb2
 
 LINK = "anon_inode:inotify"
-_WATCH = re.compile(r"inotify wd:(\d+) ino:([0-9a-f]+) sdev:([0-9a-f]+) mask:([0-9a-f]+) ignored_mask:[0-9a-f]+ "
+# Every number in these lines is hexadecimal, the watch descriptor too.
+_WATCH = re.compile(r"inotify wd:([0-9a-f]+) ino:([0-9a-f]+) sdev:([0-9a-f]+) mask:([0-9a-f]+) ignored_mask:[0-9a-f]+ "
                     r"fhandle-bytes:([0-9a-f]+) fhandle-type:([0-9a-f]+) f_handle:([0-9a-f]+)")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -60,10 +61,12 @@ def _path_of(sdev, handle_type, handle_hex, what):
 def describe(entry, info, what):
     entry.kind = files_pb2.OpenFile.INOTIFY
     for line in info.get("extra", []):
+        if not line.startswith("inotify "):
+            continue
         m = _WATCH.match(line.strip())
         if not m:
-            continue
-        wd, ino, sdev, mask = int(m.group(1)), int(m.group(2), 16), int(m.group(3), 16), int(m.group(4), 16)
+            raise UnsupportedState(f"{what}: cannot read its watch ({line.strip()})")
+        wd, ino, sdev, mask = (int(m.group(i), 16) for i in range(1, 5))
         path = _path_of(sdev, int(m.group(6), 16), m.group(7), f"{what} watch {wd}")
         entry.inotify_watches.add(wd=wd, mask=mask, path=path, ino=ino)
 
@@ -76,6 +79,7 @@ def open_in_target(restorer, entry):
     fd = inj.call("inotify_init1", os.O_NONBLOCK | (entry.flags & os.O_CLOEXEC), detail=what)
     removed = 0
     for watch in sorted(entry.inotify_watches, key=lambda w: w.wd):
+        scratch.reset()
         path = scratch.put_str(watch.path)
         while True:
             wd = inj.call("inotify_add_watch", fd, path, watch.mask, detail=f"{what}: {watch.path}")
@@ -87,6 +91,7 @@ def open_in_target(restorer, entry):
             inj.call("inotify_rm_watch", fd, wd)
             removed += 1
     if removed:
+        scratch.reset()
         sink = scratch.alloc(4096)
         while inj.raw("read", fd, sink, 4096) > 0:
             pass

@@ -16,6 +16,7 @@ import os
 
 from .. import linux, shmem
 from ..images.proto import files_pb2, ipc_pb2
+from . import status
 from .regular import file_ref
 
 PREFIX = "/memfd:"
@@ -100,12 +101,19 @@ def open_in_target(restorer, entry):
     inj = restorer.inj
     what = f"memfd {entry.memfd_name!r} of process {restorer.pid}"
     where = restorer.tree.memfd_location(entry.file.ino)
-    if where is not None:
+    created = None
+    if where is None:
+        created = create(restorer, entry.memfd_name, entry.seals, entry.file.size, restorer.image.path(entry.ghost))
+        add_seals(f"/proc/{restorer.pid}/fd/{created}", entry.seals)
+        where = f"/proc/{restorer.pid}/fd/{created}"
+    if created is not None and entry.flags & os.O_ACCMODE == os.O_RDWR:
+        fd = created        # memfd_create opened it O_RDWR; status flags are set with the fd's owner
+    else:
+        # read-only or write-only: a new open of the object (as the process made it, through /proc)
         restorer.scratch.reset()
         fd = inj.call("openat", linux.AT_FDCWD, restorer.scratch.put_str(where),
-                      entry.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC) | os.O_CLOEXEC, 0, detail=what)
-    else:
-        fd = create(restorer, entry.memfd_name, entry.seals, entry.file.size, restorer.image.path(entry.ghost))
-        add_seals(f"/proc/{restorer.pid}/fd/{fd}", entry.seals)
+                      entry.flags & ~status.NOT_ON_OPEN | os.O_CLOEXEC, 0, detail=what)
+        if created is not None:
+            inj.call("close", created)
     inj.call("lseek", fd, entry.pos, os.SEEK_SET, detail=what)
     return fd

@@ -13,14 +13,13 @@ import logging
 import os
 import struct
 
-from .. import linux, proc
-from ..errors import UnsupportedState
+from .. import linux, pagemap, proc
+from ..errors import RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
 
 log = logging.getLogger(__name__)
 
-_FL_FLAGS = os.O_NONBLOCK | getattr(os, "O_DIRECT", 0)
-
+_O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 
 def describe(entry, st):
     entry.kind = files_pb2.OpenFile.PIPE
@@ -38,6 +37,16 @@ def check_ends(pipe_id, ends, holders_outside, what_kind="pipe"):
     if what_kind == "pipe" and (os.O_RDONLY not in modes or os.O_WRONLY not in modes):
         other = "read" if os.O_RDONLY not in modes else "write"
         raise UnsupportedState(f"{what} is a pipe whose {other} end is not held by any process")
+
+
+def check_not_packets(pipe_id, ends, nbytes, what_kind="pipe"):
+    """Refuse buffered bytes of a packet-mode pipe (O_DIRECT): where one write's packet ends
+    and the next begins cannot be read without consuming them, and refilling would merge them."""
+    for pid, fd, _mode in ends:
+        if proc.read_fdinfo(pid, fd)["flags"] & _O_DIRECT:
+            raise UnsupportedState(f"process {pid} fd {fd} ({what_kind}:[{pipe_id}]) is a packet-mode (O_DIRECT) "
+                                   f"pipe with {nbytes} bytes buffered: their packet boundaries cannot be "
+                                   "saved; not supported")
 
 
 def holders_outside(identities, dumped_pids):
@@ -73,34 +82,42 @@ def open_in_target(ctx, entry, restorer):
     image = restorer.image
     pipe = image.pipes[entry.pipe_id]
     fds = scratch.alloc(8)
-    inj.call("pipe2", fds, 0)
+    # Non-blocking while refilled: a write that does not fit fails instead of hanging.
+    # Each end's own status flags are set once it is in place (files/status.py).
+    inj.call("pipe2", fds, os.O_NONBLOCK)
     read_end, write_end = struct.unpack("=ii", scratch.get(fds, 8))
     if pipe.size:
         inj.call("fcntl", write_end, linux.F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
     if pipe.data:
-        write_back(restorer, write_end, image.path(pipe.data))
+        write_back(restorer, write_end, image.path(pipe.data), f"pipe:[{entry.pipe_id}] of size {pipe.size}")
     ends = {os.O_RDONLY: ctx.park(read_end), os.O_WRONLY: ctx.park(write_end)}
     for file_id, other in image.files.items():
         if other.kind == files_pb2.OpenFile.PIPE and other.pipe_id == entry.pipe_id:
-            fd = ends[other.flags & os.O_ACCMODE]
-            if other.flags & _FL_FLAGS:
-                inj.call("fcntl", fd, linux.F_SETFL, other.flags & _FL_FLAGS)
-            restorer.tree.file_registry[file_id] = (restorer.pid, fd)
+            restorer.tree.file_registry[file_id] = (restorer.pid, ends[other.flags & os.O_ACCMODE])
     return ends[entry.flags & os.O_ACCMODE]
 
 
-def write_back(restorer, write_end, data_path):
+def write_back(restorer, write_end, data_path, what):
+    """Refill a pipe (its write end non-blocking) in whole pages.
+
+    A pipe holds `size / PAGE_SIZE` buffers, and a write that does not end
+    on a page boundary leaves its last page part-filled for the next write
+    to append to only if that one fits in it whole: written in whole pages,
+    the bytes take as few buffers as possible, never more than they did.
+    """
     inj, scratch = restorer.inj, restorer.scratch
     with open(data_path, "rb") as f:
         data = f.read()
     scratch.reset()
-    room = scratch.size - 64
+    room = (scratch.size - 64) // pagemap.PAGE_SIZE * pagemap.PAGE_SIZE
     for offset in range(0, len(data), room):
         chunk = data[offset:offset + room]
         addr = scratch.put(chunk)
-        written = inj.call("write", write_end, addr, len(chunk))
+        written = inj.raw("write", write_end, addr, len(chunk))
         if written != len(chunk):
-            raise UnsupportedState(f"short write refilling a pipe: {written} of {len(chunk)}")
+            error = os.strerror(-written) if written < 0 else f"{written} of {len(chunk)} bytes written"
+            raise RestoreConflict(f"{what}: cannot put its {len(data)} buffered bytes back "
+                                  f"(at byte {offset}: {error})")
         scratch.reset()
 
 

@@ -36,6 +36,7 @@ from .. import arch as archmod
 from .. import linux, proc
 from ..errors import PyckptError, RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
+from . import status
 from .regular import file_ref
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def ioctl_numbers(arch=None):
     def ioc(direction, nr):
         return archmod.ioc(direction, ord("T"), nr, 4, arch)    # all take an int
     return {"TIOCGPTN": ioc("r", 0x30), "TIOCSPTLCK": ioc("w", 0x31), "TIOCGPKT": ioc("r", 0x38),
-            "TIOCGPTLCK": ioc("r", 0x39), "TIOCGEXCL": ioc("r", 0x40)}
+            "TIOCGPTLCK": ioc("r", 0x39), "TIOCGEXCL": ioc("r", 0x40),
+            "TIOCGPTPEER": archmod.ioc("", ord("T"), 0x41, 0, arch)}
 
 
 _IOCTL = ioctl_numbers()
@@ -128,12 +130,16 @@ class PtyTable:
         """Describe each pty into `files.ptys`; refuse what cannot be restored. Targets are frozen."""
         dumped = set(dumped_pids)
         entries = {e.id: e for e in files.files}
+        stats = {p: proc.read_stat(p) for p in dumped}
+        cttys = {s.tty_nr for s in stats.values()}
         for index, slaves in sorted(self.slaves.items()):
             if index in self.masters:
                 continue
             if self.shell_job:
+                # The job's terminal becomes the restoring shell's; another pty stays that pty (by path).
+                kind = files_pb2.OpenFile.TTY if slave_rdev(index) in cttys else files_pb2.OpenFile.CHARDEV
                 for _pid, _fd, file_id in slaves:
-                    entries[file_id].kind = files_pb2.OpenFile.TTY
+                    entries[file_id].kind = kind
                     entries[file_id].ClearField("pty_index")
                 continue
             pid, fd, file_id = slaves[0]
@@ -143,7 +149,6 @@ class PtyTable:
             raise UnsupportedState(
                 f"process {pid} fd {fd} ({entries[file_id].file.path}) is a terminal whose master is held by "
                 f"{where}, outside the dump; dump with --shell-job to reattach it to the restoring shell's terminal")
-        stats = {p: proc.read_stat(p) for p in dumped}
         outside = _outside_holders(set(self.masters), dumped)
         for index, masters in sorted(self.masters.items()):
             files.ptys.append(self._describe(index, masters, entries[masters[0][2]], self.slaves.get(index, []),
@@ -182,6 +187,7 @@ class PtyTable:
                 pty.master_ldisc = _int_ioctl(master, termios.TIOCGETD)
                 pty.slave_ldisc = _int_ioctl(slave, termios.TIOCGETD)
                 pty.exclusive = bool(_int_ioctl(slave, _IOCTL["TIOCGEXCL"]))
+                status.save_attrs(pty.slave_attrs, os.fstat(slave))
             finally:
                 os.close(slave)
         finally:
@@ -294,7 +300,7 @@ class RestoredPtys:
         spare = []               # lower free indexes, held until every wanted one is ours
         try:
             for pty in sorted(self.image.ptys.values(), key=lambda p: p.index):
-                flags = (masters[pty.index].flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)) | os.O_NOCTTY | os.O_CLOEXEC
+                flags = (masters[pty.index].flags & ~status.NOT_ON_OPEN) | os.O_NOCTTY | os.O_CLOEXEC
                 while pty.index not in self.masters:
                     fd = os.open(pty.ptmx_path, flags)
                     got = _int_ioctl(fd, _IOCTL["TIOCGPTN"])
@@ -307,6 +313,8 @@ class RestoredPtys:
                         raise RestoreConflict(f"pty {pty.slave_path} of the image is in use on this machine "
                                               f"(devpts handed out {got})")
                 self._apply(pty, self.masters[pty.index])
+                if pty.HasField("slave_attrs"):
+                    status.apply_attrs(pty.slave_path, pty.slave_attrs)
         finally:
             for fd in spare:
                 os.close(fd)
@@ -326,6 +334,12 @@ class RestoredPtys:
 
     def master_fd(self, index):
         return self.masters[index]
+
+    def open_peer(self, index, flags):
+        """A new slave fd in pyckpt opened through the master (TIOCGPTPEER, as openpty() does):
+        unlike an open of its path it has no O_LARGEFILE, and F_SETFL cannot clear that.
+        Not O_CLOEXEC: that would show in its F_GETFL; the caller closes it at once."""
+        return fcntl.ioctl(self.masters[index], _IOCTL["TIOCGPTPEER"], flags)
 
     def take_controlling(self, pr):
         """In a new session leader, before its session's members are forked: TIOCSCTTY."""

@@ -10,6 +10,7 @@ import stat
 
 from ..errors import RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
+from . import procfs
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def check_file(entry, fd_desc):
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        if procfs.waits_for_restore(path):
+            return path     # /proc/PID of a process restore is about to create
         raise RestoreConflict(f"{fd_desc}: {path} no longer exists") from None
     if stat.S_IFMT(st.st_mode) != stat.S_IFMT(entry.file.mode):
         raise RestoreConflict(f"{fd_desc}: {path} is no longer the same kind of file")

@@ -19,14 +19,14 @@ import os
 from .. import linux
 from ..errors import PyckptError, RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, regular, tty
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, regular, status, tty
 
 log = logging.getLogger(__name__)
 
 _SEEK_SET = 0
 _F_DUPFD_CLOEXEC = 1030
 _FD_CLOEXEC = 1
-_REOPEN_MASK = ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+_REOPEN_MASK = ~status.NOT_ON_OPEN
 # Reopened at offset 0: a directory's offset is where getdents goes on from.
 _SEEKABLE = (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY)
 
@@ -75,7 +75,7 @@ def install(restorer):
                 restorer.parked.remove(temp)
         placed[fd.file_id] = fd.fd
         registry[fd.file_id] = (pid, fd.fd)
-    _take_locks(restorer, table, placed)
+    _restore_descriptions(restorer, table, placed)
     for pidfd in ctx.pidfds.values():
         inj.call("close", pidfd)
         restorer.parked.remove(pidfd)
@@ -118,6 +118,12 @@ def _open(ctx, restorer, entry, fd_number):
     if entry.kind == files_pb2.OpenFile.PTY_MASTER:
         # Opened in pyckpt with its old index (restore.TreeRestorer); the target takes it over.
         return _fetch(ctx, os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
+    if entry.kind == files_pb2.OpenFile.PTY_SLAVE and not entry.flags & os.O_LARGEFILE:
+        local = restorer.tree.ptys.open_peer(entry.pty_index, (entry.flags & _REOPEN_MASK) | os.O_NOCTTY)
+        try:
+            return _fetch(ctx, os.getpid(), local)
+        finally:
+            os.close(local)
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
     what = f"process {pid} fd {fd_number} ({entry.file.path})"
     flags = entry.flags & _REOPEN_MASK
@@ -133,6 +139,9 @@ def _open(ctx, restorer, entry, fd_number):
         # The controlling terminal is set apart, by the session leader (files/pty.py).
         path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
+    elif entry.kind == files_pb2.OpenFile.CHARDEV:
+        path = regular.check_file(entry, what)
+        flags |= os.O_NOCTTY        # a terminal reopened by a session leader must not become its terminal
     else:
         path = regular.check_file(entry, what)
     result = inj.raw("openat", linux.AT_FDCWD, scratch.put_str(path), flags, 0)
@@ -143,13 +152,14 @@ def _open(ctx, restorer, entry, fd_number):
     return result
 
 
-def _take_locks(restorer, table, placed):
-    """Locks after every fd is in place: flock/OFD ones on the description's
-    first holder only (shared descriptions share them), POSIX ones per process."""
+def _restore_descriptions(restorer, table, placed):
+    """After every fd is in place, in the description's first holder only (the
+    others share it): flock/OFD locks and leases, then status flags and owner
+    (files/status.py). POSIX locks belong to each process."""
     files = restorer.image.files
-    for file_id, fd in placed.items():
+    for file_id, fd in sorted(placed.items(), key=lambda item: item[1]):
         entry = files[file_id]
-        if file_id in restorer.tree.locked_files or not (entry.flock or entry.ofd_locks or entry.lease):
+        if file_id in restorer.tree.locked_files:
             continue
         what = f"process {restorer.pid} fd {fd} ({entry.file.path})"
         restorer.tree.locked_files.add(file_id)
@@ -160,6 +170,8 @@ def _take_locks(restorer, table, placed):
             locks.take(restorer, fd, lock, locks.F_OFD_SETLK, what)
         if entry.lease:
             locks.take_lease(restorer, fd, entry, what)
+        restorer.scratch.reset()
+        status.restore(restorer, fd, entry, what)
     for lock in table.posix_locks:
         restorer.scratch.reset()
         locks.take(restorer, lock.fd, lock, locks.F_SETLK, f"process {restorer.pid} fd {lock.fd}")

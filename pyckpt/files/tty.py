@@ -16,6 +16,15 @@ def is_tty(st):
     return stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in _TTY_MAJORS
 
 
+_DEV_TTY = os.makedev(5, 0)
+
+
+def is_job_terminal(st, ctty):
+    """The terminal of the job (its controlling terminal, or /dev/tty): the shell's, for --shell-job.
+    Any other terminal (/dev/console, /dev/ttyN, a pty it is not controlled by) is reopened by path."""
+    return st.st_rdev == _DEV_TTY or (ctty != 0 and st.st_rdev == ctty)
+
+
 def describe(entry, link, st):
     entry.kind = files_pb2.OpenFile.TTY
     entry.rdev = st.st_rdev

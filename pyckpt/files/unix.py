@@ -30,6 +30,7 @@ from .. import images, linux, proc, sockdiag
 from ..errors import PyckptError, RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
 from ..sockdiag import RCV_SHUTDOWN, SEND_SHUTDOWN, TCP_ESTABLISHED, TCP_LISTEN
+from . import status
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ class UnixDump:
         if st is None or (st.st_dev, st.st_ino) != d.vfs:
             raise UnsupportedState(f"{what}: its socket file {path} was removed or replaced since bind(); "
                                    "not supported")
+        status.save_attrs(u.file_attrs, st)
 
     def _check_peer(self, ino, u, d, what, pending_of, dumped_pids):
         if d.peer in self.sockets:
@@ -473,6 +475,8 @@ class UnixRestore:
                 pass
         with _in_dir(u):
             s.bind(u.name)
+        if u.HasField("file_attrs"):
+            status.apply_attrs(_path_of(u), u.file_attrs)
 
     def _build(self):
         recs = self.records

@@ -19,6 +19,8 @@ import fcntl
 import logging
 import os
 import signal
+import struct
+import termios
 import time
 
 from .. import arch as archmod
@@ -392,6 +394,9 @@ class KmodSource(Source):
         return runs
 
     def pipe_contents(self, pid, fd, size):
+        if size > uapi.MAX_PEEK and _bytes_queued(pid, fd) > uapi.MAX_PEEK:
+            raise UnsupportedState(f"process {pid} fd {fd}: its pipe holds more than {uapi.MAX_PEEK} bytes, "
+                                   "more than crak.ko copies (PIPE_PEEK); not supported")
         size = min(size, uapi.MAX_PEEK)
         buf = ctypes.create_string_buffer(max(size, 1))
         q = uapi.PipePeek(fd=fd, buf_ptr=ctypes.addressof(buf), buf_len=size)
@@ -449,3 +454,15 @@ def _alive(pid):
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def _bytes_queued(pid, fd):
+    """FIONREAD of the pipe at pid's fd, through a new read end (the process's own is left alone)."""
+    try:
+        end = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        raise UnsupportedState(f"process {pid} fd {fd}: cannot look at its pipe: {err.strerror}") from err
+    try:
+        return struct.unpack("=i", fcntl.ioctl(end, termios.FIONREAD, b"\0" * 4))[0]
+    finally:
+        os.close(end)

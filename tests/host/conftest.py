@@ -94,11 +94,15 @@ CASES = [
     Case("bigshm", "bigshm"),
     Case("novdso", "novdso"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
-  + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
+  + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
+  + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
+     for mode in ("owner", "owner-user", "memfd", "pipesize", "unixperm", "ptyowner", "inotify", "ttys",
+                  "procfiles")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
-REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease-breaking")]
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease-breaking", "io-uring")]
+FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
 # A pty of the tree with bytes waiting to be read, one with a packet-mode status byte
@@ -113,7 +117,7 @@ GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
 ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
-             + GHOSTS_REFUSED + [GHOSTS_MAPPED])
+             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED)
 
 
 def pytest_generate_tests(metafunc):

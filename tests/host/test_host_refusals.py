@@ -32,8 +32,11 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
     wl.assert_passes()
 
 
-@pytest.mark.parametrize("mode, words", [("seccomp-notif", "SECCOMP_RET_USER_NOTIF"),
-                                         ("lease-breaking", "lease being broken")])
+@pytest.mark.parametrize("mode, words", [
+    pytest.param(mode, words, id=mode) for mode, words in (
+        ("seccomp-notif", "SECCOMP_RET_USER_NOTIF"),
+        ("lease-breaking", "lease being broken"),
+        ("io-uring", "(anon_inode:[io_uring]), worker threads"))])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):
     """State pyckpt cannot restore yet is refused by name, never silently dropped."""
     wl = start_workload(f"refused-{mode}")

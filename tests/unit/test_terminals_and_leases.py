@@ -6,7 +6,7 @@ import pytest
 
 from pyckpt import proc
 from pyckpt.errors import UnsupportedState
-from pyckpt.files import locks, pty
+from pyckpt.files import locks, pty, status
 
 PTMX_FDINFO = "pos:\t0\nflags:\t0100002\nmnt_id:\t26\nino:\t2\ntty-index:\t7\n"
 
@@ -55,16 +55,18 @@ def test_lease_recorded_on_the_description():
 
 
 @pytest.mark.parametrize("owner_type, owner, ok", [
-    (locks.F_OWNER_PID, 10, True), (locks.F_OWNER_PGRP, 20, True), (locks.F_OWNER_PID, 0, True),
-    (locks.F_OWNER_PID, 99, False), (locks.F_OWNER_PGRP, 10, False), (locks.F_OWNER_TID, 11, False)])
-def test_lease_owner_must_be_in_the_dump(owner_type, owner, ok):
+    (status.F_OWNER_PID, 10, True), (status.F_OWNER_PGRP, 20, True), (status.F_OWNER_PID, 0, True),
+    (status.F_OWNER_TID, 10, True), (status.F_OWNER_PID, 99, False), (status.F_OWNER_PGRP, 10, False),
+    (status.F_OWNER_TID, 11, False)])
+def test_sigio_owner_must_be_in_the_dump(owner_type, owner, ok):
+    """A lease's or any fd's F_SETOWN owner: a process, group or main thread of the dump."""
     from pyckpt.images.proto import files_pb2
     entry = files_pb2.OpenFile(lease=locks.LEASE_READ, owner_type=owner_type, owner=owner)
     if ok:
-        locks.check_owner(entry, {10}, {20}, "fd 3")
+        status.check_owner(entry, {10}, {20}, "fd 3")
     else:
-        with pytest.raises(UnsupportedState, match="not a process"):
-            locks.check_owner(entry, {10}, {20}, "fd 3")
+        with pytest.raises(UnsupportedState, match=f"owner is .* {owner}, which is not"):
+            status.check_owner(entry, {10}, {20}, "fd 3")
 
 
 def stat(sid, pgid, tty_nr=0, tpgid=-1):

@@ -7,16 +7,71 @@
  *   lease-breaking  a read lease (F_SETLEASE) on a file, being broken: an
  *                open for writing (O_NONBLOCK, so it fails at once) started
  *                the break, which lasts lease-break-time (45 s by default)
+ *   io-uring     an io_uring instance with a read of an empty pipe punted to
+ *                an io-wq worker thread (iou-wrk-PID), still waiting
  */
 #include "wl.h"
 #include <linux/filter.h>
+#include <linux/io_uring.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+/* io_uring by hand (no liburing): one SQE reading from an empty pipe, forced
+ * to a worker thread (IOSQE_ASYNC); the worker blocks until the pipe has data. */
+static int io_uring_with_worker(int *pipe_fds)
+{
+	static char buf[16];
+	struct io_uring_params p;
+	struct io_uring_sqe *sqes;
+	unsigned *sq_tail, *sq_array;
+	char *sq;
+	int ring;
+
+	memset(&p, 0, sizeof(p));
+	ring = syscall(__NR_io_uring_setup, 4, &p);
+	if (ring < 0 || pipe(pipe_fds))
+		return -1;
+	sq = mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
+	sqes = mmap(NULL, p.sq_entries * sizeof(*sqes), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+		    IORING_OFF_SQES);
+	if (sq == MAP_FAILED || sqes == MAP_FAILED)
+		return -1;
+	sq_tail = (unsigned *)(sq + p.sq_off.tail);
+	sq_array = (unsigned *)(sq + p.sq_off.array);
+	memset(&sqes[0], 0, sizeof(sqes[0]));
+	sqes[0].opcode = IORING_OP_READ;
+	sqes[0].fd = pipe_fds[0];
+	sqes[0].addr = (unsigned long)buf;
+	sqes[0].len = sizeof(buf);
+	sqes[0].flags = IOSQE_ASYNC;
+	sq_array[0] = 0;
+	__atomic_store_n(sq_tail, *sq_tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, ring, 1, 0, 0, NULL, 0) != 1)
+		return -1;
+	return ring;
+}
+
+static int has_worker(void)
+{
+	char path[64], comm[64];
+	int i;
+
+	/* the worker's tid follows ours closely */
+	for (i = 1; i < 64; i++) {
+		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", getpid() + i);
+		if (wl_read_file(path, comm, sizeof(comm)) > 0 && !strncmp(comm, "iou-wrk-", 8))
+			return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	int uring_pipe[2] = { -1, -1 }, tries;
 	const char *mode = argc > 1 ? argv[1] : "";
 	int fd = -1;
 
@@ -45,6 +100,14 @@ int main(int argc, char **argv)
 			wl_die("lease");
 		if (open("leased", O_WRONLY | O_NONBLOCK) >= 0 || errno != EWOULDBLOCK)
 			wl_die("breaking the lease");
+	} else if (!strcmp(mode, "io-uring")) {
+		fd = io_uring_with_worker(uring_pipe);
+		if (fd < 0)
+			wl_die("io_uring");
+		for (tries = 0; tries < 1000 && !has_worker(); tries++)
+			usleep(1000);
+		if (!has_worker())
+			wl_die("no io-wq worker thread");
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -53,5 +116,11 @@ int main(int argc, char **argv)
 	wl_wait();
 	if (!strcmp(mode, "lease-breaking"))
 		wl_check(fcntl(fd, F_GETLEASE) == F_UNLCK, "the lease was not being given up");
+	if (!strcmp(mode, "io-uring")) {
+		/* the pending read completes: one CQE */
+		wl_check(write(uring_pipe[1], "done", 4) == 4, "write to the pipe");
+		wl_check(syscall(__NR_io_uring_enter, fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 0,
+			 "io_uring_enter(GETEVENTS): %s", strerror(errno));
+	}
 	return wl_finish();
 }
