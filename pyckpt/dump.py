@@ -229,7 +229,11 @@ def _task_message(pid, state, arch):
         cwd=proc.readlink(pid, "cwd"), umask=int(status.get("Umask", "022"), 8),
         personality=proc.read_personality(pid), pdeathsig=state.pdeathsig, dumpable=state.dumpable, stopped=state.stopped,
         exit_signal=stat.exit_signal, has_tty=stat.tty_nr != 0,
+        membarrier=state.membarrier, child_subreaper=state.child_subreaper,
     )
+    if state.stopped:
+        task.stop_signal = state.stop_signal
+        task.stop_collected = state.stop_collected
     _refuse_unsupported(pid, status)
     _fill_creds(task.creds, status)
     task.creds.securebits = state.securebits

@@ -14,7 +14,7 @@ from ..errors import PyckptError, RestoreConflict
 from ..inject import Scratch, SyscallInjector, find_syscall_insn
 from ..pagemap import PAGE_SIZE
 from ..ptrace import Tracee
-from . import creds, memory, seccomp, state, threads, timers
+from . import creds, jobctl, memory, seccomp, state, threads, timers
 
 log = logging.getLogger(__name__)
 
@@ -212,16 +212,18 @@ class ProcessRestorer:
         seccomp.restore_seccomp(self, created)
         for _thread, _tracee, inj in created:
             creds.restore_creds(self, inj)
+        # Its stopped children are back in their stops (children are prepared first).
+        jobctl.collect_child_stops(self)
         # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
         self.inj.call("munmap", *self._trampoline_span())
         threads.set_registers(self, created)
+        if self.task.stopped:
+            jobctl.enter_group_stop(self)
 
     def release(self):
-        """Let every thread go; a process that was stopped is stopped again."""
+        """Let every thread go; a process in a group stop stays in it (see jobctl)."""
         for _thread, tracee, _inj in self.threads:
             tracee.detach()
-        if self.task.stopped:
-            os.kill(self.pid, signal.SIGSTOP)
         log.debug("process %d: %d thread(s) released", self.pid, len(self.threads))
 
 

@@ -75,7 +75,9 @@ class TreeRestorer:
                 restore_fds.close_parked(pr)
             self.ptys.finish()
             self.unix.close()
-            for pr in self.procs.values():
+            # Children first: a stopped child is stopped again before its parent
+            # (still traced) takes the stop report it had already taken.
+            for pr in reversed(list(self.procs.values())):
                 pr.prepare_threads()
             for pr in self.procs.values():
                 pr.release()
