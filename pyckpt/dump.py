@@ -231,6 +231,10 @@ def _task_message(pid, state, arch):
         exit_signal=stat.exit_signal, has_tty=stat.tty_nr != 0,
         membarrier=state.membarrier, child_subreaper=state.child_subreaper,
     )
+    task.oom_score_adj = proc.read_oom_score_adj(pid)
+    loginuid = proc.read_loginuid(pid)
+    if loginuid is not None:
+        task.loginuid = loginuid
     if state.stopped:
         task.stop_signal = state.stop_signal
         task.stop_collected = state.stop_collected

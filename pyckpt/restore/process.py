@@ -57,6 +57,9 @@ class ProcessRestorer:
             self._adopt_forked_stub()
         if not self.entry.zombie and self.task.sid == self.pid:
             self.inj.call("setsid", detail=f"process {self.pid} leads its session")
+        if not self.entry.zombie and self.task.child_subreaper:
+            # before its children are forked: they inherit has_child_subreaper, which orphans follow
+            self.inj.call("prctl", linux.PR_SET_CHILD_SUBREAPER, 1)
 
     def _spawn_stub(self):
         """A child of pyckpt with the old PID, stopped under ptrace; it never runs its own code again."""
@@ -121,8 +124,9 @@ class ProcessRestorer:
         self.inj.call("prctl", PR_SET_NAME, self.scratch.put(b"zombie\0"))
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            self.inj.call("rt_sigaction", sig, self.scratch.put(self.arch.pack_sigaction(0, 0, 0, 0)), 0,
-                          self.arch.NSIG // 8)
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):   # those have no action to reset (EINVAL)
+                self.inj.call("rt_sigaction", sig, self.scratch.put(self.arch.pack_sigaction(0, 0, 0, 0)), 0,
+                              self.arch.NSIG // 8)
             self.inj.call("prlimit64", 0, 4, self.scratch.put(struct.pack("=QQ", 0, 0)), 0)  # no core file
             self.inj.call("munmap", *self._trampoline_span())
             self.tracee.set_sigmask(0)

@@ -92,6 +92,8 @@ CASES = [
     Case("ptytree", "ptytree"),
     Case("lease", "lease"),
     Case("jobstop", "jobstop"),
+    Case("procattr", "procattr"),
+    Case("zombiesig", "zombiesig"),
 ] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
