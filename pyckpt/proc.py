@@ -218,6 +218,9 @@ def read_personality(pid):
     return int(_read(f"{PROC}/{pid}/personality", pid=pid), 16)
 
 
+DELETED_SUFFIX = " (deleted)"   # how /proc shows a path that was removed
+
+
 def read_oom_score_adj(pid):
     return int(_read(f"{PROC}/{pid}/oom_score_adj", pid=pid))
 

@@ -23,7 +23,7 @@ def restore_process_state(pr):
         linux.write_memory(pr.pid, new_limit, struct.pack("=QQ", limit.cur, limit.max))
         inj.call("prlimit64", 0, limit.resource, new_limit, 0, detail=f"rlimit {limit.resource}")
     scratch.reset()
-    inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
+    _chdir(pr)
     inj.call("umask", task.umask)
     inj.call("personality", task.personality)
     pdeathsig = task.pdeathsig
@@ -64,6 +64,36 @@ MEMBARRIER_REGISTER_ORDER = (linux.MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
                              linux.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
                              linux.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ)
 O_WRONLY = 1
+
+
+def _chdir(pr):
+    """The cwd; a removed one is recreated, entered and removed again (once per directory:
+    the next process that had it enters it through the first one's /proc/PID/cwd)."""
+    task, inj, scratch = pr.task, pr.inj, pr.scratch
+    scratch.reset()
+    if not task.HasField("cwd_removed"):
+        inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
+        return
+    gone = task.cwd_removed
+    holders = pr.tree.removed_dirs
+    key = (gone.dev, gone.ino)
+    if key in holders:
+        via = f"/proc/{holders[key]}/cwd"
+        inj.call("chdir", scratch.put_str(via), detail=f"{task.cwd} via {via}")
+        return
+    path = task.cwd[:-len(proc.DELETED_SUFFIX)]
+    try:
+        os.mkdir(path, 0o700)
+    except OSError as err:
+        raise RestoreConflict(f"process {pr.pid} had the removed directory {path} as its cwd; "
+                              f"cannot recreate it there: {err.strerror}") from None
+    try:
+        os.chown(path, gone.uid, gone.gid)
+        os.chmod(path, gone.mode & 0o7777)
+        inj.call("chdir", scratch.put_str(path), detail=task.cwd)
+    finally:
+        os.rmdir(path)
+    holders[key] = pr.pid
 
 
 def _restore_attributes(pr):

@@ -33,6 +33,7 @@ class TreeRestorer:
         self.shmem_registry = {}   # shmem id -> (pid, address) of a mapping of it
         self.memfd_registry = {}   # memfd object id -> (pid, address) of a mapping of it
         self.sysv = sysvipc.Restorer(image)
+        self.removed_dirs = {}     # (dev, ino) of a removed cwd -> pid that has it
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
         self.ptys = pty_files.RestoredPtys(image)
