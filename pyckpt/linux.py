@@ -221,6 +221,7 @@ def clone3_fork(pid, exit_signal):
 
 
 KCMP_FILE = 0
+KCMP_FILES = 2
 KCMP_SYSVSEM = 6
 
 # membarrier(2): each registration command, and the command that succeeds only after it
@@ -256,6 +257,11 @@ def pidfd_getfd(pid, fd):
 def kcmp_file(pid1, pid2, fd1, fd2):
     """0 when the two fds share one open file description."""
     return syscall("kcmp", pid1, pid2, KCMP_FILE, fd1, fd2)
+
+
+def kcmp_files(pid1, pid2):
+    """0 when both processes use one fd table (clone CLONE_FILES)."""
+    return syscall("kcmp", pid1, pid2, KCMP_FILES, 0, 0)
 
 
 def kcmp_sysvsem(pid1, pid2):

@@ -7,18 +7,23 @@
  *   lease-breaking  a read lease (F_SETLEASE) on a file, being broken: an
  *                open for writing (O_NONBLOCK, so it fails at once) started
  *                the break, which lasts lease-break-time (45 s by default)
+ *   shared-files a child created with clone(CLONE_FILES): one fd table for
+ *                two processes (after SIGTERM: a new fd is seen in both)
  */
 #include "wl.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 	int fd = -1;
+	pid_t sharer = 0;
 
 	wl_setup(0);
 	if (!strcmp(mode, "seccomp-notif")) {
@@ -45,6 +50,14 @@ int main(int argc, char **argv)
 			wl_die("lease");
 		if (open("leased", O_WRONLY | O_NONBLOCK) >= 0 || errno != EWOULDBLOCK)
 			wl_die("breaking the lease");
+	} else if (!strcmp(mode, "shared-files")) {
+		sharer = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+		if (sharer < 0)
+			wl_die("clone");
+		if (!sharer)
+			for (;;)
+				pause();
+		wl_say("sharer %d", (int)sharer);
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -53,5 +66,15 @@ int main(int argc, char **argv)
 	wl_wait();
 	if (!strcmp(mode, "lease-breaking"))
 		wl_check(fcntl(fd, F_GETLEASE) == F_UNLCK, "the lease was not being given up");
+	if (sharer > 0) {
+		char path[64];
+
+		fd = open("/dev/null", O_RDONLY);
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)sharer, fd);
+		wl_check(fd >= 0 && access(path, F_OK) == 0, "fd %d opened here is not in the sharer %d", fd,
+			 (int)sharer);
+		kill(sharer, SIGKILL);
+		waitpid(sharer, NULL, 0);
+	}
 	return wl_finish();
 }
