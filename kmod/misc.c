@@ -9,8 +9,10 @@
  * changes them, by those very syscalls), so they are stable while it is.
  */
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <linux/mm.h>
 #include <linux/ptrace.h>
+#include <linux/sched/jobctl.h>
 #include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -77,6 +79,47 @@ long crak_ioc_get_thread_misc(struct crak_session *s, void __user *arg)
 	return 0;
 }
 
+/* The MEMBARRIER_CMD_REGISTER_* commands whose registration mm carries. */
+static u32 crak_membarrier(struct mm_struct *mm)
+{
+	u32 out = 0;
+#ifdef CONFIG_MEMBARRIER
+	int state = atomic_read(&mm->membarrier_state);
+
+	if (state & MEMBARRIER_STATE_GLOBAL_EXPEDITED)
+		out |= MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
+	if (state & MEMBARRIER_STATE_PRIVATE_EXPEDITED)
+		out |= MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED;
+	if (state & MEMBARRIER_STATE_PRIVATE_EXPEDITED_SYNC_CORE)
+		out |= MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE;
+	if (state & MEMBARRIER_STATE_PRIVATE_EXPEDITED_RSEQ)
+		out |= MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ;
+#endif
+	return out;
+}
+
+/*
+ * The group stop in effect, under the siglock: its signal is the one the
+ * leader's jobctl keeps (what a ptrace group-stop report carries), and
+ * group_exit_code holds it until the parent's wait() takes the report.
+ */
+static void crak_group_stop(struct task_struct *leader, struct crak_process_misc *q)
+{
+	struct sighand_struct *sh;
+	unsigned long flags;
+
+	sh = crak_lock_sighand(leader, &flags);
+	if (!sh)
+		return;
+	q->child_subreaper = leader->signal->is_child_subreaper;
+	if (leader->signal->flags & SIGNAL_STOP_STOPPED) {
+		q->stop_signal = leader->jobctl & JOBCTL_STOP_SIGMASK;
+		if (leader->signal->group_exit_code)
+			q->stop_flags |= CRAK_STOP_REPORTABLE;
+	}
+	spin_unlock_irqrestore(&sh->siglock, flags);
+}
+
 long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg)
 {
 	struct crak_process_misc q;
@@ -87,6 +130,7 @@ long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg)
 	if (q.flags & ~CRAK_PROCESS_MISC_FLAGS_ALL)
 		return -EOPNOTSUPP;
 	if (q.pad || q.brk || q.start_brk || q.pdeath_signal || q.dumpable ||
+	    q.stop_signal || q.stop_flags || q.membarrier || q.child_subreaper ||
 	    crak_nonzero(q.reserved, ARRAY_SIZE(q.reserved)))
 		return -EINVAL;
 	mm = crak_session_mm(s);
@@ -100,7 +144,9 @@ long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg)
 	q.start_brk = mm->start_brk;
 	mmap_read_unlock(mm);
 	q.dumpable = get_dumpable(mm);
+	q.membarrier = crak_membarrier(mm);
 	mmput(mm);
+	crak_group_stop(s->leader, &q);
 	q.pdeath_signal = READ_ONCE(s->leader->pdeath_signal);
 	if (copy_to_user(arg, &q, sizeof(q)))
 		return -EFAULT;

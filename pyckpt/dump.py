@@ -72,6 +72,7 @@ def _dump(pid, writer, options):
             elif p in source.zombies:
                 z = proc.read_stat(p)
                 tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
+        _check_shared_fd_tables(pids)
         # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
         _check_tree(tree, options)
@@ -185,6 +186,16 @@ def _comm_or_none(pid, tid):
         return None     # a thread gone meanwhile
 
 
+def _check_shared_fd_tables(pids):
+    """Processes sharing one fd table (clone CLONE_FILES without CLONE_THREAD) would come back
+    with a table each: a close or open in one would no longer be seen in the other."""
+    for i, a in enumerate(pids):
+        for b in pids[i + 1:]:
+            if linux.kcmp_files(a, b) == 0:
+                raise UnsupportedState(f"processes {a} and {b} share one fd table (clone with CLONE_FILES): "
+                                       "restoring a shared fd table is not supported yet")
+
+
 def _check_tree(tree, options):
     """Sessions and groups must be recreatable from inside the tree (or be the shell's, with --shell-job)."""
     pids = {e.pid for e in tree.processes}
@@ -286,7 +297,19 @@ def _task_message(pid, state, arch):
         cwd=proc.readlink(pid, "cwd"), umask=int(status.get("Umask", "022"), 8),
         personality=proc.read_personality(pid), pdeathsig=state.pdeathsig, dumpable=state.dumpable, stopped=state.stopped,
         exit_signal=stat.exit_signal, has_tty=stat.tty_nr != 0,
+        membarrier=state.membarrier, child_subreaper=state.child_subreaper,
     )
+    if task.cwd.endswith(proc.DELETED_SUFFIX):
+        st = os.stat(f"/proc/{pid}/cwd")
+        task.cwd_removed.dev, task.cwd_removed.ino = st.st_dev, st.st_ino
+        task.cwd_removed.mode, task.cwd_removed.uid, task.cwd_removed.gid = st.st_mode, st.st_uid, st.st_gid
+    task.oom_score_adj = proc.read_oom_score_adj(pid)
+    loginuid = proc.read_loginuid(pid)
+    if loginuid is not None:
+        task.loginuid = loginuid
+    if state.stopped:
+        task.stop_signal = state.stop_signal
+        task.stop_collected = state.stop_collected
     _refuse_unsupported(pid, status)
     _fill_creds(task.creds, status)
     task.creds.securebits = state.securebits

@@ -221,7 +221,28 @@ def clone3_fork(pid, exit_signal):
 
 
 KCMP_FILE = 0
+KCMP_FILES = 2
 KCMP_SYSVSEM = 6
+
+# membarrier(2): each registration command, and the command that succeeds only after it
+# (EPERM before); a global-expedited registration has no such command.
+MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED = 1 << 2
+MEMBARRIER_CMD_PRIVATE_EXPEDITED = 1 << 3
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4
+MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE = 1 << 5
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE = 1 << 6
+MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ = 1 << 7
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ = 1 << 8
+MEMBARRIER_PROBES = {
+    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ: MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+}
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+WNOHANG, WSTOPPED, WNOWAIT, WALL = 1, 2, 0x01000000, 0x40000000
+P_PID = 1
 
 
 def pidfd_getfd(pid, fd):
@@ -236,6 +257,11 @@ def pidfd_getfd(pid, fd):
 def kcmp_file(pid1, pid2, fd1, fd2):
     """0 when the two fds share one open file description."""
     return syscall("kcmp", pid1, pid2, KCMP_FILE, fd1, fd2)
+
+
+def kcmp_files(pid1, pid2):
+    """0 when both processes use one fd table (clone CLONE_FILES)."""
+    return syscall("kcmp", pid1, pid2, KCMP_FILES, 0, 0)
 
 
 def kcmp_sysvsem(pid1, pid2):

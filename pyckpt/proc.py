@@ -218,6 +218,20 @@ def read_personality(pid):
     return int(_read(f"{PROC}/{pid}/personality", pid=pid), 16)
 
 
+DELETED_SUFFIX = " (deleted)"   # how /proc shows a path that was removed
+
+
+def read_oom_score_adj(pid):
+    return int(_read(f"{PROC}/{pid}/oom_score_adj", pid=pid))
+
+
+def read_loginuid(pid):
+    """/proc/PID/loginuid, or None on a kernel without audit support."""
+    if not os.path.exists(f"{PROC}/self/loginuid"):
+        return None
+    return int(_read(f"{PROC}/{pid}/loginuid", pid=pid))
+
+
 def holder_description(pid):
     """'1234 (comm)' for messages about who holds a PID, or just the pid."""
     try:

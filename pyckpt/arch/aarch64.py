@@ -45,7 +45,7 @@ SYSCALLS = {
     "sigaltstack": 132, "personality": 92, "prctl": 167,
     "setrlimit": 164, "gettid": 178, "futex": 98, "set_tid_address": 96,
     "restart_syscall": 128, "clock_nanosleep": 115, "exit_group": 94,
-    "tgkill": 131, "openat": 56, "unlinkat": 35, "ppoll": 73,
+    "tgkill": 131, "waitid": 95, "membarrier": 283, "openat": 56, "unlinkat": 35, "ppoll": 73,
     "get_robust_list": 100, "set_robust_list": 99, "dup3": 24, "pipe2": 59, "preadv": 69,
     "rt_tgsigqueueinfo": 240, "prlimit64": 261, "shmat": 196, "kcmp": 272, "memfd_create": 279,
     "rseq": 293, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "inotify_init1": 26, "inotify_add_watch": 27, "inotify_rm_watch": 28, "epoll_create1": 20, "epoll_ctl": 21, "eventfd2": 19, "signalfd4": 74, "timerfd_create": 85, "timerfd_settime": 86, "clock_gettime": 113, "userfaultfd": 282,

@@ -45,7 +45,7 @@ SYSCALLS = {
     "rt_sigsuspend": 5128, "rt_sigtimedwait": 5126, "sigaltstack": 5129, "personality": 5132,
     "prctl": 5153, "setrlimit": 5155, "gettid": 5178, "futex": 5194,
     "set_tid_address": 5212, "restart_syscall": 5213, "clock_nanosleep": 5224,
-    "exit_group": 5205, "tgkill": 5225, "openat": 5247, "unlinkat": 5253,
+    "exit_group": 5205, "tgkill": 5225, "waitid": 5237, "membarrier": 5318, "openat": 5247, "unlinkat": 5253,
     "ppoll": 5261, "get_robust_list": 5269, "set_robust_list": 5268, "dup3": 5286, "pipe2": 5287,
     "preadv": 5289, "rt_tgsigqueueinfo": 5291, "prlimit64": 5297, "shmat": 5029, "kcmp": 5306,
     "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "pidfd_getfd": 5438, "clone3": 5435,

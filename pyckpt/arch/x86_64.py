@@ -43,7 +43,7 @@ SYSCALLS = {
     "sigaltstack": 131, "personality": 135, "prctl": 157,
     "setrlimit": 160, "gettid": 186, "futex": 202, "set_tid_address": 218,
     "restart_syscall": 219, "clock_nanosleep": 230, "exit_group": 231,
-    "tgkill": 234, "openat": 257, "unlinkat": 263, "ppoll": 271,
+    "tgkill": 234, "waitid": 247, "membarrier": 324, "openat": 257, "unlinkat": 263, "ppoll": 271,
     "get_robust_list": 274, "set_robust_list": 273, "dup3": 292, "pipe2": 293, "preadv": 295,
     "rt_tgsigqueueinfo": 297, "prlimit64": 302, "shmat": 30, "kcmp": 312, "memfd_create": 319,
     "rseq": 334, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "inotify_init1": 294, "inotify_add_watch": 254, "inotify_rm_watch": 255, "epoll_create1": 291, "epoll_ctl": 233, "eventfd2": 290, "signalfd4": 289, "timerfd_create": 283, "timerfd_settime": 286, "clock_gettime": 228, "userfaultfd": 323,

@@ -9,7 +9,8 @@ resume; detach. Nothing of the stub remains and no tracer stays attached.
 
 Rooms, one per concern (like files/): image (read, check, where pages are),
 tree (the phases across the whole tree), process (the stub and its life),
-memory, state (process-wide state), creds, timers, seccomp, threads.
+memory, state (process-wide state), creds, timers, seccomp, threads, jobctl
+(a stopped process back in its group stop).
 """
 
 import logging

@@ -14,7 +14,7 @@ from ..errors import PyckptError, RestoreConflict
 from ..inject import Scratch, SyscallInjector, find_syscall_insn
 from ..pagemap import PAGE_SIZE
 from ..ptrace import Tracee
-from . import creds, memory, seccomp, state, threads, timers
+from . import creds, jobctl, memory, seccomp, state, threads, timers
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ class ProcessRestorer:
             self._adopt_forked_stub()
         if not self.entry.zombie and self.task.sid == self.pid:
             self.inj.call("setsid", detail=f"process {self.pid} leads its session")
+        if not self.entry.zombie and self.task.child_subreaper:
+            # before its children are forked: they inherit has_child_subreaper, which orphans follow
+            self.inj.call("prctl", linux.PR_SET_CHILD_SUBREAPER, 1)
 
     def _spawn_stub(self):
         """A child of pyckpt with the old PID, stopped under ptrace; it never runs its own code again."""
@@ -121,8 +124,9 @@ class ProcessRestorer:
         self.inj.call("prctl", PR_SET_NAME, self.scratch.put(b"zombie\0"))
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            self.inj.call("rt_sigaction", sig, self.scratch.put(self.arch.pack_sigaction(0, 0, 0, 0)), 0,
-                          self.arch.NSIG // 8)
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):   # those have no action to reset (EINVAL)
+                self.inj.call("rt_sigaction", sig, self.scratch.put(self.arch.pack_sigaction(0, 0, 0, 0)), 0,
+                              self.arch.NSIG // 8)
             self.inj.call("prlimit64", 0, 4, self.scratch.put(struct.pack("=QQ", 0, 0)), 0)  # no core file
             self.inj.call("munmap", *self._trampoline_span())
             self.tracee.set_sigmask(0)
@@ -212,16 +216,18 @@ class ProcessRestorer:
         seccomp.restore_seccomp(self, created)
         for _thread, _tracee, inj in created:
             creds.restore_creds(self, inj)
+        # Its stopped children are back in their stops (children are prepared first).
+        jobctl.collect_child_stops(self)
         # Last injected call: drop the trampoline (the call runs from it and returns into nothing).
         self.inj.call("munmap", *self._trampoline_span())
         threads.set_registers(self, created)
+        if self.task.stopped:
+            jobctl.enter_group_stop(self)
 
     def release(self):
-        """Let every thread go; a process that was stopped is stopped again."""
+        """Let every thread go; a process in a group stop stays in it (see jobctl)."""
         for _thread, tracee, _inj in self.threads:
             tracee.detach()
-        if self.task.stopped:
-            os.kill(self.pid, signal.SIGSTOP)
         log.debug("process %d: %d thread(s) released", self.pid, len(self.threads))
 
 

@@ -7,7 +7,7 @@ import os
 import signal
 import struct
 
-from .. import linux
+from .. import linux, proc
 from ..errors import PyckptError, RestoreConflict
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def restore_process_state(pr):
         linux.write_memory(pr.pid, new_limit, struct.pack("=QQ", limit.cur, limit.max))
         inj.call("prlimit64", 0, limit.resource, new_limit, 0, detail=f"rlimit {limit.resource}")
     scratch.reset()
-    inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
+    _chdir(pr)
     inj.call("umask", task.umask)
     inj.call("personality", task.personality)
     pdeathsig = task.pdeathsig
@@ -51,10 +51,78 @@ def restore_process_state(pr):
         result = inj.raw("rt_sigaction", signo, act, 0, arch.NSIG // 8)
         if result < 0 and a:
             raise PyckptError(f"cannot restore the handler of signal {signo}: {os.strerror(-result)}")
+    _restore_attributes(pr)
+    scratch.reset()
     info = scratch.alloc(linux.SIGINFO_SIZE)
     for pending in task.shared_pending:
         linux.write_memory(pr.pid, info, pending.raw)
         inj.call("rt_sigqueueinfo", pr.pid, pending.signo, info, detail=f"queueing signal {pending.signo}")
+
+
+MEMBARRIER_REGISTER_ORDER = (linux.MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                             linux.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+                             linux.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+                             linux.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ)
+O_WRONLY = 1
+
+
+def _chdir(pr):
+    """The cwd; a removed one is recreated, entered and removed again (once per directory:
+    the next process that had it enters it through the first one's /proc/PID/cwd)."""
+    task, inj, scratch = pr.task, pr.inj, pr.scratch
+    scratch.reset()
+    if not task.HasField("cwd_removed"):
+        inj.call("chdir", scratch.put_str(task.cwd), detail=task.cwd)
+        return
+    gone = task.cwd_removed
+    holders = pr.tree.removed_dirs
+    key = (gone.dev, gone.ino)
+    if key in holders:
+        via = f"/proc/{holders[key]}/cwd"
+        inj.call("chdir", scratch.put_str(via), detail=f"{task.cwd} via {via}")
+        return
+    path = task.cwd[:-len(proc.DELETED_SUFFIX)]
+    try:
+        os.mkdir(path, 0o700)
+    except OSError as err:
+        raise RestoreConflict(f"process {pr.pid} had the removed directory {path} as its cwd; "
+                              f"cannot recreate it there: {err.strerror}") from None
+    try:
+        os.chown(path, gone.uid, gone.gid)
+        os.chmod(path, gone.mode & 0o7777)
+        inj.call("chdir", scratch.put_str(path), detail=task.cwd)
+    finally:
+        os.rmdir(path)
+    holders[key] = pr.pid
+
+
+def _restore_attributes(pr):
+    """oom_score_adj (set from outside), loginuid (only the process itself may write it),
+    membarrier registrations. The child-subreaper flag is set as the stub is created."""
+    task, inj, scratch = pr.task, pr.inj, pr.scratch
+    if task.HasField("oom_score_adj"):
+        try:
+            with open(f"/proc/{pr.pid}/oom_score_adj", "w") as f:
+                f.write(str(task.oom_score_adj))
+        except OSError as err:
+            raise RestoreConflict(f"cannot give process {pr.pid} oom_score_adj {task.oom_score_adj}: "
+                                  f"{err.strerror} (lowering it needs CAP_SYS_RESOURCE)") from None
+    if task.HasField("loginuid") and proc.read_loginuid(pr.pid) not in (None, task.loginuid):
+        scratch.reset()
+        fd = inj.call("openat", -100, scratch.put_str("/proc/self/loginuid"), O_WRONLY | os.O_CLOEXEC, 0)
+        text = str(task.loginuid).encode()
+        result = inj.raw("write", fd, scratch.put(text), len(text))
+        inj.call("close", fd)
+        if result != len(text):
+            raise RestoreConflict(f"cannot give process {pr.pid} loginuid {task.loginuid}: "
+                                  f"{os.strerror(-result) if result < 0 else 'short write'} "
+                                  "(needs CAP_AUDIT_CONTROL, and an immutable loginuid cannot change)")
+    for cmd in MEMBARRIER_REGISTER_ORDER:
+        if task.membarrier & cmd:
+            result = inj.raw("membarrier", cmd, 0, 0)
+            if result < 0:
+                raise RestoreConflict(f"cannot register process {pr.pid} for membarrier command {cmd:#x}: "
+                                      f"{os.strerror(-result)} (not supported by this kernel?)")
 
 
 def restore_sched(pr, thread):

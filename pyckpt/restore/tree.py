@@ -1,5 +1,7 @@
-"""The whole tree restored in phases: every process created, then memory,
-state, fds and threads of each, and all let go together."""
+"""The whole tree restored in phases: each process is created and given its
+memory before its children are forked from it (so pages still shared
+copy-on-write are shared again); then state, fds and threads of each (children
+first), and all are let go together."""
 
 import os
 
@@ -34,6 +36,7 @@ class TreeRestorer:
         self.shmem_registry = {}   # shmem id -> (pid, address) of a mapping of it
         self.memfd_registry = {}   # memfd object id -> (pid, address) of a mapping of it
         self.sysv = sysvipc.Restorer(image)
+        self.removed_dirs = {}     # (dev, ino) of a removed cwd -> pid that has it
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
         self.fifos_ready = set()   # FIFOs (pipe ids) opened and refilled by some process
         self.ptys = pty_files.RestoredPtys(image)
@@ -76,7 +79,9 @@ class TreeRestorer:
                 restore_fds.close_parked(pr)
             self.ptys.finish()
             self.unix.close()
-            for pr in self.procs.values():
+            # Children first: a stopped child is stopped again before its parent
+            # (still traced) takes the stop report it had already taken.
+            for pr in reversed(list(self.procs.values())):
                 pr.prepare_threads()
             for pr in self.procs.values():
                 pr.release()

@@ -60,6 +60,10 @@ class ProcessState:
     pdeathsig: int = 0
     dumpable: int = 1
     stopped: bool = False          # was in a job-control stop before the freeze
+    stop_signal: int = 0           # the signal of that stop (as the parent's waitid reports it)
+    stop_collected: bool = False   # the parent (in the tree) already took the stop report with wait()
+    membarrier: int = 0            # MEMBARRIER_CMD_REGISTER_* commands in effect, ORed
+    child_subreaper: bool = False  # PR_GET_CHILD_SUBREAPER
     securebits: int = 0
     itimers: list = field(default_factory=list)  # (which, value_us, interval_us), armed ones only
     posix_timers: list = field(default_factory=list)  # PosixTimerState, by id

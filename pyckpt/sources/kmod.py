@@ -219,6 +219,8 @@ class KmodSource(Source):
             shared_pending=self._pending(pid, 0, shared=True), brk=misc.brk,
             pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable, securebits=creds.securebits,
             stopped=pid in self.stopped, itimers=self._itimers(pid),
+            stop_signal=misc.stop_signal, stop_collected=pid != self.root_pid and not misc.stop_flags & uapi.STOP_REPORTABLE,
+            membarrier=misc.membarrier, child_subreaper=bool(misc.child_subreaper),
             posix_timers=self._posix_timers(pid),
         )
 

@@ -30,6 +30,7 @@ PR_GET_DUMPABLE = 3
 PR_GET_SECUREBITS = 27
 PROT_RW = 3
 COPY_CHUNK = 4 << 20
+JOB_STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
 
 class PtraceSource(Source):
@@ -42,6 +43,8 @@ class PtraceSource(Source):
         self.pids = []         # processes, parents first
         self.released = False
         self.stopped = set()   # pids that were in a job-control stop
+        self.stop_signal = {}  # pid -> the signal of that stop
+        self.stop_collected = {}  # pid -> its parent already took the stop report (asked of the parent)
 
     # -- freeze / release ----------------------------------------------------
 
@@ -79,7 +82,10 @@ class PtraceSource(Source):
                 tracee.interrupt()
             for tid in new:
                 if tid in self.tracees:
-                    self.tracees[tid].wait_event_stop()
+                    stop = self.tracees[tid].wait_event_stop()
+                    # In a group stop, the seize reports the stopping signal (else SIGTRAP).
+                    if tid == pid and pid in self.stopped and stop.signal in JOB_STOP_SIGNALS:
+                        self.stop_signal[pid] = stop.signal
             log.debug("froze %d: threads %s", pid, sorted(t for t in self.tracees))
 
     def release(self, kill):
@@ -122,6 +128,9 @@ class PtraceSource(Source):
         state = ProcessState(pid=pid, threads=threads, sigactions=[], shared_pending=shared, brk=0,
                              stopped=pid in self.stopped)
         self._ask_target(pid, state)
+        if state.stopped:
+            state.stop_signal = self.stop_signal.get(pid, signal.SIGSTOP)
+            state.stop_collected = self.stop_collected.get(pid, False)  # asked of its parent, collected first
         return state
 
     def _thread_state(self, tracee):
@@ -200,6 +209,10 @@ class PtraceSource(Source):
                 if v_sec or v_usec:
                     state.itimers.append((which, v_sec * 1000000 + v_usec, i_sec * 1000000 + i_usec))
             self._posix_timers(pid, inj, scratch, state)
+            inj.call("prctl", linux.PR_GET_CHILD_SUBREAPER, word)
+            state.child_subreaper = struct.unpack("<i", scratch.get(word, 4))[0] != 0
+            state.membarrier = self._membarrier(inj)
+            self._stops_collected(pid, inj, scratch)
             stack_size = struct.calcsize(self.arch.STACK_T_FORMAT)
             for tracee, thread in zip(threads, state.threads):
                 tinj = inj if tracee is leader else SyscallInjector(tracee, insn)
@@ -214,6 +227,27 @@ class PtraceSource(Source):
                 regs, mask = saved[tracee.tid]
                 tracee.settle(regs)
                 tracee.set_sigmask(mask)
+
+    @staticmethod
+    def _membarrier(inj):
+        """Registrations, seen by the command each allows (EPERM before it). A global-expedited
+        registration has no such command: the ptrace source cannot see it (the kmod source can)."""
+        registered = 0
+        for register, command in linux.MEMBARRIER_PROBES.items():
+            if inj.raw("membarrier", command, 0, 0) == 0:
+                registered |= register
+        return registered
+
+    def _stops_collected(self, pid, inj, scratch):
+        """For each stopped child: has pid already taken its stop report? (waitid WNOWAIT, in pid)."""
+        children = [c for c in self.stopped if c != pid and proc.read_stat(c).ppid == pid]
+        info = scratch.alloc(linux.SIGINFO_SIZE)
+        for child in children:
+            linux.write_memory(pid, info, bytes(linux.SIGINFO_SIZE))
+            flags = linux.WSTOPPED | linux.WNOHANG | linux.WNOWAIT | linux.WALL
+            inj.call("waitid", linux.P_PID, child, info, flags, 0)
+            si_pid = struct.unpack("=i", scratch.get(info + 16, 4))[0]
+            self.stop_collected[child] = si_pid != child
 
     def _posix_timers(self, pid, inj, scratch, state):
         """/proc/PID/timers, plus time left and overrun asked of the target (timer_gettime/getoverrun)."""

@@ -93,6 +93,10 @@ CASES = [
     Case("lease", "lease"),
     Case("bigshm", "bigshm"),
     Case("novdso", "novdso"),
+    Case("jobstop", "jobstop"),
+    Case("procattr", "procattr"),
+    Case("zombiesig", "zombiesig"),
+    Case("cwdgone", "cwdgone"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
@@ -101,7 +105,8 @@ CASES = [
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
-REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease-breaking", "io-uring")]
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
+           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]

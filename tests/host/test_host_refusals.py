@@ -36,7 +36,8 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
     pytest.param(mode, words, id=mode) for mode, words in (
         ("seccomp-notif", "SECCOMP_RET_USER_NOTIF"),
         ("lease-breaking", "lease being broken"),
-        ("io-uring", "(anon_inode:[io_uring]), worker threads"))])
+        ("io-uring", "(anon_inode:[io_uring]), worker threads"),
+        ("shared-files", "share one fd table"))])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):
     """State pyckpt cannot restore yet is refused by name, never silently dropped."""
     wl = start_workload(f"refused-{mode}")

@@ -66,9 +66,11 @@ def test_misc_bad_input(target):
         expect_errno(errno.EBUSY, ioctl, fd, "GET_THREAD_MISC", uapi.ThreadMisc(tid=target.pid))
         expect_errno(errno.EOPNOTSUPP, ioctl, fd, "GET_PROCESS_MISC", uapi.ProcessMisc(flags=1))
         q = uapi.ProcessMisc()
-        q.reserved[3] = 1
+        q.reserved[1] = 1
         expect_errno(errno.EINVAL, ioctl, fd, "GET_PROCESS_MISC", q)
         expect_errno(errno.EINVAL, ioctl, fd, "GET_PROCESS_MISC", uapi.ProcessMisc(brk=1))
+        for out_field in ("stop_signal", "stop_flags", "membarrier", "child_subreaper"):
+            expect_errno(errno.EINVAL, ioctl, fd, "GET_PROCESS_MISC", uapi.ProcessMisc(**{out_field: 1}))
         expect_errno(errno.EFAULT, ioctl, fd, "GET_PROCESS_MISC", 8)
         s.freeze()
         expect_errno(errno.EOPNOTSUPP, ioctl, fd, "GET_THREAD_MISC",

@@ -9,6 +9,8 @@
  *                the break, which lasts lease-break-time (45 s by default)
  *   io-uring     an io_uring instance with a read of an empty pipe punted to
  *                an io-wq worker thread (iou-wrk-PID), still waiting
+ *   shared-files a child created with clone(CLONE_FILES): one fd table for
+ *                two processes (after SIGTERM: a new fd is seen in both)
  */
 #include "wl.h"
 #include <linux/filter.h>
@@ -17,7 +19,9 @@
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 /* io_uring by hand (no liburing): one SQE reading from an empty pipe, forced
  * to a worker thread (IOSQE_ASYNC); the worker blocks until the pipe has data. */
@@ -74,6 +78,7 @@ int main(int argc, char **argv)
 	int uring_pipe[2] = { -1, -1 }, tries;
 	const char *mode = argc > 1 ? argv[1] : "";
 	int fd = -1;
+	pid_t sharer = 0;
 
 	wl_setup(0);
 	if (!strcmp(mode, "seccomp-notif")) {
@@ -108,6 +113,14 @@ int main(int argc, char **argv)
 			usleep(1000);
 		if (!has_worker())
 			wl_die("no io-wq worker thread");
+	} else if (!strcmp(mode, "shared-files")) {
+		sharer = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+		if (sharer < 0)
+			wl_die("clone");
+		if (!sharer)
+			for (;;)
+				pause();
+		wl_say("sharer %d", (int)sharer);
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -121,6 +134,16 @@ int main(int argc, char **argv)
 		wl_check(write(uring_pipe[1], "done", 4) == 4, "write to the pipe");
 		wl_check(syscall(__NR_io_uring_enter, fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 0,
 			 "io_uring_enter(GETEVENTS): %s", strerror(errno));
+	}
+	if (sharer > 0) {
+		char path[64];
+
+		fd = open("/dev/null", O_RDONLY);
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)sharer, fd);
+		wl_check(fd >= 0 && access(path, F_OK) == 0, "fd %d opened here is not in the sharer %d", fd,
+			 (int)sharer);
+		kill(sharer, SIGKILL);
+		waitpid(sharer, NULL, 0);
 	}
 	return wl_finish();
 }

@@ -187,6 +187,16 @@
  *   Per-process state: the program break (brk(0): mm->brk) and its start,
  *   the parent-death signal of the thread-group leader (prctl
  *   PR_GET_PDEATHSIG) and the dumpable mode of the mm (PR_GET_DUMPABLE).
+ *   stop_signal: when the process is in a group stop (SIGNAL_STOP_STOPPED),
+ *   the signal that stopped it (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), as
+ *   the parent's waitid(WSTOPPED) reports it; CRAK_STOP_REPORTABLE when the
+ *   parent has not collected that report yet (signal->group_exit_code).
+ *   membarrier: the membarrier(2) registrations of the mm
+ *   (mm->membarrier_state), as the OR of the MEMBARRIER_CMD_REGISTER_*
+ *   commands that made them (GLOBAL_EXPEDITED, PRIVATE_EXPEDITED,
+ *   PRIVATE_EXPEDITED_SYNC_CORE, PRIVATE_EXPEDITED_RSEQ).
+ *   child_subreaper: 1 if the process is a child subreaper
+ *   (PR_GET_CHILD_SUBREAPER, signal->is_child_subreaper), else 0.
  *
  * CRAK_IOC_GET_ITIMERS (struct crak_itimers)
  *   The process's interval timers as getitimer(2) in the target would
@@ -256,7 +266,9 @@
  * commands and reports sa_flags as rt_sigaction(2) does; version 3 adds
  * GET_ITIMERS, freezes threads in a job-control stop instead of timing
  * out on them, and reports nr_stopped (formerly pad) from FREEZE;
- * version 4 adds GET_POSIX_TIMERS, GET_SECCOMP and UNIX_QUEUE.
+ * version 4 adds GET_POSIX_TIMERS, GET_SECCOMP and UNIX_QUEUE; version 5
+ * reports the group stop, membarrier registrations and the child-subreaper
+ * flag in GET_PROCESS_MISC.
  */
 #ifndef _UAPI_LINUX_CRAK_H
 #define _UAPI_LINUX_CRAK_H
@@ -265,7 +277,7 @@
 #include <linux/ioctl.h>
 
 #define CRAK_DEVICE_NAME	"crak"
-#define CRAK_ABI_VERSION	4
+#define CRAK_ABI_VERSION	5
 #define CRAK_IOC_MAGIC		0xCA
 
 /* Bounds (also reported by CRAK_IOC_VERSION). */
@@ -560,8 +572,13 @@ struct crak_process_misc {
 	__u64 start_brk;	/* out: mm->start_brk */
 	__u32 pdeath_signal;	/* out: of the thread-group leader */
 	__u32 dumpable;		/* out: SUID_DUMP_* of the mm */
-	__u64 reserved[4];
+	__u32 stop_signal;	/* out: signal of the group stop in effect, 0: none */
+	__u32 stop_flags;	/* out: CRAK_STOP_* */
+	__u32 membarrier;	/* out: MEMBARRIER_CMD_REGISTER_* commands in effect */
+	__u32 child_subreaper;	/* out: PR_GET_CHILD_SUBREAPER */
+	__u64 reserved[2];
 };
+#define CRAK_STOP_REPORTABLE	(1U << 0)	/* the parent has not waited for the stop yet */
 #define CRAK_PROCESS_MISC_FLAGS_ALL	0U
 
 struct crak_itimers {
