@@ -91,6 +91,7 @@ CASES = [
     Case("seccomp-strict", "seccomp", ("strict",)),
     Case("ptytree", "ptytree"),
     Case("lease", "lease"),
+    Case("vmflags", "vmflags"),
 ] + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")]
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
