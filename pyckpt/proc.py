@@ -105,6 +105,27 @@ def read_vmas(pid):
     return vmas
 
 
+def read_thp_disable(pid):
+    """PR_GET_THP_DISABLE's answer as /proc/PID/status shows it ("THP_enabled", 0 or 1).
+
+    Exact on kernels without PR_THP_DISABLE_EXCEPT_ADVISED (before 6.18),
+    where the flag is one bit; from 6.18 status shows "THP_enabled: 1" for
+    that mode too, and only the process itself can tell (the ptrace source
+    asks it). crak.ko builds only for 6.1 (kmod/compat/compat.h)."""
+    return 1 if read_status(pid).get("THP_enabled", "1") == "0" else 0
+
+
+def read_ksm_merge_any(pid):
+    """prctl(PR_SET_MEMORY_MERGE) is on (Linux 6.4+; /proc/PID/ksm_stat, absent without KSM)."""
+    try:
+        text = _read(f"{PROC}/{pid}/ksm_stat", pid=pid)
+    except NoSuchProcess:
+        if exists(pid):
+            return False
+        raise
+    return any(line.split() == ["ksm_merge_any:", "yes"] for line in text.splitlines())
+
+
 @dataclass
 class Stat:
     pid: int

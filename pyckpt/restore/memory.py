@@ -10,6 +10,7 @@ from .. import images, linux, proc, shmem, sysvipc
 from ..errors import ImageError, PyckptError, RestoreConflict
 from ..files import memfd
 from ..images.proto import mm_pb2
+from . import vmflags
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 PR_SET_MM = 35
@@ -42,7 +43,7 @@ def restore_memory(pr):
                 _attach_sysv_shm(pr, vma, where)
                 continue
             if vma.kind == mm_pb2.Vma.ANON:
-                flags = arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED
+                flags = vmflags.mmap_flags(arch, vma, arch.MAP_PRIVATE) | arch.MAP_ANONYMOUS | arch.MAP_FIXED
                 if vma.growsdown:
                     flags |= arch.MAP_GROWSDOWN
                 inj.call("mmap", vma.start, length, prot, flags, -1, 0, detail=where)
@@ -55,7 +56,7 @@ def restore_memory(pr):
                 path = scratch.put_str(vma.file.path)
                 flags = os.O_RDWR if writable else os.O_RDONLY
                 file_fds[key] = inj.call("openat", linux.AT_FDCWD, path, flags | os.O_CLOEXEC, 0, detail=vma.file.path)
-            flags = (arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
+            flags = vmflags.mmap_flags(arch, vma, arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
             inj.call("mmap", vma.start, length, prot, flags, file_fds[key], vma.pgoff, detail=where)
     finally:
         for fd in file_fds.values():
@@ -65,6 +66,7 @@ def restore_memory(pr):
         vma = pr.mm.vmas[index]
         inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)
     _set_mm_fields(pr)
+    vmflags.apply_advice(pr)
 
 def _map_shmem(pr, vma, where):
     """The first process to map a shmem object creates and fills it; the others map that same object."""

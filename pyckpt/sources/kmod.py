@@ -218,6 +218,7 @@ class KmodSource(Source):
             pdeathsig=misc.pdeath_signal, dumpable=misc.dumpable, securebits=creds.securebits,
             stopped=pid in self.stopped, itimers=self._itimers(pid),
             posix_timers=self._posix_timers(pid),
+            thp_disable=proc.read_thp_disable(pid),
         )
 
     def _posix_timers(self, pid):

@@ -193,6 +193,7 @@ class PtraceSource(Source):
             state.pdeathsig = struct.unpack("<i", scratch.get(word, 4))[0]
             state.dumpable = inj.call("prctl", PR_GET_DUMPABLE)
             state.securebits = inj.call("prctl", PR_GET_SECUREBITS)
+            state.thp_disable = inj.call("prctl", linux.PR_GET_THP_DISABLE, 0, 0, 0, 0)
             itimerval = scratch.alloc(32)
             for which in range(3):
                 inj.call("getitimer", which, itimerval)

@@ -1,0 +1,125 @@
+"""Per-mapping advice and flags, as /proc/PID/smaps "VmFlags" shows them, and
+the per-mm THP and KSM switches, put back once a process's memory is mapped
+and filled (and before its children are forked from it: MADV_DONTFORK and
+MADV_WIPEONFORK must already act then).
+
+Every VmFlags mnemonic falls in one of the sets below; dump refuses a
+mapping with any other (pyckpt.dump), so nothing is dropped silently.
+"""
+
+import logging
+import os
+
+from .. import linux
+from ..images.proto import mm_pb2
+from ..pagemap import PAGE_SIZE
+
+log = logging.getLogger(__name__)
+
+# madvise() that sets the flag on the exact range
+ADVICE = {
+    "dc": linux.MADV_DONTFORK, "dd": linux.MADV_DONTDUMP, "hg": linux.MADV_HUGEPAGE,
+    "nh": linux.MADV_NOHUGEPAGE, "mg": linux.MADV_MERGEABLE, "wf": linux.MADV_WIPEONFORK,
+    "sr": linux.MADV_SEQUENTIAL, "rr": linux.MADV_RANDOM,
+}
+AT_MMAP = {"nr", "dp"}          # MAP_NORESERVE, MAP_DROPPABLE: only mmap gives them (mmap_flags)
+LOCKS = {"lo", "lf"}            # mlock, mlock2(MLOCK_ONFAULT)
+GUARD = "gu"                    # the mapping has (had) guard regions: MADV_GUARD_INSTALL
+BTI = "bt"                      # arm64 PROT_BTI
+# Follow from the protection, the backing and MAP_GROWSDOWN as restore.memory
+# maps them, or are the kernel's own bookkeeping: VM_ACCOUNT ("ac") and
+# soft-dirty ("sd", set on every new mapping: tracking starts afresh).
+DERIVED = {"rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "ac", "sd"}
+RESTORED = frozenset(ADVICE) | AT_MMAP | LOCKS | {GUARD, BTI} | DERIVED
+# MAP_DROPPABLE sets these itself
+DROPPABLE_IMPLIES = {"nr", "wf", "dd"}
+
+
+def mmap_flags(arch, vma, map_type):
+    """mmap's map type and flags for `vma`: MAP_DROPPABLE instead of MAP_PRIVATE, MAP_NORESERVE."""
+    flags = set(vma.vmflags)
+    if "dp" in flags:
+        return arch.MAP_DROPPABLE
+    return map_type | (arch.MAP_NORESERVE if "nr" in flags else 0)
+
+
+def apply_advice(pr):
+    """Every mapping's advice, locks and guard regions, and the mm's THP/KSM switches, as dumped."""
+    _set_mm_switches(pr)
+    inj, mm = pr.inj, pr.mm
+    for vma in mm.vmas:
+        if vma.kind in (mm_pb2.Vma.VDSO, mm_pb2.Vma.VSYSCALL):
+            continue
+        flags = set(vma.vmflags)
+        length = vma.end - vma.start
+        where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
+        # guards before mlock: the kernel refuses to install them in a locked mapping
+        for run in vma.guards:
+            inj.call("madvise", run.vaddr, run.nr_pages * PAGE_SIZE, linux.MADV_GUARD_INSTALL,
+                     detail=f"{where}: guard region at {run.vaddr:#x}")
+        if GUARD in flags and not vma.guards:
+            _mark_maybe_guard(pr, vma, where)
+        for mnemonic, advice in ADVICE.items():
+            if mnemonic in flags and not ("dp" in flags and mnemonic in DROPPABLE_IMPLIES):
+                inj.call("madvise", vma.start, length, advice, detail=f"{where}: VmFlags {mnemonic}")
+        if mm.ksm_merge_any and "mg" not in flags:
+            inj.call("madvise", vma.start, length, linux.MADV_UNMERGEABLE, detail=f"{where}: not mergeable")
+        if BTI in flags:
+            inj.call("mprotect", vma.start, length, vma.prot | pr.arch.PROT_BTI, detail=f"{where}: PROT_BTI")
+        if "lf" in flags:
+            inj.call("mlock2", vma.start, length, linux.MLOCK_ONFAULT, detail=f"{where}: mlock2(MLOCK_ONFAULT)")
+        elif "lo" in flags:
+            inj.call("mlock", vma.start, length, detail=f"{where}: mlock")
+
+
+def _set_mm_switches(pr):
+    """Set explicitly, also when off: a process forked from a restored parent inherits the parent's."""
+    inj, mm = pr.inj, pr.mm
+    inj.call("prctl", linux.PR_SET_THP_DISABLE, mm.thp_disable & 1, mm.thp_disable & ~1, 0, 0,
+             detail=f"PR_SET_THP_DISABLE {mm.thp_disable:#x}")
+    result = inj.raw("prctl", linux.PR_SET_MEMORY_MERGE, int(mm.ksm_merge_any), 0, 0, 0)
+    if result < 0 and (mm.ksm_merge_any or result != -22):  # EINVAL when off: a kernel without it
+        inj.call("prctl", linux.PR_SET_MEMORY_MERGE, int(mm.ksm_merge_any), 0, 0, 0,
+                 detail="PR_SET_MEMORY_MERGE (KSM for the whole process)")
+
+
+def _mark_maybe_guard(pr, vma, where):
+    """VmFlags "gu" stays on a mapping whose guard regions were all removed again: the kernel
+    sets it only by installing one. Do that on a page without data and remove it; if every
+    page has data, keep that page's contents across the install (which zaps it)."""
+    inj = pr.inj
+    page = _page_without_data(pr, vma)
+    keep = None
+    if page is None:
+        page = vma.start
+        if vma.kind in (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.MEMFD_PRIVATE):
+            keep = _mem_io(pr.pid, page, None)
+    inj.call("madvise", page, PAGE_SIZE, linux.MADV_GUARD_INSTALL, detail=f"{where}: VmFlags gu")
+    inj.call("madvise", page, PAGE_SIZE, linux.MADV_GUARD_REMOVE, detail=f"{where}: VmFlags gu")
+    if keep is not None:
+        _mem_io(pr.pid, page, keep)
+
+
+def _page_without_data(pr, vma):
+    """The first page of `vma` that the pages image does not fill, or None."""
+    cursor = vma.start
+    for seg in sorted(pr.image.page_segments[pr.pid], key=lambda s: s.vaddr):
+        if seg.vaddr + seg.nbytes <= cursor:
+            continue
+        if seg.vaddr > cursor or cursor >= vma.end:
+            break
+        cursor = seg.vaddr + seg.nbytes
+    return cursor if cursor < vma.end else None
+
+
+def _mem_io(pid, address, data):
+    """Read one page of the process (data None) or write it back, through /proc/PID/mem (which
+    may write a read-only private page, as a debugger does)."""
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDWR)
+    try:
+        if data is None:
+            return os.pread(fd, PAGE_SIZE, address)
+        os.pwrite(fd, data, address)
+        return None
+    finally:
+        os.close(fd)
