@@ -103,7 +103,9 @@ SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem
 # waiting, one whose master and one whose slave is outside the tree.
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
-ALL_CASES = CASES + [UNSUPPORTED, TTY] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+# Guard regions (Linux 6.13+): run by test_guard_regions.py, which skips on older kernels.
+GUARD = Case("guard", "guard")
+ALL_CASES = CASES + [UNSUPPORTED, TTY, GUARD] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
 
 
 def pytest_generate_tests(metafunc):
