@@ -96,7 +96,8 @@ CASES = [
 UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
-REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease-breaking")]
+REFUSED = [Case(f"refused-{mode}", "refused", (mode,)) for mode in ("seccomp-notif", "lease-breaking",
+                                                                     "uffd-registered")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
 # A pty of the tree with bytes waiting to be read, one with a packet-mode status byte

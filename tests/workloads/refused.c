@@ -7,13 +7,18 @@
  *   lease-breaking  a read lease (F_SETLEASE) on a file, being broken: an
  *                open for writing (O_NONBLOCK, so it fails at once) started
  *                the break, which lasts lease-break-time (45 s by default)
+ *   uffd-registered  a mapping registered with userfaultfd for missing pages
+ *                (VmFlags "um"): who answers its faults is not in the image
  */
 #include "wl.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 
 int main(int argc, char **argv)
 {
@@ -45,6 +50,19 @@ int main(int argc, char **argv)
 			wl_die("lease");
 		if (open("leased", O_WRONLY | O_NONBLOCK) >= 0 || errno != EWOULDBLOCK)
 			wl_die("breaking the lease");
+	} else if (!strcmp(mode, "uffd-registered")) {
+		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+		char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+		if (p == MAP_FAILED || fd < 0 || ioctl(fd, UFFDIO_API, &api))
+			wl_die("userfaultfd");
+		reg.range.start = (unsigned long)p;
+		reg.range.len = 4096;
+		if (ioctl(fd, UFFDIO_REGISTER, &reg))
+			wl_die("UFFDIO_REGISTER");
+		wl_say("registered %lx", (unsigned long)p);
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
