@@ -1,0 +1,68 @@
+"""VmFlags: which dump keeps, which it refuses by name, and what restore maps with."""
+
+import types
+
+import pytest
+
+from pyckpt import arch as archmod
+from pyckpt import proc
+from pyckpt.dump import _vma_flags
+from pyckpt.errors import UnsupportedState
+from pyckpt.images.proto import mm_pb2
+from pyckpt.pagemap import PAGE_SIZE as P
+from pyckpt.restore import vmflags
+from pyckpt.restore.image import PageSegment
+
+X86 = archmod.by_name("x86_64")
+MIPS = archmod.by_name("mips64")
+
+
+def vma(*flags, start=0x10000, end=0x10000 + 4 * P):
+    return proc.Vma(start, end, "rw-p", 0, "00:00", 0, "", frozenset(flags))
+
+
+def anon():
+    return mm_pb2.Vma(kind=mm_pb2.Vma.ANON)
+
+
+def test_advice_and_locks_are_kept_with_the_guards():
+    msg = anon()
+    _vma_flags(msg, vma("rd", "wr", "mr", "mw", "me", "ac", "dc", "hg", "lo", "lf", "gu"), "m",
+               [(0x10000 + P, 2)])
+    assert list(msg.vmflags) == sorted(["rd", "wr", "mr", "mw", "me", "ac", "dc", "hg", "lo", "lf", "gu"])
+    assert [(g.vaddr, g.nr_pages) for g in msg.guards] == [(0x10000 + P, 2)]
+
+
+@pytest.mark.parametrize("flag, words", [("uw", "userfaultfd"), ("um", "userfaultfd"), ("sl", "mseal"),
+                                         ("ss", "shadow stack"), ("zz", "does not know")])
+def test_a_flag_restore_cannot_set_is_refused_by_name(flag, words):
+    with pytest.raises(UnsupportedState, match=rf'mapping 7 .*{words}.*"{flag}"'):
+        _vma_flags(anon(), vma("rd", "wr", flag), "mapping 7", [])
+
+
+def test_droppable_or_noreserve_shared_memory_is_refused():
+    with pytest.raises(UnsupportedState, match="MAP_DROPPABLE"):
+        _vma_flags(mm_pb2.Vma(kind=mm_pb2.Vma.FILE_PRIVATE), vma("rd", "dp"), "m", [])
+    with pytest.raises(UnsupportedState, match="MAP_NORESERVE"):
+        _vma_flags(mm_pb2.Vma(kind=mm_pb2.Vma.SHMEM), vma("rd", "nr", "sh", "ms"), "m", [])
+
+
+@pytest.mark.parametrize("arch", [X86, MIPS], ids=["x86_64", "mips64"])
+def test_mmap_flags(arch):
+    assert vmflags.mmap_flags(arch, vma("rd"), arch.MAP_PRIVATE) == arch.MAP_PRIVATE
+    assert vmflags.mmap_flags(arch, vma("nr"), arch.MAP_PRIVATE) == arch.MAP_PRIVATE | arch.MAP_NORESERVE
+    assert vmflags.mmap_flags(arch, vma("nr", "wf", "dd", "dp"), arch.MAP_PRIVATE) == arch.MAP_DROPPABLE
+
+
+@pytest.mark.parametrize("segments, want", [
+    ([], 0x10000),
+    ([(0x10000, 4 * P)], None),
+    ([(0x10000, P), (0x10000 + P, P)], 0x10000 + 2 * P),
+    ([(0x8000, 0x8000 + P)], 0x10000 + P),
+    ([(0x10000 + P, 3 * P)], 0x10000),
+    ([(0x20000, P)], 0x10000),
+])
+def test_page_without_data(segments, want):
+    pr = types.SimpleNamespace(pid=1, image=types.SimpleNamespace(page_segments={
+        1: [PageSegment(vaddr=v, nbytes=n, pages_file="p", offset=0) for v, n in segments]}))
+    assert vmflags._page_without_data(pr, mm_pb2.Vma(start=0x10000, end=0x10000 + 4 * P)) == want
