@@ -383,6 +383,7 @@ def _mm_message(pid, vmas, state):
         start_stack=stat.start_stack, arg_start=stat.arg_start, arg_end=stat.arg_end,
         env_start=stat.env_start, env_end=stat.env_end, auxv=proc.read_auxv(pid),
         vdso=vdso.identity(pid), thp_disable=state.thp_disable, ksm_merge_any=proc.read_ksm_merge_any(pid),
+        mlock_future=state.mlock_future,
     )
     exe = proc.readlink(pid, "exe")
     try:

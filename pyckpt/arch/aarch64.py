@@ -38,7 +38,7 @@ SYSCALLS = {
     "read": 63, "write": 64, "close": 57, "lseek": 62, "sendfile": 71, "mmap": 222, "mprotect": 226,
     "munmap": 215, "brk": 214, "rt_sigaction": 134, "rt_sigprocmask": 135,
     "ioctl": 29, "pread64": 67, "readv": 65, "writev": 66, "mremap": 216,
-    "madvise": 233, "mlock": 228, "mlock2": 284, "dup": 23, "nanosleep": 101, "getitimer": 102,
+    "madvise": 233, "mlock": 228, "mlock2": 284, "mlockall": 230, "dup": 23, "nanosleep": 101, "getitimer": 102,
     "setitimer": 103, "getpid": 172, "wait4": 260, "kill": 129, "fcntl": 25, "flock": 32,
     "ftruncate": 46, "chdir": 49, "fchdir": 50, "umask": 166, "getuid": 174,
     "setpgid": 154, "setsid": 157, "setgroups": 159, "setresuid": 147,

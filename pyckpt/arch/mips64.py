@@ -35,7 +35,7 @@ SYSCALLS = {
     "read": 5000, "write": 5001, "close": 5003, "lseek": 5008, "sendfile": 5039, "mmap": 5009,
     "mprotect": 5010, "munmap": 5011, "brk": 5012, "rt_sigaction": 5013,
     "rt_sigprocmask": 5014, "ioctl": 5015, "pread64": 5016, "readv": 5018,
-    "writev": 5019, "mremap": 5024, "madvise": 5027, "mlock": 5146, "mlock2": 5319, "dup": 5031,
+    "writev": 5019, "mremap": 5024, "madvise": 5027, "mlock": 5146, "mlock2": 5319, "mlockall": 5148, "dup": 5031,
     "nanosleep": 5034, "getitimer": 5035, "setitimer": 5036, "getpid": 5038,
     "wait4": 5059, "kill": 5060, "fcntl": 5070, "flock": 5071, "ftruncate": 5075,
     "chdir": 5078, "fchdir": 5079, "umask": 5093, "getuid": 5100,

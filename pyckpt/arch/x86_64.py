@@ -35,7 +35,7 @@ SYSCALLS = {
     "read": 0, "write": 1, "close": 3, "lseek": 8, "sendfile": 40, "mmap": 9, "mprotect": 10,
     "munmap": 11, "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14,
     "ioctl": 16, "pread64": 17, "readv": 19, "writev": 20, "mremap": 25,
-    "madvise": 28, "mlock": 149, "mlock2": 325, "dup": 32, "nanosleep": 35, "getitimer": 36,
+    "madvise": 28, "mlock": 149, "mlock2": 325, "mlockall": 151, "dup": 32, "nanosleep": 35, "getitimer": 36,
     "setitimer": 38, "getpid": 39, "wait4": 61, "kill": 62, "fcntl": 72, "flock": 73,
     "ftruncate": 77, "chdir": 80, "fchdir": 81, "umask": 95, "getuid": 102,
     "setpgid": 109, "setsid": 112, "setgroups": 116, "setresuid": 117,

@@ -70,6 +70,9 @@ def apply_advice(pr):
             inj.call("mlock2", vma.start, length, linux.MLOCK_ONFAULT, detail=f"{where}: mlock2(MLOCK_ONFAULT)")
         elif "lo" in flags:
             inj.call("mlock", vma.start, length, detail=f"{where}: mlock")
+    if mm.mlock_future:
+        # only new mappings: restore's own (the trampoline's last calls) are gone before the process runs
+        inj.call("mlockall", mm.mlock_future, detail=f"mlockall({mm.mlock_future:#x})")
 
 
 def _set_mm_switches(pr):

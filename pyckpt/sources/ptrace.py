@@ -176,6 +176,7 @@ class PtraceSource(Source):
         page = pagemap.PAGE_SIZE
         scratch_addr = inj.call("mmap", 0, page, PROT_RW, self.arch.MAP_PRIVATE | self.arch.MAP_ANONYMOUS, -1, 0)
         try:
+            state.mlock_future = _mlock_future(pid, scratch_addr)
             scratch = Scratch(pid, scratch_addr, page)
             size = self.arch.SIGACTION_SIZE
             old = scratch.alloc(size)
@@ -249,6 +250,14 @@ class PtraceSource(Source):
         finally:
             os.close(mem)
         return [PageRun(v, n) for v, n in runs]
+
+
+def _mlock_future(pid, new_mapping):
+    """mlockall(MCL_FUTURE[|MCL_ONFAULT]) shows only on mappings made after it: on the one just made."""
+    flags = next((v.vmflags for v in proc.read_vmas(pid) if v.start <= new_mapping < v.end), frozenset())
+    if "lo" not in flags:
+        return 0
+    return linux.MCL_FUTURE | (linux.MCL_ONFAULT if "lf" in flags else 0)
 
 
 def _under_seccomp(pid, tid):

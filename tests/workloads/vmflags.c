@@ -9,11 +9,12 @@
  * where the kernel has it) and an area split by advice on its middle pages;
  * the root sets PR_SET_THP_DISABLE, the child PR_SET_THP_DISABLE with
  * PR_THP_DISABLE_EXCEPT_ADVISED (where the kernel has it, else plain) and
- * PR_SET_MEMORY_MERGE (where the kernel has it).
+ * PR_SET_MEMORY_MERGE (where the kernel has it), and mlockall(MCL_FUTURE |
+ * MCL_ONFAULT), which shows only on mappings made after it.
  *
  * Each process records, before READY, the maps line and the whole VmFlags
- * line of every mapping, its prctl answers and its THP/KSM lines of
- * /proc/self; after restore it compares them all and checks its data. The
+ * line of every mapping, its prctl answers, its THP/KSM lines of /proc/self
+ * and the VmFlags of a mapping made then; after restore it compares them all and checks its data. The
  * root then forks a new child to see DONTFORK and WIPEONFORK still act.
  * An area whose flag the kernel cannot set (no KSM, no THP, no
  * MAP_DROPPABLE) is said so and left out: it cannot differ.
@@ -51,7 +52,7 @@ static int nareas;
 static char *dontfork, *wipeonfork;	/* the root's, mapped before the fork */
 static char snap[SNAP], now[SNAP], raw[1 << 20];
 static long thp_before, merge_before;
-static char status_before[256], ksm_before[256];
+static char status_before[256], ksm_before[256], new_before[256];
 static int ready[2], go[2];
 
 static char *map(size_t len, int flags)
@@ -218,8 +219,35 @@ static void read_line(const char *path, const char *key, char *out, size_t size)
 	snprintf(out, size, "%s", p);
 }
 
+/* The VmFlags line of a page mapped now (and unmapped again). */
+static void new_mapping_flags(char *out, size_t size)
+{
+	char *s, *v;
+	char *p = map(page, MAP_PRIVATE);
+
+	out[0] = '\0';
+	if (!p)
+		wl_die("mmap");
+	if (wl_read_file("/proc/self/smaps", raw, sizeof(raw)) < 0)
+		wl_die("read /proc/self/smaps");
+	munmap(p, page);
+	for (s = raw; *s; s = strchr(s, '\n') + 1) {
+		unsigned long lo, hi;
+
+		if (sscanf(s, "%lx-%lx ", &lo, &hi) == 2 && lo <= (unsigned long)p && (unsigned long)p < hi) {
+			v = strstr(s, "VmFlags:");
+			if (v)
+				snprintf(out, size, "%.*s", (int)(strchr(v, '\n') - v), v);
+			return;
+		}
+		if (!strchr(s, '\n'))
+			break;
+	}
+}
+
 static void record(void)
 {
+	new_mapping_flags(new_before, sizeof(new_before));
 	thp_before = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
 	merge_before = prctl(PR_GET_MEMORY_MERGE_, 0, 0, 0, 0);
 	read_line("/proc/self/status", "THP_enabled:", status_before, sizeof(status_before));
@@ -243,6 +271,8 @@ static void verify(void)
 	wl_check(!strcmp(line, status_before), "%d: '%s', was '%s'", who, line, status_before);
 	read_line("/proc/self/ksm_stat", "ksm_merge_any:", line, sizeof(line));
 	wl_check(!strcmp(line, ksm_before), "%d: '%s', was '%s'", who, line, ksm_before);
+	new_mapping_flags(line, sizeof(line));
+	wl_check(!strcmp(line, new_before), "%d: a new mapping has '%s', had '%s'", who, line, new_before);
 	for (int i = 0; i < nareas; i++)
 		wl_check(!areas[i].check_data || wl_cksum(areas[i].p, areas[i].len) == areas[i].sum,
 			 "%d: the data of the %s area changed", who, areas[i].what);
@@ -290,6 +320,8 @@ static int child(void)
 		wl_die("PR_SET_THP_DISABLE");
 	if (prctl(PR_SET_MEMORY_MERGE_, 1, 0, 0, 0) && errno != EINVAL)
 		wl_die("PR_SET_MEMORY_MERGE");
+	if (mlockall(MCL_FUTURE | MCL_ONFAULT))
+		wl_die("mlockall");
 	record();
 	if (write(ready[1], "r", 1) != 1)
 		_exit(30);

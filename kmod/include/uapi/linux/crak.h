@@ -186,7 +186,10 @@
  * CRAK_IOC_GET_PROCESS_MISC (struct crak_process_misc)
  *   Per-process state: the program break (brk(0): mm->brk) and its start,
  *   the parent-death signal of the thread-group leader (prctl
- *   PR_GET_PDEATHSIG) and the dumpable mode of the mm (PR_GET_DUMPABLE).
+ *   PR_GET_PDEATHSIG), the dumpable mode of the mm (PR_GET_DUMPABLE) and
+ *   what mlockall(2) left for mappings made from now on (mm->def_flags):
+ *   CRAK_MLOCK_F_FUTURE for MCL_FUTURE, with CRAK_MLOCK_F_ONFAULT when it
+ *   was MCL_FUTURE | MCL_ONFAULT (ABI 5).
  *
  * CRAK_IOC_GET_ITIMERS (struct crak_itimers)
  *   The process's interval timers as getitimer(2) in the target would
@@ -265,7 +268,7 @@
 #include <linux/ioctl.h>
 
 #define CRAK_DEVICE_NAME	"crak"
-#define CRAK_ABI_VERSION	4
+#define CRAK_ABI_VERSION	5
 #define CRAK_IOC_MAGIC		0xCA
 
 /* Bounds (also reported by CRAK_IOC_VERSION). */
@@ -560,8 +563,12 @@ struct crak_process_misc {
 	__u64 start_brk;	/* out: mm->start_brk */
 	__u32 pdeath_signal;	/* out: of the thread-group leader */
 	__u32 dumpable;		/* out: SUID_DUMP_* of the mm */
-	__u64 reserved[4];
+	__u32 mlock_future;	/* out: CRAK_MLOCK_F_* */
+	__u32 pad2;
+	__u64 reserved[3];
 };
+#define CRAK_MLOCK_F_FUTURE	(1U << 0)
+#define CRAK_MLOCK_F_ONFAULT	(1U << 1)
 #define CRAK_PROCESS_MISC_FLAGS_ALL	0U
 
 struct crak_itimers {
