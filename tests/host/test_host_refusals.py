@@ -34,7 +34,8 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
 
 @pytest.mark.parametrize("mode, words", [("seccomp-notif", "SECCOMP_RET_USER_NOTIF"),
                                          ("lease-breaking", "lease being broken"),
-                                         ("uffd-registered", "registered with userfaultfd (missing pages) (VmFlags \"um\")")])
+                                         ("uffd-registered", "registered with userfaultfd (missing pages) (VmFlags \"um\")")],
+                         ids=["seccomp-notif", "lease-breaking", "uffd-registered"])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):
     """State pyckpt cannot restore yet is refused by name, never silently dropped."""
     wl = start_workload(f"refused-{mode}")
