@@ -25,12 +25,13 @@ def restore_memory(pr):
     arch, inj, scratch = pr.arch, pr.inj, pr.scratch
     segments = pr.image.page_segments[pr.pid]
     filled = vmas_with_data(pr.mm.vmas, segments)
+    unaccounted = {i for i in filled if vmflags.fill_without_write(pr.mm.vmas[i])}
     file_fds = {}
     try:
         for index, vma in enumerate(pr.mm.vmas):
             if vma.kind in (mm_pb2.Vma.VDSO, mm_pb2.Vma.VSYSCALL):
                 continue
-            prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled else 0)
+            prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled - unaccounted else 0)
             length = vma.end - vma.start
             where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
             if vma.kind == mm_pb2.Vma.SHMEM:
@@ -61,7 +62,10 @@ def restore_memory(pr):
     finally:
         for fd in file_fds.values():
             inj.call("close", fd)
+    forced, segments = vmflags.split_segments(
+        segments, [(pr.mm.vmas[i].start, pr.mm.vmas[i].end) for i in unaccounted])
     _fill_pages(pr, segments)
+    vmflags.fill_through_mem(pr, forced)
     for index in filled:
         vma = pr.mm.vmas[index]
         inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)

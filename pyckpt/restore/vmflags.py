@@ -11,8 +11,10 @@ import logging
 import os
 
 from .. import linux
+from ..errors import ImageError
 from ..images.proto import mm_pb2
 from ..pagemap import PAGE_SIZE
+from .image import PageSegment
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,63 @@ def mmap_flags(arch, vma, map_type):
     if "dp" in flags:
         return arch.MAP_DROPPABLE
     return map_type | (arch.MAP_NORESERVE if "nr" in flags else 0)
+
+
+PROT_WRITE = 2
+PRIVATE_KINDS = (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.MEMFD_PRIVATE)
+
+
+def fill_without_write(vma):
+    """A private mapping with data that is not writable and was never charged as writable
+    (no "ac"): its pages came from the zero page or a debugger-style write (FOLL_FORCE).
+    Mapping it writable to fill it would charge it, and "ac" would stay: it is mapped with
+    its own protection and filled as it was filled, through /proc/PID/mem (fill_through_mem)."""
+    flags = set(vma.vmflags)
+    return (bool(flags) and vma.kind in PRIVATE_KINDS and not vma.prot & PROT_WRITE
+            and not flags & {"ac", "nr"})
+
+
+def split_segments(segments, ranges):
+    """(segments inside the (start, end) ranges, the others), cut at the range borders."""
+    inside, outside = [], []
+    for seg in segments:
+        cursor, end = seg.vaddr, seg.vaddr + seg.nbytes
+        for start, stop in sorted(ranges):
+            if stop <= cursor or start >= end:
+                continue
+            if start > cursor:
+                outside.append(_cut(seg, cursor, start))
+                cursor = start
+            inside.append(_cut(seg, cursor, min(stop, end)))
+            cursor = min(stop, end)
+        if cursor < end:
+            outside.append(_cut(seg, cursor, end))
+    return inside, outside
+
+
+def _cut(seg, start, end):
+    return PageSegment(start, end - start, seg.pages_file, seg.offset + start - seg.vaddr)
+
+
+def fill_through_mem(pr, segments):
+    """Write the segments' pages through /proc/PID/mem, which writes a private page the
+    mapping does not allow writing (breaking copy-on-write, as a debugger does) without
+    making the mapping writable."""
+    if not segments:
+        return
+    files = {}
+    mem = os.open(f"/proc/{pr.pid}/mem", os.O_RDWR)
+    try:
+        for seg in segments:
+            if seg.pages_file not in files:
+                files[seg.pages_file] = os.open(pr.image.path(seg.pages_file), os.O_RDONLY)
+            data = os.pread(files[seg.pages_file], seg.nbytes, seg.offset)
+            if len(data) != seg.nbytes or os.pwrite(mem, data, seg.vaddr) != seg.nbytes:
+                raise ImageError(f"short copy of {seg.pages_file} into process {pr.pid} at {seg.vaddr:#x}")
+    finally:
+        os.close(mem)
+        for fd in files.values():
+            os.close(fd)
 
 
 def apply_advice(pr):

@@ -66,3 +66,27 @@ def test_page_without_data(segments, want):
     pr = types.SimpleNamespace(pid=1, image=types.SimpleNamespace(page_segments={
         1: [PageSegment(vaddr=v, nbytes=n, pages_file="p", offset=0) for v, n in segments]}))
     assert vmflags._page_without_data(pr, mm_pb2.Vma(start=0x10000, end=0x10000 + 4 * P)) == want
+
+
+def seg(vaddr, nbytes, offset=0):
+    return PageSegment(vaddr=vaddr, nbytes=nbytes, pages_file="p", offset=offset)
+
+
+def test_split_segments_cuts_at_range_borders():
+    inside, outside = vmflags.split_segments([seg(0, 10 * P, 100 * P), seg(20 * P, P, 0)],
+                                             [(2 * P, 4 * P), (8 * P, 12 * P)])
+    assert inside == [seg(2 * P, 2 * P, 102 * P), seg(8 * P, 2 * P, 108 * P)]
+    assert outside == [seg(0, 2 * P, 100 * P), seg(4 * P, 4 * P, 104 * P), seg(20 * P, P, 0)]
+
+
+@pytest.mark.parametrize("kind, prot, flags, want", [
+    (mm_pb2.Vma.ANON, 1, ["rd", "mr", "mw", "me"], True),          # zero pages read, never written
+    (mm_pb2.Vma.FILE_PRIVATE, 5, ["rd", "ex", "mr", "mw", "me"], True),  # a breakpoint in code
+    (mm_pb2.Vma.ANON, 1, ["rd", "mr", "mw", "me", "ac"], False),   # was writable once
+    (mm_pb2.Vma.ANON, 3, ["rd", "wr", "mr", "mw", "me", "ac"], False),
+    (mm_pb2.Vma.ANON, 1, ["rd", "mr", "mw", "me", "nr"], False),   # MAP_NORESERVE: never charged
+    (mm_pb2.Vma.FILE_SHARED, 1, ["rd", "sh", "mr", "mw", "me", "ms"], False),
+    (mm_pb2.Vma.ANON, 1, [], False),                               # an image without VmFlags
+])
+def test_fill_without_write(kind, prot, flags, want):
+    assert vmflags.fill_without_write(mm_pb2.Vma(kind=kind, prot=prot, vmflags=flags)) == want

@@ -129,6 +129,40 @@ static void map_areas(uint64_t seed)
 	else
 		wl_die("mmap(MAP_DROPPABLE)");
 
+	/* read-only, read (the zero page) but never written: no VM_ACCOUNT ("ac") */
+	p = mmap(NULL, PAGES * page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		wl_die("mmap PROT_READ");
+	for (int i = 0; i < PAGES; i++)
+		if (((volatile char *)p)[i * page])
+			wl_die("a fresh mapping is not zero");
+
+	/* read-only private file mapping with a page written as a debugger
+	 * writes (/proc/self/mem): private data, yet no VM_ACCOUNT */
+	{
+		char name[32], buf[64];
+		int fd, mem;
+		struct area *a;
+
+		snprintf(name, sizeof(name), "ro-file-%d", (int)getpid());
+		fd = open(name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || ftruncate(fd, PAGES * page))
+			wl_die("ro-file");
+		p = mmap(NULL, PAGES * page, PROT_READ, MAP_PRIVATE, fd, 0);
+		close(fd);
+		mem = open("/proc/self/mem", O_RDWR);
+		memset(buf, 0x5a, sizeof(buf));
+		if (p == MAP_FAILED || mem < 0 || pwrite(mem, buf, sizeof(buf), (off_t)(uintptr_t)(p + page)) != sizeof(buf))
+			wl_die("writing a read-only private page through /proc/self/mem");
+		close(mem);
+		a = &areas[nareas++];
+		a->what = "read-only file page written through /proc/self/mem";
+		a->p = p;
+		a->len = PAGES * page;
+		a->check_data = 1;
+		a->sum = wl_cksum(p, PAGES * page);
+	}
+
 	/* advice on the middle of a mapping splits it in three */
 	p = map(6 * page, MAP_PRIVATE);
 	if (!p || madvise(p + 2 * page, 2 * page, MADV_DONTDUMP) ||
