@@ -46,6 +46,7 @@ def mmap_flags(arch, vma, map_type):
 
 
 PROT_WRITE = 2
+MEM_CHUNK = 1 << 20
 PRIVATE_KINDS = (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.MEMFD_PRIVATE)
 
 
@@ -93,9 +94,12 @@ def fill_through_mem(pr, segments):
         for seg in segments:
             if seg.pages_file not in files:
                 files[seg.pages_file] = os.open(pr.image.path(seg.pages_file), os.O_RDONLY)
-            data = os.pread(files[seg.pages_file], seg.nbytes, seg.offset)
-            if len(data) != seg.nbytes or os.pwrite(mem, data, seg.vaddr) != seg.nbytes:
-                raise ImageError(f"short copy of {seg.pages_file} into process {pr.pid} at {seg.vaddr:#x}")
+            for done in range(0, seg.nbytes, MEM_CHUNK):
+                n = min(MEM_CHUNK, seg.nbytes - done)
+                data = os.pread(files[seg.pages_file], n, seg.offset + done)
+                if len(data) != n or os.pwrite(mem, data, seg.vaddr + done) != n:
+                    raise ImageError(f"short copy of {seg.pages_file} into process {pr.pid} "
+                                     f"at {seg.vaddr + done:#x}")
     finally:
         os.close(mem)
         for fd in files.values():
