@@ -241,7 +241,12 @@ class PtraceSource(Source):
             for vaddr, npages in runs:
                 offset, remaining = vaddr, npages * pagemap.PAGE_SIZE
                 while remaining:
-                    n = os.preadv(mem, [view[:min(remaining, COPY_CHUNK)]], offset)
+                    try:
+                        n = os.preadv(mem, [view[:min(remaining, COPY_CHUNK)]], offset)
+                    except OSError as err:
+                        # e.g. a guard region on a kernel that does not show them in pagemap (6.13)
+                        raise PyckptError(f"cannot read memory of process {pid} at {offset:#x}: "
+                                          f"{err.strerror}") from err
                     if n <= 0:
                         raise PyckptError(f"cannot read memory of process {pid} at {offset:#x}")
                     _write_all(out, view[:n])
