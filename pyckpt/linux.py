@@ -264,6 +264,7 @@ F_GETPIPE_SZ = 1032
 
 # ---- per-mapping advice and per-mm memory switches (uapi/asm-generic/mman-common.h, linux/prctl.h) ----
 
+MADV_NORMAL = 0
 MADV_RANDOM = 1
 MADV_SEQUENTIAL = 2
 MADV_MERGEABLE = 12
@@ -272,6 +273,9 @@ MADV_HUGEPAGE = 14
 MADV_NOHUGEPAGE = 15
 MADV_DONTDUMP = 16
 MADV_DONTFORK = 10
+MADV_DOFORK = 11
+MADV_DODUMP = 17
+MADV_KEEPONFORK = 19
 MADV_WIPEONFORK = 18
 MADV_GUARD_INSTALL = 102   # Linux 6.13+
 MADV_GUARD_REMOVE = 103

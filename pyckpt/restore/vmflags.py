@@ -10,8 +10,8 @@ mapping with any other (pyckpt.dump), so nothing is dropped silently.
 import logging
 import os
 
-from .. import linux
-from ..errors import ImageError
+from .. import linux, pagemap, proc
+from ..errors import ImageError, PyckptError
 from ..images.proto import mm_pb2
 from ..pagemap import PAGE_SIZE
 from .image import PageSegment
@@ -35,6 +35,11 @@ DERIVED = {"rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "ac", "sd"}
 RESTORED = frozenset(ADVICE) | AT_MMAP | LOCKS | {GUARD, BTI} | DERIVED
 # MAP_DROPPABLE sets these itself
 DROPPABLE_IMPLIES = {"nr", "wf", "dd"}
+# madvise() that clears a flag the process has and the image has not
+UNDO = {
+    "dc": linux.MADV_DOFORK, "dd": linux.MADV_DODUMP, "mg": linux.MADV_UNMERGEABLE,
+    "wf": linux.MADV_KEEPONFORK, "sr": linux.MADV_NORMAL, "rr": linux.MADV_NORMAL,
+}
 
 
 def mmap_flags(arch, vma, map_type):
@@ -107,35 +112,62 @@ def fill_through_mem(pr, segments):
 
 
 def apply_advice(pr):
-    """Every mapping's advice, locks and guard regions, and the mm's THP/KSM switches, as dumped."""
+    """Every mapping's advice, locks and guard regions, and the mm's THP/KSM switches, as dumped.
+
+    Done as a difference from what the process has now, so that it holds
+    also for mappings a process kept from the parent it was forked from
+    (which carry the parent's advice)."""
     _set_mm_switches(pr)
-    inj, mm = pr.inj, pr.mm
-    for vma in mm.vmas:
-        if vma.kind in (mm_pb2.Vma.VDSO, mm_pb2.Vma.VSYSCALL):
-            continue
-        flags = set(vma.vmflags)
-        length = vma.end - vma.start
-        where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
-        # guards before mlock: the kernel refuses to install them in a locked mapping
-        for run in vma.guards:
-            inj.call("madvise", run.vaddr, run.nr_pages * PAGE_SIZE, linux.MADV_GUARD_INSTALL,
-                     detail=f"{where}: guard region at {run.vaddr:#x}")
-        if GUARD in flags and not vma.guards:
-            _mark_maybe_guard(pr, vma, where)
-        for mnemonic, advice in ADVICE.items():
-            if mnemonic in flags and not ("dp" in flags and mnemonic in DROPPABLE_IMPLIES):
-                inj.call("madvise", vma.start, length, advice, detail=f"{where}: VmFlags {mnemonic}")
-        if mm.ksm_merge_any and "mg" not in flags:
-            inj.call("madvise", vma.start, length, linux.MADV_UNMERGEABLE, detail=f"{where}: not mergeable")
-        if BTI in flags:
-            inj.call("mprotect", vma.start, length, vma.prot | pr.arch.PROT_BTI, detail=f"{where}: PROT_BTI")
-        if "lf" in flags:
-            inj.call("mlock2", vma.start, length, linux.MLOCK_ONFAULT, detail=f"{where}: mlock2(MLOCK_ONFAULT)")
-        elif "lo" in flags:
-            inj.call("mlock", vma.start, length, detail=f"{where}: mlock")
-    if mm.mlock_future:
+    now = proc.read_vmas(pr.pid)
+    for vma in pr.mm.vmas:
+        if vma.kind not in (mm_pb2.Vma.VDSO, mm_pb2.Vma.VSYSCALL):
+            _apply_to(pr, vma, now)
+    if pr.mm.mlock_future:
         # only new mappings: restore's own (the trampoline's last calls) are gone before the process runs
-        inj.call("mlockall", mm.mlock_future, detail=f"mlockall({mm.mlock_future:#x})")
+        pr.inj.call("mlockall", pr.mm.mlock_future, detail=f"mlockall({pr.mm.mlock_future:#x})")
+
+
+def _apply_to(pr, vma, now):
+    inj = pr.inj
+    want = set(vma.vmflags)
+    length = vma.end - vma.start
+    where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
+    over = [v.vmflags for v in now if v.start < vma.end and vma.start < v.end]
+    has_any = set().union(*over) if over else set()
+    has_all = set.intersection(*map(set, over)) if over else set()
+
+    def madvise(advice, what, start=vma.start, size=length):
+        inj.call("madvise", start, size, advice, detail=f"{where}: {what}")
+
+    # What the process has and the image has not (kept from a parent): undone first.
+    if GUARD in has_any:
+        wanted = {(g.vaddr, g.nr_pages) for g in vma.guards}
+        for vaddr, nr_pages in pagemap.guard_runs(pr.pid, [(vma.start, vma.end)]):
+            if (vaddr, nr_pages) not in wanted:
+                madvise(linux.MADV_GUARD_REMOVE, "a guard region not in the image", vaddr, nr_pages * PAGE_SIZE)
+    for mnemonic in sorted(has_any - want):
+        if mnemonic in UNDO:
+            madvise(UNDO[mnemonic], f"no VmFlags {mnemonic}")
+            has_all -= {"sr", "rr"} if UNDO[mnemonic] == linux.MADV_NORMAL else {mnemonic}
+        elif mnemonic in ("hg", "nh") and ({"hg", "nh"} - {mnemonic}) & want:
+            continue            # the other one, set below, clears it
+        elif mnemonic not in DERIVED:
+            raise PyckptError(f"{where} has VmFlags {mnemonic} (from its parent?), which the image has not "
+                              "and which cannot be cleared")
+    # guards before mlock: the kernel refuses to install them in a locked mapping
+    for run in vma.guards:
+        madvise(linux.MADV_GUARD_INSTALL, f"guard region at {run.vaddr:#x}", run.vaddr, run.nr_pages * PAGE_SIZE)
+    if GUARD in want and not vma.guards and GUARD not in has_all:
+        _mark_maybe_guard(pr, vma, where)
+    for mnemonic, advice in ADVICE.items():
+        if mnemonic in want - has_all and not ("dp" in want and mnemonic in DROPPABLE_IMPLIES):
+            madvise(advice, f"VmFlags {mnemonic}")
+    if BTI in want - has_all:
+        inj.call("mprotect", vma.start, length, vma.prot | pr.arch.PROT_BTI, detail=f"{where}: PROT_BTI")
+    if "lf" in want - has_all:
+        inj.call("mlock2", vma.start, length, linux.MLOCK_ONFAULT, detail=f"{where}: mlock2(MLOCK_ONFAULT)")
+    elif "lo" in want - has_all:
+        inj.call("mlock", vma.start, length, detail=f"{where}: mlock")
 
 
 def _set_mm_switches(pr):

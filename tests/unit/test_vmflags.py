@@ -7,7 +7,7 @@ import pytest
 from pyckpt import arch as archmod
 from pyckpt import proc
 from pyckpt.dump import _vma_flags
-from pyckpt.errors import UnsupportedState
+from pyckpt.errors import PyckptError, UnsupportedState
 from pyckpt.images.proto import mm_pb2
 from pyckpt.pagemap import PAGE_SIZE as P
 from pyckpt.restore import vmflags
@@ -90,3 +90,39 @@ def test_split_segments_cuts_at_range_borders():
 ])
 def test_fill_without_write(kind, prot, flags, want):
     assert vmflags.fill_without_write(mm_pb2.Vma(kind=kind, prot=prot, vmflags=flags)) == want
+
+
+class RecordingInjector:
+    def __init__(self):
+        self.calls = []
+
+    def call(self, name, *args, detail=""):
+        self.calls.append((name, *args))
+        return 0
+
+
+def advice_calls(now_flags, want_flags):
+    """madvise()/mlock calls _apply_to makes for one 4-page mapping."""
+    pr = types.SimpleNamespace(pid=1, arch=X86, inj=RecordingInjector())
+    start, end = 0x10000, 0x10000 + 4 * P
+    vma_msg = mm_pb2.Vma(start=start, end=end, prot=3, kind=mm_pb2.Vma.ANON, vmflags=want_flags)
+    vmflags._apply_to(pr, vma_msg, [vma(*now_flags, start=start, end=end)])
+    return [(c[0], c[3]) if c[0] == "madvise" else (c[0],) for c in pr.inj.calls]
+
+
+def test_advice_is_what_the_image_has_and_the_process_not():
+    assert advice_calls({"rd", "wr", "ac"}, ["rd", "wr", "ac", "dc", "hg", "lo"]) == [
+        ("madvise", 10), ("madvise", 14), ("mlock",)]
+    assert advice_calls({"rd", "wr", "ac", "dc", "hg"}, ["rd", "wr", "ac", "dc", "hg"]) == []
+
+
+def test_advice_kept_from_a_parent_is_undone():
+    assert advice_calls({"rd", "wr", "dc", "wf", "mg"}, ["rd", "wr"]) == [
+        ("madvise", 11), ("madvise", 13), ("madvise", 19)]       # DOFORK, UNMERGEABLE, KEEPONFORK
+    assert advice_calls({"rd", "sr"}, ["rd", "rr"]) == [("madvise", 0), ("madvise", 1)]  # NORMAL, RANDOM
+    assert advice_calls({"rd", "hg"}, ["rd", "nh"]) == [("madvise", 15)]
+
+
+def test_advice_that_cannot_be_undone_is_an_error():
+    with pytest.raises(PyckptError, match="VmFlags hg"):
+        advice_calls({"rd", "hg"}, ["rd"])
