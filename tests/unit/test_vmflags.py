@@ -126,3 +126,14 @@ def test_advice_kept_from_a_parent_is_undone():
 def test_advice_that_cannot_be_undone_is_an_error():
     with pytest.raises(PyckptError, match="VmFlags hg"):
         advice_calls({"rd", "hg"}, ["rd"])
+
+
+@pytest.mark.parametrize("tokens, spelling, want", [
+    (["rd", "wr", "lo", "??"], "??", {"rd", "wr", "lo", "lf"}),   # 6.1: VM_LOCKONFAULT had no name
+    (["rd", "wr", "lo", "??"], "lf", {"rd", "wr", "lo", "??"}),   # a kernel that names it: unknown
+    (["rd", "wr", "??"], "??", {"rd", "wr", "??"}),               # not locked: not it
+    (["rd", "lo", "??", "??"], "??", {"rd", "lo", "??"}),         # two unnamed bits: cannot tell
+    (["rd", "lo", "lf"], "lf", {"rd", "lo", "lf"}),
+])
+def test_lockonfault_named_where_the_kernel_prints_question_marks(tokens, spelling, want):
+    assert proc.canonical_vmflags(tokens, spelling) == want
