@@ -191,6 +191,19 @@ static void snapshot(char *out)
 				wl_die("smaps snapshot too large");
 			memcpy(o, line, len);
 			o += len;
+			/*
+			 * Soft-dirty ("sd", kernels with CONFIG_MEM_SOFT_DIRTY)
+			 * is tracking state, not a property of the mapping:
+			 * every mapping restore makes is new, hence soft-dirty
+			 * (exec's [stack] is not). Left out, knowingly.
+			 */
+			if (!strncmp(line, "VmFlags:", 8)) {
+				char *sd;
+
+				*o = '\0';
+				while ((sd = strstr(o - len, " sd ")))
+					memmove(sd, sd + 3, strlen(sd + 3) + 1), o -= 3, len -= 3;
+			}
 		}
 	}
 	*o = '\0';
