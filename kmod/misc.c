@@ -131,7 +131,7 @@ long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg)
 		return -EOPNOTSUPP;
 	if (q.pad || q.brk || q.start_brk || q.pdeath_signal || q.dumpable ||
 	    q.stop_signal || q.stop_flags || q.membarrier || q.child_subreaper ||
-	    crak_nonzero(q.reserved, ARRAY_SIZE(q.reserved)))
+	    q.mlock_future || q.pad2 || crak_nonzero(q.reserved, ARRAY_SIZE(q.reserved)))
 		return -EINVAL;
 	mm = crak_session_mm(s);
 	if (!mm)
@@ -142,6 +142,10 @@ long crak_ioc_get_process_misc(struct crak_session *s, void __user *arg)
 	}
 	q.brk = mm->brk;
 	q.start_brk = mm->start_brk;
+	/* mlockall(MCL_FUTURE[|MCL_ONFAULT]) sets these under the mmap lock */
+	if (mm->def_flags & VM_LOCKED)
+		q.mlock_future = CRAK_MLOCK_F_FUTURE |
+				 (mm->def_flags & VM_LOCKONFAULT ? CRAK_MLOCK_F_ONFAULT : 0);
 	mmap_read_unlock(mm);
 	q.dumpable = get_dumpable(mm);
 	q.membarrier = crak_membarrier(mm);

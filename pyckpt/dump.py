@@ -23,6 +23,7 @@ from .images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageWriter
 from .oplog import log_to
 from .options import DumpOptions
+from .restore import vmflags as restore_vmflags
 from .sources import open_source
 
 log = logging.getLogger(__name__)
@@ -461,20 +462,56 @@ def _mm_message(pid, vmas, state):
         end_data=stat.end_data, start_brk=stat.start_brk, brk=state.brk,
         start_stack=stat.start_stack, arg_start=stat.arg_start, arg_end=stat.arg_end,
         env_start=stat.env_start, env_end=stat.env_end, auxv=proc.read_auxv(pid),
-        vdso=vdso.identity(pid),
+        vdso=vdso.identity(pid), thp_disable=state.thp_disable, ksm_merge_any=proc.read_ksm_merge_any(pid),
+        mlock_future=state.mlock_future,
     )
     exe = proc.readlink(pid, "exe")
     try:
         regular_files.file_ref(mm.exe, exe, os.stat(f"/proc/{pid}/exe"))
     except OSError as err:
         raise UnsupportedState(f"process {pid}: cannot stat its executable {exe}: {err.strerror}") from err
+    guards = pagemap.guard_runs(pid, [(v.start, v.end) for v in vmas if v.path not in VDSO_NAMES + ("[vsyscall]",)])
     for vma in vmas:
-        _vma_message(mm.vmas.add(), pid, vma)
+        msg = mm.vmas.add()
+        where = f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.perms} {vma.path or '(anonymous)'}"
+        _vma_message(msg, pid, vma, where)
+        if msg.kind not in (mm_pb2.Vma.VDSO, mm_pb2.Vma.VSYSCALL):
+            _vma_flags(msg, vma, where, [g for g in guards if vma.start <= g[0] < vma.end])
     return mm
 
 
-def _vma_message(msg, pid, vma):
-    where = f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.perms} {vma.path or '(anonymous)'}"
+# Why a VmFlags mnemonic restore cannot give back (restore.vmflags has those it can).
+_VMFLAGS_REFUSED = {
+    "um": "is registered with userfaultfd (missing pages)",
+    "uw": "is registered with userfaultfd (write-protect)",
+    "ui": "is registered with userfaultfd (minor faults)",
+    "sl": "is sealed (mseal)",
+    "ss": "is a shadow stack",
+    "sf": "is a synchronous-fault DAX mapping (MAP_SYNC)",
+    "ht": "is a hugetlb mapping",
+    "mt": "has memory tagging on (PROT_MTE)",
+    "pf": "is a device (PFN) mapping", "io": "is a device (I/O) mapping", "mm": "is a device (mixed) mapping",
+    "de": "cannot be expanded (a driver's mapping)", "ar": "has an architecture-specific flag",
+}
+
+
+def _vma_flags(msg, vma, where, guards):
+    """The mapping's VmFlags and guard regions, or a refusal naming the flag restore cannot set."""
+    for flag in sorted(vma.vmflags):
+        if flag in restore_vmflags.RESTORED and not (flag == restore_vmflags.BTI and not archmod.host().PROT_BTI):
+            continue
+        why = _VMFLAGS_REFUSED.get(flag, "has a flag pyckpt does not know")
+        raise UnsupportedState(f"{where} {why} (VmFlags \"{flag}\"); not supported")
+    if "dp" in vma.vmflags and msg.kind != mm_pb2.Vma.ANON:
+        raise UnsupportedState(f"{where} is MAP_DROPPABLE but not anonymous memory; not supported")
+    if "nr" in vma.vmflags and msg.kind not in (mm_pb2.Vma.ANON, mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED):
+        raise UnsupportedState(f"{where} is shared memory mapped with MAP_NORESERVE (VmFlags \"nr\"); not supported")
+    msg.vmflags.extend(sorted(vma.vmflags))
+    for vaddr, nr_pages in guards:
+        msg.guards.add(vaddr=vaddr, nr_pages=nr_pages)
+
+
+def _vma_message(msg, pid, vma, where):
     msg.start, msg.end, msg.prot = vma.start, vma.end, vma.prot
     msg.growsdown = "gd" in vma.vmflags
     msg.may_write = "mw" in vma.vmflags

@@ -286,3 +286,28 @@ AT_FDCWD = -100
 F_SETFD, F_SETFL = 2, 4
 F_SETPIPE_SZ = 1031
 F_GETPIPE_SZ = 1032
+
+
+# ---- per-mapping advice and per-mm memory switches (uapi/asm-generic/mman-common.h, linux/prctl.h) ----
+
+MADV_NORMAL = 0
+MADV_RANDOM = 1
+MADV_SEQUENTIAL = 2
+MADV_MERGEABLE = 12
+MADV_UNMERGEABLE = 13
+MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
+MADV_DONTDUMP = 16
+MADV_DONTFORK = 10
+MADV_DOFORK = 11
+MADV_DODUMP = 17
+MADV_KEEPONFORK = 19
+MADV_WIPEONFORK = 18
+MADV_GUARD_INSTALL = 102   # Linux 6.13+
+MADV_GUARD_REMOVE = 103
+MLOCK_ONFAULT = 1
+MCL_FUTURE = 2             # mlockall(2) (the same on every arch pyckpt knows)
+MCL_ONFAULT = 4
+PR_SET_THP_DISABLE = 41
+PR_GET_THP_DISABLE = 42
+PR_SET_MEMORY_MERGE = 67   # Linux 6.4+

@@ -22,6 +22,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PAGE_IS_FILE = 1 << 2
 PAGE_IS_PRESENT = 1 << 3
 PAGE_IS_SWAPPED = 1 << 4
+PAGE_IS_GUARD = 1 << 8      # Linux 6.14+: a guard region (MADV_GUARD_INSTALL) page
 
 
 class pm_scan_arg(ctypes.Structure):
@@ -41,22 +42,29 @@ PM_PRESENT = 1 << 63
 PM_SWAP = 1 << 62
 PM_FILE = 1 << 61
 PM_MMAP_EXCLUSIVE = 1 << 56
+PM_GUARD_REGION = 1 << 58   # Linux 6.14+; such an entry also has PM_SWAP (a PTE marker, no data)
 # the physical page (PFN, present) or swap slot (type + offset, swapped): bits 0-54
 PM_FRAME_MASK = (1 << 55) - 1
 
 _VEC_LEN = 4096
 
 
-def _scan(fd, start, end):
+def _scan(fd, start, end, guards=False):
+    """Pages with data (not file, not guard); or, with `guards`, the guard pages."""
     vec = (page_region * _VEC_LEN)()
     arg = pm_scan_arg()
     arg.size = ctypes.sizeof(arg)
     arg.vec = ctypes.addressof(vec)
     arg.vec_len = _VEC_LEN
-    arg.category_inverted = PAGE_IS_FILE
-    arg.category_mask = PAGE_IS_FILE
-    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
-    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
+    if guards:
+        arg.category_mask = arg.return_mask = PAGE_IS_GUARD
+    else:
+        # a guard page counts as swapped: it must not be taken for data
+        not_guard = PAGE_IS_GUARD if _scan_knows_guards() else 0
+        arg.category_inverted = PAGE_IS_FILE | not_guard
+        arg.category_mask = PAGE_IS_FILE | not_guard
+        arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
+        arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
     runs = []
     while start < end:
         arg.start, arg.end = start, end
@@ -75,7 +83,7 @@ def _read_pagemap(fd, start, end):
     entries.frombytes(os.pread(fd, npages * 8, (start // PAGE_SIZE) * 8))
     runs = []
     for index, entry in enumerate(entries):
-        if entry & (PM_PRESENT | PM_SWAP) and not entry & PM_FILE:
+        if entry & (PM_PRESENT | PM_SWAP) and not entry & (PM_FILE | PM_GUARD_REGION):
             _append(runs, start + index * PAGE_SIZE, 1)
     return runs
 
@@ -133,7 +141,7 @@ def cow_shared_runs(pid, parent_pid, ranges):
             mine.frombytes(os.pread(fds[0], length, where))
             theirs.frombytes(os.pread(fds[1], length, where))
             for index, (a, b) in enumerate(zip(mine, theirs)):
-                if a & PM_MMAP_EXCLUSIVE or a & PM_FILE or not a & (PM_PRESENT | PM_SWAP):
+                if a & (PM_MMAP_EXCLUSIVE | PM_FILE | PM_GUARD_REGION) or not a & (PM_PRESENT | PM_SWAP):
                     continue
                 frame = a & PM_FRAME_MASK
                 if frame and frame == b & PM_FRAME_MASK and (a ^ b) & (PM_PRESENT | PM_SWAP | PM_FILE) == 0:
@@ -142,6 +150,43 @@ def cow_shared_runs(pid, parent_pid, ranges):
     finally:
         for fd in fds:
             os.close(fd)
+
+
+_guards_known = None
+
+
+def _scan_knows_guards():
+    """PAGEMAP_SCAN knows PAGE_IS_GUARD (Linux 6.14+; older kernels refuse the bit with EINVAL)."""
+    global _guards_known
+    if _guards_known is None:
+        fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+        try:
+            buf = ctypes.create_string_buffer(2 * PAGE_SIZE)
+            start = (ctypes.addressof(buf) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+            _scan(fd, start, start + PAGE_SIZE, guards=True)
+            _guards_known = True
+        except OSError:
+            _guards_known = False
+        finally:
+            os.close(fd)
+    return _guards_known
+
+
+def guard_runs(pid, ranges):
+    """[(vaddr, nr_pages)] of guard-region pages (MADV_GUARD_INSTALL) in the given ranges.
+
+    Kernels whose PAGEMAP_SCAN does not know PAGE_IS_GUARD have none to
+    show (the pagemap bit came with it, in 6.14)."""
+    if not _scan_knows_guards():
+        return []
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        runs = []
+        for start, end in ranges:
+            runs.extend((v, n) for v, n in _scan(fd, start, end, guards=True))
+        return runs
+    finally:
+        os.close(fd)
 
 
 def has_pagemap_scan():

@@ -81,8 +81,8 @@ def parse_maps(text):
     return vmas
 
 
-def parse_smaps_vmflags(text):
-    """smaps -> {start: frozenset(VmFlags)}."""
+def parse_smaps_vmflags(text, lockonfault=None):
+    """smaps -> {start: frozenset(VmFlags)}, in today's mnemonics (see canonical_vmflags)."""
     flags = {}
     current = None
     for line in text.splitlines():
@@ -90,8 +90,59 @@ def parse_smaps_vmflags(text):
         if m:
             current = int(m.group(1), 16)
         elif line.startswith("VmFlags:") and current is not None:
-            flags[current] = frozenset(line.split()[1:])
+            flags[current] = canonical_vmflags(line.split()[1:], lockonfault)
     return flags
+
+
+def canonical_vmflags(tokens, lockonfault=None):
+    """The VmFlags tokens as a set, with VM_LOCKONFAULT named "lf" also where the kernel
+    prints it as "??" (before it had a mnemonic, e.g. 6.1): a lone "??" beside "lo" is it when
+    this kernel spells it so (`lockonfault`, probed once: lockonfault_spelling). Any other "??"
+    stays, and dump refuses it as a flag it does not know."""
+    if tokens.count("??") == 1 and "lo" in tokens and "lf" not in tokens:
+        if (lockonfault or lockonfault_spelling()) == "??":
+            return frozenset(t for t in tokens if t != "??") | {"lf"}
+    return frozenset(tokens)
+
+
+_lockonfault = None
+
+
+def lockonfault_spelling():
+    """How this kernel's smaps shows VM_LOCKONFAULT: "lf", or "??" (no mnemonic yet)."""
+    global _lockonfault
+    if _lockonfault is None:
+        import ctypes
+        import mmap
+
+        from . import linux
+        area = mmap.mmap(-1, mmap.PAGESIZE)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(area))
+        try:
+            linux.syscall("mlock2", address, mmap.PAGESIZE, 1)   # MLOCK_ONFAULT
+            text = _read(f"{PROC}/self/smaps")   # the lock goes with the mapping, below
+        except OSError:
+            text = ""
+        finally:
+            area.close()
+        tokens = []
+        for start, end, rest in _smaps_blocks(text):
+            if start <= address < end:
+                tokens = rest
+        _lockonfault = "??" if "??" in tokens and "lf" not in tokens else "lf"
+    return _lockonfault
+
+
+def _smaps_blocks(text):
+    """(start, end, VmFlags tokens) of every mapping in smaps text."""
+    out, current = [], None
+    for line in text.splitlines():
+        m = _MAPS_RE.match(line)
+        if m:
+            current = (int(m.group(1), 16), int(m.group(2), 16))
+        elif line.startswith("VmFlags:") and current is not None:
+            out.append((*current, line.split()[1:]))
+    return out
 
 
 def read_vmas(pid):
@@ -103,6 +154,27 @@ def read_vmas(pid):
     for vma in vmas:
         vma.vmflags = flags.get(vma.start, frozenset())
     return vmas
+
+
+def read_thp_disable(pid):
+    """PR_GET_THP_DISABLE's answer as /proc/PID/status shows it ("THP_enabled", 0 or 1).
+
+    Exact on kernels without PR_THP_DISABLE_EXCEPT_ADVISED (before 6.18),
+    where the flag is one bit; from 6.18 status shows "THP_enabled: 1" for
+    that mode too, and only the process itself can tell (the ptrace source
+    asks it). crak.ko builds only for 6.1 (kmod/compat/compat.h)."""
+    return 1 if read_status(pid).get("THP_enabled", "1") == "0" else 0
+
+
+def read_ksm_merge_any(pid):
+    """prctl(PR_SET_MEMORY_MERGE) is on (Linux 6.4+; /proc/PID/ksm_stat, absent without KSM)."""
+    try:
+        text = _read(f"{PROC}/{pid}/ksm_stat", pid=pid)
+    except NoSuchProcess:
+        if exists(pid):
+            return False
+        raise
+    return any(line.split() == ["ksm_merge_any:", "yes"] for line in text.splitlines())
 
 
 @dataclass

@@ -87,4 +87,8 @@ def _vma_dict(vma):
         d["pgoff"] = hex(vma.pgoff)
     if vma.growsdown:
         d["growsdown"] = True
+    if vma.vmflags:
+        d["vmflags"] = " ".join(vma.vmflags)
+    if vma.guards:
+        d["guards"] = [f"{g.vaddr:#x}+{g.nr_pages}p" for g in vma.guards]
     return d

@@ -18,7 +18,8 @@ Every arch module (x86_64, aarch64, mips64) exposes the same names:
   pack_stack_t / unpack_stack_t  stack_t (sigaltstack)
   EPOLL_EVENT_FORMAT             struct epoll_event (packed on x86-64 only)
   MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS   mmap flags
-  MAP_GROWSDOWN, MAP_FIXED_NOREPLACE                   (some differ on mips)
+  MAP_GROWSDOWN, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_DROPPABLE   (some differ on mips)
+  PROT_BTI                       arm64's PROT_BTI; 0 where the arch has none
   IOC_NONE, IOC_READ, IOC_WRITE, IOC_SIZEBITS, IOC_DIRBITS   ioctl encoding
 
 An unknown machine is an error, never a default.

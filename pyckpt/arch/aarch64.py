@@ -10,7 +10,8 @@ import struct
 
 from .generic import (  # noqa: F401  (part of this arch's contract)
     EPOLL_EVENT_FORMAT, IOC_DIRBITS, IOC_NONE, IOC_READ, IOC_SIZEBITS, IOC_WRITE, MAP_ANONYMOUS, MAP_FIXED,
-    MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE, MAP_SHARED, NSIG, SA_RESTORER,
+    MAP_DROPPABLE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE,
+    MAP_SHARED, NSIG, SA_RESTORER,
     SIGACTION_FORMAT, SIGACTION_SIZE, STACK_T_FORMAT, pack_sigaction, pack_stack_t,
     unpack_sigaction, unpack_stack_t,
 )
@@ -18,6 +19,7 @@ from .generic import (  # noqa: F401  (part of this arch's contract)
 NAME = "aarch64"
 MACHINES = ("aarch64", "arm64")
 BYTEORDER = "little"
+PROT_BTI = 0x10                 # branch-target-identification pages (VmFlags "bt")
 
 # struct user_pt_regs: x0..x30, sp, pc, pstate.
 GPREGS_FIELDS = tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate")
@@ -36,7 +38,7 @@ SYSCALLS = {
     "read": 63, "write": 64, "close": 57, "lseek": 62, "sendfile": 71, "mmap": 222, "mprotect": 226,
     "munmap": 215, "brk": 214, "rt_sigaction": 134, "rt_sigprocmask": 135,
     "ioctl": 29, "pread64": 67, "readv": 65, "writev": 66, "mremap": 216,
-    "madvise": 233, "dup": 23, "nanosleep": 101, "getitimer": 102,
+    "madvise": 233, "mlock": 228, "mlock2": 284, "mlockall": 230, "dup": 23, "nanosleep": 101, "getitimer": 102,
     "setitimer": 103, "getpid": 172, "wait4": 260, "kill": 129, "fcntl": 25, "flock": 32,
     "ftruncate": 46, "chdir": 49, "fchdir": 50, "umask": 166, "getuid": 174,
     "setpgid": 154, "setsid": 157, "setgroups": 159, "setresuid": 147,

@@ -38,6 +38,9 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x01, 0x02, 0x10
 MAP_ANONYMOUS = 0x20
 MAP_GROWSDOWN = 0x100
 MAP_FIXED_NOREPLACE = 0x100000
+MAP_NORESERVE = 0x4000
+PROT_BTI = 0                    # arm64's branch-target protection (VmFlags "bt"); none here
+MAP_DROPPABLE = 0x08            # a map type like MAP_PRIVATE (Linux 6.11+, 64-bit)
 
 IOC_NONE, IOC_WRITE, IOC_READ = 0, 1, 2
 IOC_SIZEBITS = 14

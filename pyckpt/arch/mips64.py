@@ -35,7 +35,7 @@ SYSCALLS = {
     "read": 5000, "write": 5001, "close": 5003, "lseek": 5008, "sendfile": 5039, "mmap": 5009,
     "mprotect": 5010, "munmap": 5011, "brk": 5012, "rt_sigaction": 5013,
     "rt_sigprocmask": 5014, "ioctl": 5015, "pread64": 5016, "readv": 5018,
-    "writev": 5019, "mremap": 5024, "madvise": 5027, "dup": 5031,
+    "writev": 5019, "mremap": 5024, "madvise": 5027, "mlock": 5146, "mlock2": 5319, "mlockall": 5148, "dup": 5031,
     "nanosleep": 5034, "getitimer": 5035, "setitimer": 5036, "getpid": 5038,
     "wait4": 5059, "kill": 5060, "fcntl": 5070, "flock": 5071, "ftruncate": 5075,
     "chdir": 5078, "fchdir": 5079, "umask": 5093, "getuid": 5100,
@@ -126,6 +126,9 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x01, 0x02, 0x10
 MAP_ANONYMOUS = 0x800
 MAP_GROWSDOWN = 0x1000
 MAP_FIXED_NOREPLACE = 0x100000
+MAP_NORESERVE = 0x0400
+MAP_DROPPABLE = 0x08
+PROT_BTI = 0
 
 
 # struct epoll_event: events, data, naturally aligned.

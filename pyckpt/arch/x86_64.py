@@ -2,7 +2,8 @@
 
 from .generic import (  # noqa: F401  (part of this arch's contract)
     IOC_DIRBITS, IOC_NONE, IOC_READ, IOC_SIZEBITS, IOC_WRITE, MAP_ANONYMOUS, MAP_FIXED,
-    MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE, MAP_SHARED, NSIG, SA_RESTORER,
+    MAP_DROPPABLE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE,
+    MAP_SHARED, NSIG, PROT_BTI, SA_RESTORER,
     SIGACTION_FORMAT, SIGACTION_SIZE, STACK_T_FORMAT, pack_sigaction, pack_stack_t,
     unpack_sigaction, unpack_stack_t,
 )
@@ -34,7 +35,7 @@ SYSCALLS = {
     "read": 0, "write": 1, "close": 3, "lseek": 8, "sendfile": 40, "mmap": 9, "mprotect": 10,
     "munmap": 11, "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14,
     "ioctl": 16, "pread64": 17, "readv": 19, "writev": 20, "mremap": 25,
-    "madvise": 28, "dup": 32, "nanosleep": 35, "getitimer": 36,
+    "madvise": 28, "mlock": 149, "mlock2": 325, "mlockall": 151, "dup": 32, "nanosleep": 35, "getitimer": 36,
     "setitimer": 38, "getpid": 39, "wait4": 61, "kill": 62, "fcntl": 72, "flock": 73,
     "ftruncate": 77, "chdir": 80, "fchdir": 81, "umask": 95, "getuid": 102,
     "setpgid": 109, "setsid": 112, "setgroups": 116, "setresuid": 117,

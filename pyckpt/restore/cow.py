@@ -20,6 +20,7 @@ import collections
 from .. import proc
 from ..images.proto import mm_pb2
 from ..pagemap import PAGE_SIZE
+from . import vmflags
 from .image import PageSegment
 
 MADV_DONTNEED = 4
@@ -38,6 +39,8 @@ def _same_backing(child, parent):
     if not (parent.start <= child.start and child.end <= parent.end):
         return False
     if (child.growsdown, child.may_write, child.may_exec) != (parent.growsdown, parent.may_write, parent.may_exec):
+        return False
+    if not vmflags.can_turn_into(parent.vmflags, child.vmflags):
         return False
     if child.kind == mm_pb2.Vma.ANON:
         return True

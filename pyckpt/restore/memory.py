@@ -10,7 +10,7 @@ from .. import images, linux, proc, shmem, sysvipc
 from ..errors import ImageError, PyckptError, RestoreConflict
 from ..files import memfd
 from ..images.proto import mm_pb2
-from . import cow
+from . import cow, vmflags
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 PR_SET_MM = 35
@@ -29,12 +29,13 @@ def restore_memory(pr):
         _unmap_parent_memory(pr, inherited.kept)
     segments = inherited.write
     filled = vmas_with_data(pr.mm.vmas, segments)
+    unaccounted = {i for i in filled if vmflags.fill_without_write(pr.mm.vmas[i])}
     file_fds = {}
     try:
         for index, vma in enumerate(pr.mm.vmas):
             if vma.kind in (mm_pb2.Vma.VDSO, mm_pb2.Vma.VSYSCALL):
                 continue
-            prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled else 0)
+            prot = vma.prot | (PROT_READ | PROT_WRITE if index in filled - unaccounted else 0)
             length = vma.end - vma.start
             where = f"mapping {vma.start:#x}-{vma.end:#x} {vma.name or vma.file.path or '(anonymous)'}"
             if index in inherited.kept:
@@ -50,7 +51,7 @@ def restore_memory(pr):
                 _attach_sysv_shm(pr, vma, where)
                 continue
             if vma.kind == mm_pb2.Vma.ANON:
-                flags = arch.MAP_PRIVATE | arch.MAP_ANONYMOUS | arch.MAP_FIXED
+                flags = vmflags.mmap_flags(arch, vma, arch.MAP_PRIVATE) | arch.MAP_ANONYMOUS | arch.MAP_FIXED
                 if vma.growsdown:
                     flags |= arch.MAP_GROWSDOWN
                 inj.call("mmap", vma.start, length, prot, flags, -1, 0, detail=where)
@@ -64,17 +65,21 @@ def restore_memory(pr):
                 # O_NOATIME: mmap through it would touch the file's atime
                 flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOATIME
                 file_fds[key] = inj.call("openat", linux.AT_FDCWD, path, flags | os.O_CLOEXEC, 0, detail=vma.file.path)
-            flags = (arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
+            flags = vmflags.mmap_flags(arch, vma, arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
             inj.call("mmap", vma.start, length, prot, flags, file_fds[key], vma.pgoff, detail=where)
     finally:
         for fd in file_fds.values():
             inj.call("close", fd)
     cow.drop(pr, inherited.zap)
+    forced, segments = vmflags.split_segments(
+        segments, [(pr.mm.vmas[i].start, pr.mm.vmas[i].end) for i in unaccounted])
     _fill_pages(pr, segments)
+    vmflags.fill_through_mem(pr, forced)
     for index in filled:
         vma = pr.mm.vmas[index]
         inj.call("mprotect", vma.start, vma.end - vma.start, vma.prot)
     _set_mm_fields(pr)
+    vmflags.apply_advice(pr)
 
 def _unmap_parent_memory(pr, kept):
     """A forked stub: unmap every mapping of the parent it does not keep, then move the vDSO."""

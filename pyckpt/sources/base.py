@@ -65,6 +65,8 @@ class ProcessState:
     membarrier: int = 0            # MEMBARRIER_CMD_REGISTER_* commands in effect, ORed
     child_subreaper: bool = False  # PR_GET_CHILD_SUBREAPER
     securebits: int = 0
+    thp_disable: int = 0           # prctl(PR_GET_THP_DISABLE): 0, or 1 | PR_THP_DISABLE_EXCEPT_ADVISED
+    mlock_future: int = 0          # mlockall(2) flags for mappings made from now on: 0 or MCL_FUTURE[|MCL_ONFAULT]
     itimers: list = field(default_factory=list)  # (which, value_us, interval_us), armed ones only
     posix_timers: list = field(default_factory=list)  # PosixTimerState, by id
     extra: dict = field(default_factory=dict)

@@ -20,7 +20,7 @@ u8 = ctypes.c_uint8
 ABI_VERSION = 5  # 2: GET_THREAD_MISC, GET_PROCESS_MISC; sa_flags as rt_sigaction reports them
                  # 3: GET_ITIMERS; job-control-stopped threads freeze; Freeze.nr_stopped
                  # 4: GET_POSIX_TIMERS, GET_SECCOMP, UNIX_QUEUE
-                 # 5: ProcessMisc.stop_signal, stop_flags, membarrier, child_subreaper
+                 # 5: ProcessMisc.stop_signal, stop_flags, membarrier, child_subreaper, mlock_future
 IOC_MAGIC = 0xCA
 DEVICE_PATH = "/dev/crak"
 
@@ -273,12 +273,15 @@ class ProcessMisc(_Struct):
     _fields_ = [
         ("flags", u32), ("pad", u32), ("brk", u64), ("start_brk", u64),
         ("pdeath_signal", u32), ("dumpable", u32), ("stop_signal", u32), ("stop_flags", u32),
-        ("membarrier", u32), ("child_subreaper", u32), ("reserved", u64 * 2),
+        ("membarrier", u32), ("child_subreaper", u32), ("mlock_future", u32), ("pad2", u32),
+        ("reserved", u64 * 1),
     ]
 
 
 PROCESS_MISC_FLAGS_ALL = 0
 STOP_REPORTABLE = 1 << 0
+MLOCK_F_FUTURE = 1 << 0
+MLOCK_F_ONFAULT = 1 << 1
 
 
 class Itimers(_Struct):

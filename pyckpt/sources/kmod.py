@@ -24,7 +24,7 @@ import termios
 import time
 
 from .. import arch as archmod
-from .. import pagemap, proc, sockdiag
+from .. import linux, pagemap, proc, sockdiag
 from ..files import unix
 from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError, UnsupportedState
 from . import crak_uapi as uapi
@@ -222,6 +222,7 @@ class KmodSource(Source):
             stop_signal=misc.stop_signal, stop_collected=pid != self.root_pid and not misc.stop_flags & uapi.STOP_REPORTABLE,
             membarrier=misc.membarrier, child_subreaper=bool(misc.child_subreaper),
             posix_timers=self._posix_timers(pid),
+            thp_disable=proc.read_thp_disable(pid), mlock_future=_mlock_future(misc.mlock_future),
         )
 
     def _posix_timers(self, pid):
@@ -442,6 +443,12 @@ def unix_records(raw, count, sock_type, what):
         messages.append((data, sender))
         offset += (head + m.addr_len + m.len + 7) & ~7
     return unix.shape_queue(messages, sock_type)
+
+
+def _mlock_future(bits):
+    if not bits & uapi.MLOCK_F_FUTURE:
+        return 0
+    return linux.MCL_FUTURE | (linux.MCL_ONFAULT if bits & uapi.MLOCK_F_ONFAULT else 0)
 
 
 def _sigset(words):

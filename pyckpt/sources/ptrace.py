@@ -185,6 +185,7 @@ class PtraceSource(Source):
         page = pagemap.PAGE_SIZE
         scratch_addr = inj.call("mmap", 0, page, PROT_RW, self.arch.MAP_PRIVATE | self.arch.MAP_ANONYMOUS, -1, 0)
         try:
+            state.mlock_future = _mlock_future(pid, scratch_addr)
             scratch = Scratch(pid, scratch_addr, page)
             size = self.arch.SIGACTION_SIZE
             old = scratch.alloc(size)
@@ -202,6 +203,7 @@ class PtraceSource(Source):
             state.pdeathsig = struct.unpack("<i", scratch.get(word, 4))[0]
             state.dumpable = inj.call("prctl", PR_GET_DUMPABLE)
             state.securebits = inj.call("prctl", PR_GET_SECUREBITS)
+            state.thp_disable = inj.call("prctl", linux.PR_GET_THP_DISABLE, 0, 0, 0, 0)
             itimerval = scratch.alloc(32)
             for which in range(3):
                 inj.call("getitimer", which, itimerval)
@@ -273,7 +275,12 @@ class PtraceSource(Source):
             for vaddr, npages in runs:
                 offset, remaining = vaddr, npages * pagemap.PAGE_SIZE
                 while remaining:
-                    n = os.preadv(mem, [view[:min(remaining, COPY_CHUNK)]], offset)
+                    try:
+                        n = os.preadv(mem, [view[:min(remaining, COPY_CHUNK)]], offset)
+                    except OSError as err:
+                        # e.g. a guard region on a kernel that does not show them in pagemap (6.13)
+                        raise PyckptError(f"cannot read memory of process {pid} at {offset:#x}: "
+                                          f"{err.strerror}") from err
                     if n <= 0:
                         raise PyckptError(f"cannot read memory of process {pid} at {offset:#x}")
                     _write_all(out, view[:n])
@@ -282,6 +289,14 @@ class PtraceSource(Source):
         finally:
             os.close(mem)
         return [PageRun(v, n) for v, n in runs]
+
+
+def _mlock_future(pid, new_mapping):
+    """mlockall(MCL_FUTURE[|MCL_ONFAULT]) shows only on mappings made after it: on the one just made."""
+    flags = next((v.vmflags for v in proc.read_vmas(pid) if v.start <= new_mapping < v.end), frozenset())
+    if "lo" not in flags:
+        return 0
+    return linux.MCL_FUTURE | (linux.MCL_ONFAULT if "lf" in flags else 0)
 
 
 def _under_seccomp(pid, tid):

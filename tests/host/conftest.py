@@ -97,6 +97,7 @@ CASES = [
     Case("procattr", "procattr"),
     Case("zombiesig", "zombiesig"),
     Case("cwdgone", "cwdgone"),
+    Case("vmflags", "vmflags"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
@@ -106,7 +107,7 @@ UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
-           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files")]
+           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files", "uffd-registered")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
@@ -114,6 +115,8 @@ SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem
 # waiting, one whose master and one whose slave is outside the tree.
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
+# Guard regions (Linux 6.13+): run by test_guard_regions.py, which skips on older kernels.
+GUARD = Case("guard", "guard")
 # A parent without a vDSO whose child has one (restore forks the child from the parent).
 NOVDSO_REFUSED = Case("novdso-child-keeps", "novdso", ("child-keeps",))
 # Files restore could not reopen as they are (see workloads/ghosts.c).
@@ -121,7 +124,7 @@ GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked
                                                                            "deleted-exe")]
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
-ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
              + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED)
 
 

@@ -56,6 +56,7 @@ def test_process_misc(target):
         assert m.brk >= m.start_brk
         assert m.dumpable == 1
         assert m.pdeath_signal == 0
+        assert m.mlock_future == 0      # no mlockall(MCL_FUTURE): the vmflags workload has one
         s.freeze()
         assert s.process_misc().brk == m.brk
 
@@ -66,10 +67,10 @@ def test_misc_bad_input(target):
         expect_errno(errno.EBUSY, ioctl, fd, "GET_THREAD_MISC", uapi.ThreadMisc(tid=target.pid))
         expect_errno(errno.EOPNOTSUPP, ioctl, fd, "GET_PROCESS_MISC", uapi.ProcessMisc(flags=1))
         q = uapi.ProcessMisc()
-        q.reserved[1] = 1
+        q.reserved[0] = 1
         expect_errno(errno.EINVAL, ioctl, fd, "GET_PROCESS_MISC", q)
         expect_errno(errno.EINVAL, ioctl, fd, "GET_PROCESS_MISC", uapi.ProcessMisc(brk=1))
-        for out_field in ("stop_signal", "stop_flags", "membarrier", "child_subreaper"):
+        for out_field in ("stop_signal", "stop_flags", "membarrier", "child_subreaper", "mlock_future", "pad2"):
             expect_errno(errno.EINVAL, ioctl, fd, "GET_PROCESS_MISC", uapi.ProcessMisc(**{out_field: 1}))
         expect_errno(errno.EFAULT, ioctl, fd, "GET_PROCESS_MISC", 8)
         s.freeze()

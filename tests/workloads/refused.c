@@ -11,6 +11,8 @@
  *                an io-wq worker thread (iou-wrk-PID), still waiting
  *   shared-files a child created with clone(CLONE_FILES): one fd table for
  *                two processes (after SIGTERM: a new fd is seen in both)
+ *   uffd-registered  a mapping registered with userfaultfd for missing pages
+ *                (VmFlags "um"): who answers its faults is not in the image
  */
 #include "wl.h"
 #include <linux/filter.h>
@@ -22,6 +24,8 @@
 #include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
+#include <linux/userfaultfd.h>
 
 /* io_uring by hand (no liburing): one SQE reading from an empty pipe, forced
  * to a worker thread (IOSQE_ASYNC); the worker blocks until the pipe has data. */
@@ -121,6 +125,19 @@ int main(int argc, char **argv)
 			for (;;)
 				pause();
 		wl_say("sharer %d", (int)sharer);
+	} else if (!strcmp(mode, "uffd-registered")) {
+		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+		char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+		if (p == MAP_FAILED || fd < 0 || ioctl(fd, UFFDIO_API, &api))
+			wl_die("userfaultfd");
+		reg.range.start = (unsigned long)p;
+		reg.range.len = 4096;
+		if (ioctl(fd, UFFDIO_REGISTER, &reg))
+			wl_die("UFFDIO_REGISTER");
+		wl_say("registered %lx", (unsigned long)p);
 	} else {
 		errno = EINVAL;
 		wl_die(mode);

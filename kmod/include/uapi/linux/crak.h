@@ -197,6 +197,10 @@
  *   PRIVATE_EXPEDITED_SYNC_CORE, PRIVATE_EXPEDITED_RSEQ).
  *   child_subreaper: 1 if the process is a child subreaper
  *   (PR_GET_CHILD_SUBREAPER, signal->is_child_subreaper), else 0.
+ *   mlock_future: what mlockall(2) left for mappings made from now on
+ *   (mm->def_flags): CRAK_MLOCK_F_FUTURE for MCL_FUTURE, with
+ *   CRAK_MLOCK_F_ONFAULT when it was MCL_FUTURE | MCL_ONFAULT.
+ *   (The fields after dumpable: ABI 5.)
  *
  * CRAK_IOC_GET_ITIMERS (struct crak_itimers)
  *   The process's interval timers as getitimer(2) in the target would
@@ -576,9 +580,13 @@ struct crak_process_misc {
 	__u32 stop_flags;	/* out: CRAK_STOP_* */
 	__u32 membarrier;	/* out: MEMBARRIER_CMD_REGISTER_* commands in effect */
 	__u32 child_subreaper;	/* out: PR_GET_CHILD_SUBREAPER */
-	__u64 reserved[2];
+	__u32 mlock_future;	/* out: CRAK_MLOCK_F_* */
+	__u32 pad2;
+	__u64 reserved[1];
 };
 #define CRAK_STOP_REPORTABLE	(1U << 0)	/* the parent has not waited for the stop yet */
+#define CRAK_MLOCK_F_FUTURE	(1U << 0)
+#define CRAK_MLOCK_F_ONFAULT	(1U << 1)
 #define CRAK_PROCESS_MISC_FLAGS_ALL	0U
 
 struct crak_itimers {
