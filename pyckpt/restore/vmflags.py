@@ -44,10 +44,13 @@ UNDO = {
 
 def can_turn_into(have, want):
     """Whether madvise can turn a mapping with VmFlags `have` (kept from a parent) into one with
-    exactly `want`; where it cannot (MAP_NORESERVE, MAP_DROPPABLE, a guard mark, one of hg/nh to
-    none), the child maps it afresh instead of keeping it."""
-    want = set(want)
-    for mnemonic in set(have) - want:
+    exactly `want`; where it cannot (MAP_NORESERVE, MAP_DROPPABLE or VM_ACCOUNT differ, a guard mark,
+    one of hg/nh to none), the child maps it afresh instead of keeping it."""
+    want, have = set(want), set(have)
+    # only mmap gives these (and VM_ACCOUNT follows from how it was mapped): both ways must match
+    if (have ^ want) & (AT_MMAP | {"ac"}):
+        return False
+    for mnemonic in have - want:
         if mnemonic in UNDO or mnemonic in DERIVED or mnemonic in LOCKS:   # fork drops locks itself
             continue
         if mnemonic in ("hg", "nh") and ({"hg", "nh"} - {mnemonic}) & want:

@@ -146,7 +146,10 @@ def test_lockonfault_named_where_the_kernel_prints_question_marks(tokens, spelli
     (["rd", "hg"], ["rd"], False),                   # no madvise clears both hg and nh
     (["rd", "nr"], ["rd"], False),                   # only mmap gives (or not) MAP_NORESERVE
     (["rd", "gu"], ["rd"], False),                   # the guard mark stays
-], ids=["dontfork", "hugepage-to-nohugepage", "locked", "hugepage-to-none", "noreserve", "guard"])
+    (["rd", "nr"], ["rd", "nr", "wf", "dd", "dp"], False),   # nor MAP_DROPPABLE
+    (["rd", "ac", "mg"], ["rd", "nr", "mg"], False),   # VM_ACCOUNT follows from the mmap
+], ids=["dontfork", "hugepage-to-nohugepage", "locked", "hugepage-to-none", "noreserve", "guard",
+        "to-droppable", "accounted-to-noreserve"])
 def test_child_keeps_parent_mapping_only_when_its_flags_can_be_made_exact(have, want, keep):
     """A forked child keeps a mapping of its parent (copy-on-write) only if madvise can give it
     exactly its own VmFlags; otherwise it maps it afresh."""
