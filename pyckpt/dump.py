@@ -6,7 +6,6 @@ same image. Nothing is written under the final name until the image is whole,
 and on any error the targets are thawed as they were.
 """
 
-import collections
 import logging
 import os
 import platform
@@ -23,6 +22,7 @@ from .images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageWriter
 from .oplog import log_to
 from .options import DumpOptions
+from .ranges import Range, intersect, subtract
 from .restore import vmflags as restore_vmflags
 from .sources import open_source
 
@@ -96,7 +96,7 @@ def _dump(pid, writer, options):
             parent = tasks[p].ppid
             inherited = []
             if parent in tasks:
-                inherited = pagemap.cow_shared_runs(p, parent, _intersect(private[p], private[parent]))
+                inherited = pagemap.cow_shared_runs(p, parent, intersect(private[p], private[parent]))
             with writer.open_raw(images.pages(p)) as out:
                 runs = source.dump_pages(p, _subtract(private[p], inherited), out)
             page_map = mm_pb2.PageMap(pages_file=images.pages(p))
@@ -245,46 +245,14 @@ def _mapped_memfds(vmas_by_pid, mms, file_table):
     return list(objects.values()), sources
 
 
-Range = collections.namedtuple("Range", "start end")
-
-
 def _private_ranges(vmas, mm):
     """The address ranges whose pages belong in the process's own pages image."""
     return [Range(v.start, v.end) for v, m in zip(vmas, mm.vmas) if _has_private_data(m)]
 
 
-def _intersect(ours, theirs):
-    """Ranges covered by both sorted, non-overlapping range lists."""
-    out, j = [], 0
-    for start, end in ours:
-        while j < len(theirs) and theirs[j].end <= start:
-            j += 1
-        k = j
-        while k < len(theirs) and theirs[k].start < end:
-            lo, hi = max(start, theirs[k].start), min(end, theirs[k].end)
-            if lo < hi:
-                out.append(Range(lo, hi))
-            k += 1
-    return out
-
-
 def _subtract(ranges, runs):
     """`ranges` minus the page runs [(vaddr, nr_pages)], both sorted by address."""
-    out, j = [], 0
-    for start, end in ranges:
-        cursor = start
-        while j < len(runs) and runs[j][0] + runs[j][1] * pagemap.PAGE_SIZE <= cursor:
-            j += 1
-        k = j
-        while k < len(runs) and runs[k][0] < end:
-            run_start, run_end = runs[k][0], runs[k][0] + runs[k][1] * pagemap.PAGE_SIZE
-            if run_start > cursor:
-                out.append(Range(cursor, run_start))
-            cursor = max(cursor, run_end)
-            k += 1
-        if cursor < end:
-            out.append(Range(cursor, end))
-    return out
+    return subtract(ranges, [Range(vaddr, vaddr + nr * pagemap.PAGE_SIZE) for vaddr, nr in runs])
 
 
 # -- process ------------------------------------------------------------------

@@ -20,6 +20,7 @@ import collections
 from .. import proc
 from ..images.proto import mm_pb2
 from ..pagemap import PAGE_SIZE
+from ..ranges import intersect, merge, subtract
 from . import vmflags
 from .image import PageSegment
 
@@ -75,7 +76,7 @@ def plan(pr):
     segments = pr.image.page_segments[pr.pid]
     if parent is None or parent.mm is None:
         return Plan(set(), segments, [])
-    have = _merge([(v.start, v.end) for v in proc.read_vmas(pr.pid)])
+    have = merge([(v.start, v.end) for v in proc.read_vmas(pr.pid)])
     theirs = sorted(parent.mm.vmas, key=lambda v: v.start)
     kept, j = set(), 0
     for index, vma in enumerate(mm.vmas):
@@ -83,13 +84,13 @@ def plan(pr):
             j += 1
         if j < len(theirs) and _same_backing(vma, theirs[j]) and _covered(have, vma.start, vma.end):
             kept.add(index)
-    kept_ranges = _merge([(mm.vmas[i].start, mm.vmas[i].end) for i in sorted(kept)])
+    kept_ranges = merge([(mm.vmas[i].start, mm.vmas[i].end) for i in sorted(kept)])
     inherited = [(r.vaddr, r.vaddr + r.nr_pages * PAGE_SIZE) for r in pr.image.pagemaps[pr.pid].inherited]
-    shared_now = _intersect(_merge(inherited), kept_ranges)
+    shared_now = intersect(merge(inherited), kept_ranges)
     write = _segments_minus(segments, shared_now)
-    parent_pages = _merge([(g.vaddr, g.vaddr + g.nbytes) for g in pr.image.page_segments[parent.pid]])
-    mine = _merge([(g.vaddr, g.vaddr + g.nbytes) for g in segments])
-    zap = _minus(_intersect(parent_pages, kept_ranges), mine)
+    parent_pages = merge([(g.vaddr, g.vaddr + g.nbytes) for g in pr.image.page_segments[parent.pid]])
+    mine = merge([(g.vaddr, g.vaddr + g.nbytes) for g in segments])
+    zap = subtract(intersect(parent_pages, kept_ranges), mine)
     return Plan(kept, write, zap)
 
 
@@ -99,54 +100,13 @@ def drop(pr, zap):
                     detail=f"pages {start:#x}-{end:#x} the parent has and this process had not")
 
 
-# -- ranges: sorted lists of (start, end) ---------------------------------------
-
-
-def _merge(ranges):
-    out = []
-    for start, end in sorted(ranges):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
-
-def _intersect(a, b):
-    out, j = [], 0
-    for start, end in a:
-        while j < len(b) and b[j][1] <= start:
-            j += 1
-        k = j
-        while k < len(b) and b[k][0] < end:
-            lo, hi = max(start, b[k][0]), min(end, b[k][1])
-            if lo < hi:
-                out.append((lo, hi))
-            k += 1
-    return out
-
-
-def _minus(a, b):
-    out, j = [], 0
-    for start, end in a:
-        cursor = start
-        while j < len(b) and b[j][1] <= cursor:
-            j += 1
-        k = j
-        while k < len(b) and b[k][0] < end:
-            if b[k][0] > cursor:
-                out.append((cursor, b[k][0]))
-            cursor = max(cursor, b[k][1])
-            k += 1
-        if cursor < end:
-            out.append((cursor, end))
-    return out
+# -- page segments ----------------------------------------------------------------
 
 
 def _segments_minus(segments, holes):
     """The parts of the PageSegments (sorted by address) outside `holes`."""
     out = []
     for g in segments:
-        for start, end in _minus([(g.vaddr, g.vaddr + g.nbytes)], holes):
+        for start, end in subtract([(g.vaddr, g.vaddr + g.nbytes)], holes):
             out.append(PageSegment(start, end - start, g.pages_file, g.offset + (start - g.vaddr)))
     return out

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from pyckpt import shmem
+from pyckpt import ranges, shmem
 from pyckpt.errors import ImageError
 from pyckpt.images.proto import mm_pb2
 from pyckpt.pagemap import PAGE_SIZE as P
@@ -18,10 +18,10 @@ def vma(start, end, kind=mm_pb2.Vma.ANON, **kw):
 
 
 def test_ranges_arithmetic():
-    assert cow._merge([(5, 8), (0, 2), (2, 3), (7, 9)]) == [(0, 3), (5, 9)]
-    assert cow._intersect([(0, 10), (20, 30)], [(5, 25)]) == [(5, 10), (20, 25)]
-    assert cow._minus([(0, 10), (20, 30)], [(2, 4), (8, 22), (29, 40)]) == [(0, 2), (4, 8), (22, 29)]
-    assert cow._minus([(0, 10)], []) == [(0, 10)]
+    assert ranges.merge([(5, 8), (0, 2), (2, 3), (7, 9)]) == [(0, 3), (5, 9)]
+    assert ranges.intersect([(0, 10), (20, 30)], [(5, 25)]) == [(5, 10), (20, 25)]
+    assert ranges.subtract([(0, 10), (20, 30)], [(2, 4), (8, 22), (29, 40)]) == [(0, 2), (4, 8), (22, 29)]
+    assert ranges.subtract([(0, 10)], []) == [(0, 10)]
 
 
 def test_segments_minus_keeps_file_offsets():

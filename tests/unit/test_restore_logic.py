@@ -9,7 +9,8 @@ import pytest
 
 from pyckpt import arch as archmod
 from pyckpt import pagemap
-from pyckpt.dump import Range, _intersect, _subtract
+from pyckpt.dump import _subtract
+from pyckpt.ranges import Range, intersect
 from pyckpt.errors import ImageError
 from pyckpt.images.proto import files_pb2, mm_pb2
 from pyckpt.pagemap import PAGE_SIZE, PM_FILE, PM_PRESENT, PM_SWAP
@@ -100,7 +101,7 @@ def testvmas_with_data(runs, expected):
 def test_intersect_ranges():
     ours = [Range(0, 10 * P), Range(20 * P, 30 * P)]
     theirs = [Range(5 * P, 25 * P), Range(28 * P, 40 * P)]
-    assert _intersect(ours, theirs) == [Range(5 * P, 10 * P), Range(20 * P, 25 * P), Range(28 * P, 30 * P)]
+    assert intersect(ours, theirs) == [Range(5 * P, 10 * P), Range(20 * P, 25 * P), Range(28 * P, 30 * P)]
 
 
 def test_subtract_page_runs_from_ranges():
