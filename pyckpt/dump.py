@@ -28,7 +28,6 @@ from .sources import open_source
 
 log = logging.getLogger(__name__)
 
-VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
 ANON_NAMES = ("", "[heap]", "[stack]")
 
 
@@ -438,7 +437,7 @@ def _mm_message(pid, vmas, state):
         regular_files.file_ref(mm.exe, exe, os.stat(f"/proc/{pid}/exe"))
     except OSError as err:
         raise UnsupportedState(f"process {pid}: cannot stat its executable {exe}: {err.strerror}") from err
-    guards = pagemap.guard_runs(pid, [(v.start, v.end) for v in vmas if v.path not in VDSO_NAMES + ("[vsyscall]",)])
+    guards = pagemap.guard_runs(pid, [(v.start, v.end) for v in vmas if v.path not in vdso.KERNEL_MAPPINGS])
     for vma in vmas:
         msg = mm.vmas.add()
         where = f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.perms} {vma.path or '(anonymous)'}"
@@ -484,7 +483,7 @@ def _vma_message(msg, pid, vma, where):
     msg.growsdown = "gd" in vma.vmflags
     msg.may_write = "mw" in vma.vmflags
     msg.may_exec = "me" in vma.vmflags
-    if vma.path in VDSO_NAMES:
+    if vma.path in vdso.VDSO_NAMES:
         msg.kind, msg.name = mm_pb2.Vma.VDSO, vma.path
         return
     if vma.path == "[vsyscall]":

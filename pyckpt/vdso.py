@@ -14,6 +14,11 @@ from elftools.common.exceptions import ELFError
 
 from . import proc
 
+# The mappings the kernel itself puts in every process: the vDSO and its data
+# pages (and arm's sigpage/vectors), and the fixed legacy [vsyscall] page.
+VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
+KERNEL_MAPPINGS = VDSO_NAMES + ("[vsyscall]",)
+
 
 def _read(pid):
     for vma in proc.read_vmas(pid):

@@ -6,7 +6,7 @@ the image had it, and the mm fields (brk, args, auxv, exe) set with PR_SET_MM.""
 import os
 import struct
 
-from .. import images, linux, proc, shmem, sysvipc
+from .. import images, linux, proc, shmem, sysvipc, vdso
 from ..errors import ImageError, PyckptError, RestoreConflict
 from ..files import memfd
 from ..images.proto import mm_pb2
@@ -17,8 +17,6 @@ PR_SET_MM = 35
 PR_SET_MM_MAP = 14
 IOV_MAX = 1024
 MAX_RW = 0x7FFFF000            # the kernel's MAX_RW_COUNT: one preadv reads at most this
-VDSO_NAMES = ("[vdso]", "[vvar]", "[vvar_vclock]", "[sigpage]", "[vectors]")
-KERNEL_MAPPINGS = VDSO_NAMES + ("[vsyscall]",)
 
 
 def restore_memory(pr):
@@ -83,13 +81,20 @@ def restore_memory(pr):
 
 def _unmap_parent_memory(pr, kept):
     """A forked stub: unmap every mapping of the parent it does not keep, then move the vDSO."""
-    current = proc.read_vmas(pr.pid)
-    keep = [pr.trampoline] + [(pr.mm.vmas[i].start, pr.mm.vmas[i].end) for i in kept]
-    keep += [(v.start, v.end) for v in current if v.special and v.path in KERNEL_MAPPINGS]
+    keep_only(pr, proc.read_vmas(pr.pid), [(pr.mm.vmas[i].start, pr.mm.vmas[i].end) for i in kept],
+              "the parent's memory this process does not have")
+
+
+def keep_only(pr, current, keep, why):
+    """Unmap everything of the process (`current`: its mappings as /proc lists them) but the
+    trampoline, the ranges in `keep` and the kernel's own mappings; then move its vDSO to where
+    the image has it."""
+    keep = [pr.trampoline] + list(keep)
+    keep += [(v.start, v.end) for v in current if v.special and v.path in vdso.KERNEL_MAPPINGS]
     top = max(v.end for v in current if v.path != "[vsyscall]")
     for start, end in complement(keep, 0, top):
-        pr.inj.call("munmap", start, end - start, detail="the parent's memory this process does not have")
-    move_vdso(pr, [v for v in current if v.path in VDSO_NAMES])
+        pr.inj.call("munmap", start, end - start, detail=why)
+    move_vdso(pr, [v for v in current if v.path in vdso.VDSO_NAMES])
 
 
 def _map_shmem(pr, vma, where):

@@ -186,12 +186,7 @@ class ProcessRestorer:
         inj.insn_addr = base
         self.trampoline = (base, base + size)
         self.scratch = Scratch(self.pid, base + PAGE_SIZE, size - PAGE_SIZE)
-        # Drop everything of the stub but the trampoline and the kernel's own mappings.
-        keep = [self.trampoline] + [(v.start, v.end) for v in stub_vmas if v.special and v.path in memory.KERNEL_MAPPINGS]
-        top = max(v.end for v in stub_vmas if v.path != "[vsyscall]")
-        for start, end in memory.complement(keep, 0, top):
-            inj.call("munmap", start, end - start)
-        memory.move_vdso(self, [v for v in stub_vmas if v.path in memory.VDSO_NAMES])
+        memory.keep_only(self, stub_vmas, [], "pyckpt's own memory in the stub")
 
 
     def restore_memory(self):
