@@ -23,7 +23,7 @@ def image_name(shmem_id):
     return f"shmem-{shmem_id}.img"
 
 
-def _data_ranges(fd, start, end):
+def data_ranges(fd, start, end):
     """(offset, length) of the data (not holes) of file `fd` within [start, end)."""
     out = []
     offset = start
@@ -44,7 +44,7 @@ def _data_ranges(fd, start, end):
 
 def copy_data(src, dst, start, end):
     """Copy the data (not the holes) of fd `src` within [start, end) to the same offsets of fd `dst`."""
-    for offset, length in _data_ranges(src, start, end):
+    for offset, length in data_ranges(src, start, end):
         os.lseek(dst, offset, os.SEEK_SET)
         while length:
             n = os.sendfile(dst, src, offset, length)
@@ -61,7 +61,7 @@ def save(windows, path):
     try:
         runs = []
         for fd, (_src, start, end) in zip(fds, windows):
-            runs.extend(_data_ranges(fd, start, end))
+            runs.extend(data_ranges(fd, start, end))
         runs = _union(runs)
         with open(path, "wb") as out:
             out.write(MAGIC + struct.pack("=Q", len(runs)))

@@ -395,7 +395,7 @@ class Restorer:
         try:
             src = os.open(self.image.path(seg.data), os.O_RDONLY)
             try:
-                for offset, length in shmem._data_ranges(src, 0, seg.size):
+                for offset, length in shmem.data_ranges(src, 0, seg.size):
                     view = (ctypes.c_char * length).from_address(addr + offset)
                     done = 0
                     while done < length:

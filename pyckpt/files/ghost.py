@@ -58,7 +58,7 @@ def describe(entry, pid, fd, link, st, what, first=None):
     if entry.kind == files_pb2.OpenFile.REGULAR:
         src = _open_source(pid, fd, what)
         try:
-            for offset, length in shmem._data_ranges(src, 0, st.st_size):
+            for offset, length in shmem.data_ranges(src, 0, st.st_size):
                 ghost.extents.add(offset=offset, length=length)
         except OSError as err:
             raise UnsupportedState(f"{what}: cannot find the deleted file's data (SEEK_DATA): {err.strerror}") from err
