@@ -265,6 +265,16 @@ def kcmp_files(pid1, pid2):
     return syscall("kcmp", pid1, pid2, KCMP_FILES, 0, 0)
 
 
+MQUEUE_MAGIC = 0x19800202
+
+
+def fs_magic(path):
+    """statfs(2)'s f_type of the filesystem holding `path` (the first field, a long)."""
+    buf = ctypes.create_string_buffer(256)     # struct statfs is 120 bytes on every 64-bit arch
+    _check(_libc.statfs(os.fsencode(path), buf), f"statfs {path}")
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
 IOPRIO_WHO_PROCESS = 1
 SCHED_DEADLINE = 6
 SCHED_FLAG_RESET_ON_FORK = 0x01
