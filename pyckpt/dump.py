@@ -38,6 +38,10 @@ def dump(pid, images_dir, options=None):
     try:
         with log_to(writer.path(options.log_file)):
             return _dump(pid, writer, options)
+    except ProcessLookupError as err:
+        writer.abort()
+        # killed while frozen (SIGKILL ends even a traced process): nothing to save any more
+        raise NoSuchProcess(f"a process of the tree died during the dump ({err.strerror}: {err})") from err
     except BaseException:
         writer.abort()
         raise
@@ -52,6 +56,9 @@ def _dump(pid, writer, options):
     _refuse_io_uring(proc.process_tree(pid))
     with source:
         pids = source.freeze()
+        if pid not in pids:
+            # it died while being frozen (then the walk takes it for a zombie): no image of nothing
+            raise NoSuchProcess(f"process {pid} exited while it was being frozen")
         _refuse_io_uring(pids)
         frozen_at = time.monotonic()
         # Describe everything first: a refusal must come before any image is written.
@@ -138,15 +145,23 @@ def _dump(pid, writer, options):
             root_pid=pid, pyckpt_version=__version__, page_size=pagemap.PAGE_SIZE,
         ))
         dumped_at = time.monotonic()
-        writer.commit()
-        source.release(kill=not options.leave_running)
-        if not options.leave_running:
+        if options.leave_running:
+            # Every byte of the image is written (in the page cache): thaw first, then checksum,
+            # sync and rename it into place - the target need not wait for the disk.
+            source.release(kill=False)
+            thawed_at = time.monotonic()
+            writer.commit()
+        else:
+            # Killing must wait until the image is whole on disk: a failed commit leaves it running.
+            writer.commit()
+            source.release(kill=True)
+            thawed_at = time.monotonic()
             sysvipc.remove(ipc)
     done = time.monotonic()
     summary = {
         "pid": pid, "pids": pids, "backend": source.name, "images": writer.final_dir,
         "pages": stats["pages"], "inherited_pages": stats["inherited_pages"], "freeze_s": frozen_at - started,
-        "dump_s": dumped_at - frozen_at, "total_s": done - started,
+        "dump_s": dumped_at - frozen_at, "frozen_s": thawed_at - frozen_at, "total_s": done - started,
     }
     log.info("dump complete: %s", summary)
     return summary
