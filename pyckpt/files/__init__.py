@@ -46,6 +46,7 @@ class FileTable:
         self.pipe_data = {}        # pipe id -> buffered bytes
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
+        self._epoll_pending = []   # [(epoll file id, watch index, fd of the process being added on its file)]
         self.unix = unix.UnixDump(options, source)
         self.ptys = pty.PtyTable(options.shell_job)
 
@@ -60,6 +61,10 @@ class FileTable:
             if held:
                 entry = self.files.files[file_id - 1]  # ids count from 1
                 locks.record(table, entry, fd, held, seen_posix)
+        file_of = {fd.fd: fd.file_id for fd in table.fds}
+        for file_id, index, holder in self._epoll_pending:
+            self.files.files[file_id - 1].watches[index].file_id = file_of[holder]
+        self._epoll_pending = []
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd, info):
@@ -91,7 +96,8 @@ class FileTable:
         elif link == inotify.LINK:
             inotify.describe(entry, info, what)
         elif link == epoll.LINK:
-            epoll.describe(entry, pid, info, what)
+            self._epoll_pending += [(entry.id, index, holder)
+                                    for index, holder in epoll.describe(entry, pid, fd, info, what)]
         elif link in anon.KINDS:
             anon.describe(entry, pid, fd, link, info, what)
         elif link.startswith("anon_inode:"):
@@ -152,14 +158,6 @@ class FileTable:
     def finish(self, dumped_pids):
         """Checks that need every process seen, pipe and socket contents (targets still frozen)."""
         self.unix.check_all(self.files.files, dumped_pids)
-        descriptions = {}
-        for entry in self.files.files:
-            if entry.kind == files_pb2.OpenFile.PIPE:
-                key = (entry.pipe_id, entry.flags & os.O_ACCMODE)
-                if key in descriptions:
-                    raise UnsupportedState(f"pipe:[{entry.pipe_id}] has two separately opened "
-                                           f"{'read' if key[1] == os.O_RDONLY else 'write'} ends; not supported")
-                descriptions[key] = entry.id
         self.ptys.finish(self.files, dumped_pids)
         pgids = {proc.read_stat(p).pgid for p in dumped_pids}
         for file_id, what in self.holders.items():

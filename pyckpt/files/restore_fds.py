@@ -45,6 +45,14 @@ class _Context:
         self.restorer.parked.append(parked)
         return parked
 
+    def fetch(self, other_pid, other_fd):
+        """A new fd in this process for the open file description at other_pid's fd (pidfd_getfd)."""
+        inj = self.restorer.inj
+        if other_pid not in self.pidfds:
+            self.pidfds[other_pid] = self.park(inj.call("pidfd_open", other_pid, 0, detail=f"pidfd of {other_pid}"))
+        return inj.call("pidfd_getfd", self.pidfds[other_pid], other_fd, 0,
+                        detail=f"fd {other_fd} of process {other_pid}")
+
 
 def install(restorer):
     image, inj, pid = restorer.image, restorer.inj, restorer.pid
@@ -63,11 +71,11 @@ def install(restorer):
         restorer.scratch.reset()
         location = registry.get(fd.file_id)
         if location is None:
-            temp = _open(ctx, restorer, image.files[fd.file_id], fd.fd)
+            temp = _open(ctx, restorer, image.files[fd.file_id], fd.fd, placed)
         elif location[0] == pid:
             temp = location[1]          # parked here earlier (the other end of a pipe)
         else:
-            temp = _fetch(ctx, *location)
+            temp = ctx.fetch(*location)
         if temp != fd.fd:
             inj.call("dup3", temp, fd.fd, 0)
             inj.call("close", temp)
@@ -90,16 +98,7 @@ def close_parked(restorer):
     restorer.parked = []
 
 
-def _fetch(ctx, other_pid, other_fd):
-    """A new fd in this process for the open file description at other_pid's fd (pidfd_getfd)."""
-    inj = ctx.restorer.inj
-    if other_pid not in ctx.pidfds:
-        ctx.pidfds[other_pid] = ctx.park(inj.call("pidfd_open", other_pid, 0, detail=f"pidfd of {other_pid}"))
-    return inj.call("pidfd_getfd", ctx.pidfds[other_pid], other_fd, 0,
-                    detail=f"fd {other_fd} of process {other_pid}")
-
-
-def _open(ctx, restorer, entry, fd_number):
+def _open(ctx, restorer, entry, fd_number, placed):
     if entry.kind == files_pb2.OpenFile.PIPE:
         return pipe.open_in_target(ctx, entry, restorer)
     if entry.kind == files_pb2.OpenFile.FIFO:
@@ -109,7 +108,7 @@ def _open(ctx, restorer, entry, fd_number):
     if entry.kind in anon.KINDS.values():
         return anon.open_in_target(restorer, entry)
     if entry.kind == files_pb2.OpenFile.EPOLL:
-        return epoll.open_in_target(restorer, entry)
+        return epoll.open_in_target(ctx, restorer, entry, placed)
     if entry.kind == files_pb2.OpenFile.INOTIFY:
         return inotify.open_in_target(restorer, entry)
     if entry.kind == files_pb2.OpenFile.UNIX_SOCKET:
@@ -117,11 +116,11 @@ def _open(ctx, restorer, entry, fd_number):
         raise PyckptError(f"process {restorer.pid} fd {fd_number}: unix socket:[{entry.unix.ino}] was not built")
     if entry.kind == files_pb2.OpenFile.PTY_MASTER:
         # Opened in pyckpt with its old index (restore.TreeRestorer); the target takes it over.
-        return _fetch(ctx, os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
+        return ctx.fetch(os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
     if entry.kind == files_pb2.OpenFile.PTY_SLAVE and not entry.flags & os.O_LARGEFILE:
         local = restorer.tree.ptys.open_peer(entry.pty_index, (entry.flags & _REOPEN_MASK) | os.O_NOCTTY)
         try:
-            return _fetch(ctx, os.getpid(), local)
+            return ctx.fetch(os.getpid(), local)
         finally:
             os.close(local)
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid

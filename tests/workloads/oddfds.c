@@ -1,0 +1,287 @@
+/*
+ * oddfds: fds in states real programs leave behind, checked after restore
+ * against what fdinfo, fstat and the file itself said before.
+ *
+ * Pipes:
+ *   eof    only the read end left, with 70000 bytes queued in a 128 KiB pipe:
+ *          the reader gets the bytes, then EOF.
+ *   epipe  only the write end left (16 bytes still queued): a write fails
+ *          with EPIPE and raises SIGPIPE (blocked, so it stays pending).
+ *   twice  a pipe whose read end was opened again through /proc/self/fd
+ *          (non-blocking, the first one blocking) and opened O_RDWR once
+ *          more: four open files on one pipe, each with its own flags.
+ * epoll (one instance):
+ *   moved  a watch added through fd A, A dup'ed to B and closed: the watch
+ *          is still keyed by number A (DEL through B says ENOENT; once A
+ *          names the file again, MOD through A works).
+ *   reused a watch (EPOLLET) added through fd C, C dup'ed and then reused
+ *          for an eventfd: C names another file; DEL through C says ENOENT.
+ *   excl   an EPOLLEXCLUSIVE watch (MOD on it says EINVAL).
+ *   plain  a level-triggered watch with a 64-bit data word, ready.
+ * Every fd's fdinfo (inode numbers replaced by which fd held them) is
+ * compared as a whole, and epoll_wait must give the same events.
+ */
+#include "wl.h"
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/kcmp.h>
+
+#define EOF_BYTES 70000
+#define NFDS 64
+
+static int tracked[NFDS], ntracked;
+static ino_t tracked_ino[NFDS];
+
+static void track(int fd)
+{
+	tracked[ntracked++] = fd;
+}
+
+/* Inode numbers of the tracked fds, in order: their labels in fdinfo text. */
+static void note_inodes(void)
+{
+	struct stat st;
+	int i;
+
+	for (i = 0; i < ntracked; i++)
+		tracked_ino[i] = fstat(tracked[i], &st) ? 0 : st.st_ino;
+}
+
+static int label_of(unsigned long ino)
+{
+	int i;
+
+	for (i = 0; i < ntracked; i++)
+		if (tracked_ino[i] == ino)
+			return tracked[i];
+	return -1;
+}
+
+static int cmp_lines(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* fdinfo of fd with every inode number replaced by "fd N" of a tracked fd
+ * that has that inode (restore makes new pipes and eventfds), lines sorted
+ * (an epoll lists its watches in the order of their files' addresses). */
+static void fdinfo(int fd, char *out, size_t size)
+{
+	char path[64], raw[4096], lines[4096], *p, *line, *save = NULL, *sorted[64];
+	size_t len = 0;
+	int i, nlines = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (wl_read_file(path, raw, sizeof(raw)) < 0)
+		wl_die("fdinfo");
+	out[0] = '\0';
+	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		p = strstr(line, "ino:");
+		if (p) {
+			/* top level "ino:\t<decimal>", epoll's "ino:<hex>" */
+			int hex = strncmp(line, "tfd:", 4) == 0;
+			unsigned long ino = strtoul(p + 4, NULL, hex ? 16 : 10);
+			char *rest = p + 4;
+
+			while (*rest == '\t' || *rest == ' ' || (*rest && strchr("0123456789abcdef", *rest)))
+				rest++;
+			*p = '\0';
+			len += snprintf(out + len, size - len, "%sino:<fd %d>%s\n", line, label_of(ino), rest);
+		} else {
+			len += snprintf(out + len, size - len, "%s\n", line);
+		}
+		if (len >= size)
+			wl_die("fdinfo too long");
+	}
+	memcpy(lines, out, len + 1);
+	save = NULL;
+	for (line = strtok_r(lines, "\n", &save); line && nlines < 64; line = strtok_r(NULL, "\n", &save))
+		sorted[nlines++] = line;
+	qsort(sorted, nlines, sizeof(sorted[0]), cmp_lines);
+	for (len = 0, i = 0; i < nlines; i++)
+		len += snprintf(out + len, size - len, "%s\n", sorted[i]);
+}
+
+static char before[NFDS][4096];
+
+static int same_file(int a, int b)
+{
+	return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b) == 0;
+}
+
+static int same_inode(int a, int b)
+{
+	struct stat sa, sb;
+
+	return !fstat(a, &sa) && !fstat(b, &sb) && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
+static char pattern[EOF_BYTES];
+
+int main(void)
+{
+	int eofp[2], epp[2], tw[2], r2, rw, ep, efd_b, efd_a, moved_a, pipe_c, reused_c, excl_fd[2], plain[2];
+	int i, n;
+	struct epoll_event ev, got[8];
+	char buf[4096], after[4096];
+	sigset_t set;
+	struct timespec zero = { 0, 0 };
+
+	wl_setup(0);
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	/* eof: only the read end left */
+	wl_fill(pattern, sizeof(pattern), 7);
+	if (pipe(eofp) || fcntl(eofp[1], F_SETPIPE_SZ, 128 * 1024) < 0)
+		wl_die("eof pipe");
+	if (write(eofp[1], pattern, sizeof(pattern)) != sizeof(pattern))
+		wl_die("fill eof pipe");
+	close(eofp[1]);
+	track(eofp[0]);
+
+	/* epipe: only the write end left */
+	if (pipe2(epp, O_NONBLOCK) || fcntl(epp[1], F_SETPIPE_SZ, 16 * 4096) < 0 || write(epp[1], "sixteen bytes!!!", 16) != 16)
+		wl_die("epipe pipe");
+	close(epp[0]);
+	track(epp[1]);
+
+	/* twice: four open files on one pipe */
+	if (pipe(tw))
+		wl_die("twice pipe");
+	snprintf(buf, sizeof(buf), "/proc/self/fd/%d", tw[0]);
+	r2 = open(buf, O_RDONLY | O_NONBLOCK);
+	rw = open(buf, O_RDWR);
+	if (r2 < 0 || rw < 0 || write(tw[1], "abc", 3) != 3)
+		wl_die("twice reopen");
+	track(tw[0]);
+	track(tw[1]);
+	track(r2);
+	track(rw);
+
+	/* epoll */
+	ep = epoll_create1(0);
+	efd_a = eventfd(5, EFD_NONBLOCK);
+	if (ep < 0 || efd_a < 0 || pipe2(excl_fd, O_NONBLOCK) || pipe2(plain, O_NONBLOCK))
+		wl_die("epoll setup");
+	ev.events = EPOLLIN;
+	ev.data.u64 = 0xa0a0a0a0a0a0a0a0ULL;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, efd_a, &ev))
+		wl_die("add moved");
+	moved_a = efd_a;
+	efd_b = dup(efd_a);
+	close(efd_a);
+
+	pipe_c = eofp[0] + 100;		/* a number of its own, then reused */
+	if (dup2(plain[0], pipe_c) != pipe_c)
+		wl_die("dup2 c");
+	ev.events = EPOLLIN | EPOLLET | EPOLLRDHUP;
+	ev.data.u64 = 0xc;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, pipe_c, &ev))
+		wl_die("add reused");
+	close(pipe_c);
+	reused_c = eventfd(0, 0);
+	if (reused_c < 0 || dup2(reused_c, pipe_c) != pipe_c)
+		wl_die("reuse c");
+	close(reused_c);
+	reused_c = pipe_c;
+
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.u64 = 0xe;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, excl_fd[0], &ev))
+		wl_die("add exclusive");
+	ev.events = EPOLLIN | EPOLLPRI;
+	ev.data.u64 = 0x123456789abcdef0ULL;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, plain[0], &ev) || write(plain[1], "p", 1) != 1)
+		wl_die("add plain");
+	track(ep);
+	track(efd_b);
+	track(reused_c);
+	track(excl_fd[0]);
+	track(excl_fd[1]);
+	track(plain[0]);
+	track(plain[1]);
+
+	note_inodes();
+	for (i = 0; i < ntracked; i++)
+		fdinfo(tracked[i], before[i], sizeof(before[i]));
+	wl_ready();
+	wl_wait();
+
+	note_inodes();
+	for (i = 0; i < ntracked; i++) {
+		fdinfo(tracked[i], after, sizeof(after));
+		wl_check(strcmp(before[i], after) == 0, "fd %d fdinfo was\n%s\nnow\n%s", tracked[i], before[i], after);
+	}
+
+	/* eof */
+	wl_check(fcntl(eofp[0], F_GETPIPE_SZ) == 128 * 1024, "eof pipe size %d", fcntl(eofp[0], F_GETPIPE_SZ));
+	{
+		static char got_bytes[EOF_BYTES + 1];
+		size_t len = 0;
+		ssize_t r;
+
+		while ((r = read(eofp[0], got_bytes + len, sizeof(got_bytes) - len)) > 0)
+			len += r;
+		wl_check(r == 0, "eof pipe: read after the data gave %zd (%s), not EOF", r, strerror(errno));
+		wl_check(len == EOF_BYTES && !memcmp(got_bytes, pattern, EOF_BYTES), "eof pipe: %zu bytes, different", len);
+	}
+
+	/* epipe */
+	wl_check(fcntl(epp[1], F_GETPIPE_SZ) == 16 * 4096, "epipe pipe size %d", fcntl(epp[1], F_GETPIPE_SZ));
+	wl_check(sigtimedwait(&set, NULL, &zero) < 0, "SIGPIPE pending before the write");
+	errno = 0;
+	wl_check(write(epp[1], "x", 1) < 0 && errno == EPIPE, "write with no reader: %s", strerror(errno));
+	wl_check(sigtimedwait(&set, NULL, &zero) == SIGPIPE, "no SIGPIPE after the write");
+
+	/* twice */
+	wl_check(same_inode(tw[0], r2) && same_inode(tw[0], rw) && same_inode(tw[0], tw[1]), "twice: not one pipe");
+	wl_check(!same_file(tw[0], r2) && !same_file(tw[0], rw) && !same_file(r2, rw) && !same_file(tw[1], rw),
+		 "twice: open files merged");
+	n = read(r2, buf, sizeof(buf));
+	wl_check(n == 3 && !memcmp(buf, "abc", 3), "twice: read %d", n);
+	close(tw[1]);
+	errno = 0;
+	n = read(r2, buf, sizeof(buf));
+	wl_check(n < 0 && errno == EAGAIN, "twice: O_RDWR open is not a writer (read %d, %s)", n, strerror(errno));
+	wl_check(write(rw, "zz", 2) == 2 && read(tw[0], buf, 2) == 2 && !memcmp(buf, "zz", 2), "twice: rw to r");
+
+	/* epoll */
+	n = epoll_wait(ep, got, 8, 0);
+	{
+		int seen_a = 0, seen_c = 0, seen_plain = 0;
+
+		for (i = 0; i < n; i++) {
+			if (got[i].data.u64 == 0xa0a0a0a0a0a0a0a0ULL && got[i].events == EPOLLIN)
+				seen_a++;
+			else if (got[i].data.u64 == 0xc && got[i].events == EPOLLIN)
+				seen_c++;
+			else if (got[i].data.u64 == 0x123456789abcdef0ULL && got[i].events == EPOLLIN)
+				seen_plain++;
+			else
+				wl_fail("epoll: unexpected event %#x data %#llx", got[i].events,
+					(unsigned long long)got[i].data.u64);
+		}
+		/* the pipe behind C had a byte before the watch was added (ready at once) */
+		wl_check(n == 3 && seen_a == 1 && seen_c == 1 && seen_plain == 1, "epoll_wait: %d events (a %d c %d plain %d)",
+			 n, seen_a, seen_c, seen_plain);
+	}
+	n = epoll_wait(ep, got, 8, 0);
+	wl_check(n == 2, "second epoll_wait: %d events (edge triggered C must not come again)", n);
+	errno = 0;
+	wl_check(epoll_ctl(ep, EPOLL_CTL_DEL, efd_b, NULL) < 0 && errno == ENOENT, "moved: DEL through B: %s",
+		 strerror(errno));
+	errno = 0;
+	wl_check(epoll_ctl(ep, EPOLL_CTL_DEL, reused_c, NULL) < 0 && errno == ENOENT, "reused: DEL through C: %s",
+		 strerror(errno));
+	ev.events = EPOLLOUT;
+	wl_check(epoll_ctl(ep, EPOLL_CTL_MOD, excl_fd[0], &ev) < 0 && errno == EINVAL, "exclusive: MOD: %s",
+		 strerror(errno));
+	if (dup2(efd_b, moved_a) != moved_a)
+		wl_die("dup2 a");
+	wl_check(epoll_ctl(ep, EPOLL_CTL_MOD, moved_a, &ev) == 0, "moved: MOD through A again: %s", strerror(errno));
+	return wl_finish();
+}
