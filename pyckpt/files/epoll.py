@@ -9,7 +9,8 @@ watched file there for the moment when the number now names something else
 (or nothing), then putting that back.
 
 Refused at dump, by name: a watched file no fd of the process holds any more
-(only the epoll does, and user space cannot get it back from there), and a
+(a watch lives as long as its file: another process, a mapping or an
+SCM_RIGHTS message in flight may still hold it), and a
 fired EPOLLONESHOT watch (disarmed: EPOLL_CTL_ADD would arm it again for
 EPOLLERR and EPOLLHUP).
 """
@@ -52,7 +53,7 @@ def describe(entry, pid, fd, info, what):
         holder = _holder(pid, fd, tfd, index)
         if holder is None:
             raise UnsupportedState(f"{where} watches a file no fd of process {pid} holds any more "
-                                   "(only the epoll does); not supported")
+                                   "(it is held elsewhere); not supported")
         pending.append((len(entry.watches), holder))
         entry.watches.add(fd=tfd, events=events, data=data)
     return pending

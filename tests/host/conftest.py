@@ -109,6 +109,8 @@ TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
            for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files", "uffd-registered")]
+# epoll states restore could not recreate (see workloads/oddfds.c).
+ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,)) for mode in ("epoll-orphan", "oneshot-fired")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
@@ -126,7 +128,7 @@ GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
 ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
-             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED)
+             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + ODDFDS_REFUSED)
 
 
 def pytest_generate_tests(metafunc):

@@ -20,12 +20,18 @@
  *   plain  a level-triggered watch with a 64-bit data word, ready.
  * Every fd's fdinfo (inode numbers replaced by which fd held them) is
  * compared as a whole, and epoll_wait must give the same events.
+ *
+ * Refused (argument), the process left running as it was:
+ *   epoll-orphan   an epoll watching a pipe no fd of its process holds any
+ *                  more (a child holds it: the watch lives as long as the file)
+ *   oneshot-fired  an EPOLLONESHOT watch that has fired (disarmed)
  */
 #include "wl.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <linux/kcmp.h>
 
 #define EOF_BYTES 70000
@@ -120,7 +126,49 @@ static int same_inode(int a, int b)
 
 static char pattern[EOF_BYTES];
 
-int main(void)
+/* The refused states: set up, wait, check the epoll still works as before. */
+static int refused(const char *mode)
+{
+	int ep = epoll_create1(0), p[2], n;
+	pid_t child = 0;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 77 }, got;
+
+	if (ep < 0 || pipe(p) || write(p[1], "x", 1) != 1)
+		wl_die("refused setup");
+	if (!strcmp(mode, "oneshot-fired"))
+		ev.events |= EPOLLONESHOT;
+	else if (strcmp(mode, "epoll-orphan"))
+		wl_die("unknown mode");
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev))
+		wl_die("add");
+	if (!strcmp(mode, "oneshot-fired") && epoll_wait(ep, &got, 1, 0) != 1)
+		wl_die("fire the one-shot watch");
+	if (!strcmp(mode, "epoll-orphan")) {
+		child = fork();
+		if (child < 0)
+			wl_die("fork");
+		if (child == 0) {
+			close(ep);
+			for (;;)
+				pause();
+		}
+		close(p[0]);
+	}
+	wl_ready();
+	wl_wait();
+	n = epoll_wait(ep, &got, 1, 0);
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	if (!strcmp(mode, "oneshot-fired"))
+		wl_check(n == 0, "disarmed watch fired: %d", n);
+	else
+		wl_check(n == 1 && got.data.u64 == 77, "orphan watch: %d events", n);
+	return wl_finish();
+}
+
+int main(int argc, char **argv)
 {
 	int eofp[2], epp[2], tw[2], r2, rw, ep, efd_b, efd_a, moved_a, pipe_c, reused_c, excl_fd[2], plain[2];
 	int i, n;
@@ -130,6 +178,8 @@ int main(void)
 	struct timespec zero = { 0, 0 };
 
 	wl_setup(0);
+	if (argc > 1)
+		return refused(argv[1]);
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &set, NULL);
