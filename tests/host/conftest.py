@@ -99,6 +99,7 @@ CASES = [
     Case("cwdgone", "cwdgone"),
     Case("vmflags", "vmflags"),
     Case("oddfds", "oddfds"),
+    Case("zombiepgrp", "zombiepgrp"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
