@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pidfd, pipe, procfs, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class FileTable:
         self.pipe_data = {}        # pipe id -> buffered bytes
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
+        self._pidfds = []          # [(file id, "process P fd F (...)")] of pidfds, checked once all are seen
         self._epoll_pending = []   # [(epoll file id, watch index, fd of the process being added on its file)]
         self.unix = unix.UnixDump(options, source)
         self.ptys = pty.PtyTable(options.shell_job)
@@ -98,6 +99,9 @@ class FileTable:
         elif link == epoll.LINK:
             self._epoll_pending += [(entry.id, index, holder)
                                     for index, holder in epoll.describe(entry, pid, fd, info, what)]
+        elif pidfd.is_pidfd(link):
+            pidfd.describe(entry, info, what)
+            self._pidfds.append((entry.id, what))
         elif link in anon.KINDS:
             anon.describe(entry, pid, fd, link, info, what)
         elif link.startswith("anon_inode:"):
@@ -159,6 +163,10 @@ class FileTable:
         """Checks that need every process seen, pipe and socket contents (targets still frozen)."""
         self.unix.check_all(self.files.files, dumped_pids)
         self.ptys.finish(self.files, dumped_pids)
+        threads = {tid for p in dumped_pids for tid in proc.thread_ids(p) if tid != p}
+        for file_id, what in self._pidfds:
+            pidfd.check_in_dump(self.files.files[file_id - 1], set(dumped_pids) | set(self.source.zombies),
+                                threads, what)
         pgids = {proc.read_stat(p).pgid for p in dumped_pids}
         for file_id, what in self.holders.items():
             status.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)

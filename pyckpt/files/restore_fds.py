@@ -19,7 +19,7 @@ import os
 from .. import linux
 from ..errors import PyckptError, RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, regular, status, tty
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pidfd, pipe, regular, status, tty
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,9 @@ def install(restorer):
         placed[fd.file_id] = fd.fd
         registry[fd.file_id] = (pid, fd.fd)
     _restore_descriptions(restorer, table, placed)
-    for pidfd in ctx.pidfds.values():
-        inj.call("close", pidfd)
-        restorer.parked.remove(pidfd)
+    for parked_pidfd in ctx.pidfds.values():
+        inj.call("close", parked_pidfd)
+        restorer.parked.remove(parked_pidfd)
     # close-on-exec belongs to the fd, not the file: set it on every fd.
     for fd in table.fds:
         inj.call("fcntl", fd.fd, linux.F_SETFD, _FD_CLOEXEC if fd.cloexec else 0)
@@ -107,6 +107,8 @@ def _open(ctx, restorer, entry, fd_number, placed):
         return memfd.open_in_target(restorer, entry)
     if entry.kind in anon.KINDS.values():
         return anon.open_in_target(restorer, entry)
+    if entry.kind == files_pb2.OpenFile.PIDFD:
+        return pidfd.open_in_target(ctx, restorer, entry)
     if entry.kind == files_pb2.OpenFile.EPOLL:
         return epoll.open_in_target(ctx, restorer, entry, placed)
     if entry.kind == files_pb2.OpenFile.INOTIFY:

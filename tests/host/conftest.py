@@ -110,8 +110,9 @@ TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
            for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files", "uffd-registered")]
-# epoll states restore could not recreate (see workloads/oddfds.c).
-ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,)) for mode in ("epoll-orphan", "oneshot-fired")]
+# epoll states restore could not recreate, a pidfd of a process outside (see workloads/oddfds.c).
+ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,))
+                  for mode in ("epoll-orphan", "oneshot-fired", "pidfd-outside")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]

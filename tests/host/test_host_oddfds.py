@@ -7,8 +7,9 @@ import pytest
 
 @pytest.mark.parametrize("mode, words", [
     pytest.param("epoll-orphan", "watches a file no fd of process", id="epoll-orphan"),
-    pytest.param("oneshot-fired", "EPOLLONESHOT watch that has fired", id="oneshot-fired")])
-def test_epoll_state_refused(start_workload, harness, mode, words):
+    pytest.param("oneshot-fired", "EPOLLONESHOT watch that has fired", id="oneshot-fired"),
+    pytest.param("pidfd-outside", "alive outside the dump", id="pidfd-outside")])
+def test_fd_state_refused(start_workload, harness, mode, words):
     wl = start_workload(f"oddfds-{mode}")
     res = wl.dump(check=False)
     assert res.returncode == 3, f"dumped {mode}: {res.describe()}"

@@ -25,6 +25,7 @@
  *   epoll-orphan   an epoll watching a pipe no fd of its process holds any
  *                  more (a child holds it: the watch lives as long as the file)
  *   oneshot-fired  an EPOLLONESHOT watch that has fired (disarmed)
+ *   pidfd-outside  a pidfd of the parent (the harness), alive outside the dump
  */
 #include "wl.h"
 #include <sys/epoll.h>
@@ -135,6 +136,16 @@ static int refused(const char *mode)
 
 	if (ep < 0 || pipe(p) || write(p[1], "x", 1) != 1)
 		wl_die("refused setup");
+	if (!strcmp(mode, "pidfd-outside")) {
+		int pidfd = syscall(SYS_pidfd_open, getppid(), 0);
+
+		if (pidfd < 0)
+			wl_die("pidfd_open");
+		wl_ready();
+		wl_wait();
+		wl_check(syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0, "pidfd of the parent: %s", strerror(errno));
+		return wl_finish();
+	}
 	if (!strcmp(mode, "oneshot-fired"))
 		ev.events |= EPOLLONESHOT;
 	else if (strcmp(mode, "epoll-orphan"))

@@ -12,9 +12,18 @@
  *
  * Likewise a session whose leader is a zombie: S calls setsid(), forks S1
  * and exits 9; S1 (the root's child now) is in S's session and group.
+ *
+ * pidfds: of the root itself (PIDFD_NONBLOCK), of M1 (pidfd_open), of M2
+ * (clone CLONE_PIDFD), of the zombie L, and of a child created with
+ * CLONE_PIDFD and reaped (fdinfo "Pid: -1"). Their fdinfo, poll() and
+ * pidfd_send_signal(0) must say the same after restore; waitid(P_PIDFD)
+ * reaps L through its pidfd; the members' pidfds turn readable when they exit.
  */
 #include "wl.h"
+#include <poll.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -34,6 +43,49 @@ static int member(int ready_fd)
 		_exit(4);
 	_exit(40 + sig);
 }
+
+
+#ifndef PIDFD_NONBLOCK
+#define PIDFD_NONBLOCK O_NONBLOCK
+#endif
+enum { PF_SELF, PF_M1, PF_M2, PF_ZOMBIE, PF_DEAD, NPF };
+static const char *pf_name[NPF] = { "self", "m1", "m2", "zombie", "reaped" };
+static int pf[NPF];
+
+static int pidfd_open_(pid_t pid, unsigned int flags)
+{
+	return syscall(SYS_pidfd_open, pid, flags);
+}
+
+/* fork with CLONE_PIDFD: 0 in the child */
+static pid_t fork_pidfd(int *pidfd)
+{
+	return syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
+}
+
+/* What a pidfd says: fdinfo without ino/mnt_id (a new inode), poll, a null signal. */
+static void pidfd_state(int fd, char *out, size_t size)
+{
+	char path[64], info[1024], *line, *save = NULL;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t len = 0;
+	int rc, err;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (wl_read_file(path, info, sizeof(info)) < 0)
+		wl_die("pidfd fdinfo");
+	for (line = strtok_r(info, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, "ino:", 4) && strncmp(line, "mnt_id:", 7))
+			len += snprintf(out + len, size - len, "%s; ", line);
+	rc = poll(&p, 1, 0);
+	len += snprintf(out + len, size - len, "poll %d %#x; ", rc, p.revents);
+	errno = 0;
+	rc = syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0);
+	err = errno;
+	snprintf(out + len, size - len, "signal %d %s; F_GETFL %#x", rc, rc ? strerror(err) : "", fcntl(fd, F_GETFL));
+}
+
+static char pf_before[NPF][1024];
 
 static char proc_state(pid_t pid)
 {
@@ -99,7 +151,7 @@ int main(void)
 		usleep(1000);
 	m1 = shared[0];
 	s1 = shared[1];
-	m2 = fork();
+	m2 = fork_pidfd(&pf[PF_M2]);
 	if (m2 < 0)
 		wl_die("fork m2");
 	if (m2 == 0) {
@@ -111,6 +163,19 @@ int main(void)
 		wl_die("m2 into the zombie's group");
 	wl_say("leader %d members %d %d, session leader %d member %d", (int)leader, (int)m1, (int)m2, (int)sleader,
 	       (int)s1);
+	pf[PF_SELF] = pidfd_open_(getpid(), PIDFD_NONBLOCK);
+	pf[PF_M1] = pidfd_open_(m1, 0);
+	pf[PF_ZOMBIE] = pidfd_open_(leader, 0);
+	got = fork_pidfd(&pf[PF_DEAD]);
+	if (got == 0)
+		_exit(0);
+	if (got < 0 || waitpid(got, NULL, 0) != got)
+		wl_die("reaped child");
+	for (i = 0; i < NPF; i++) {
+		if (pf[i] < 0)
+			wl_die("pidfd");
+		pidfd_state(pf[i], pf_before[i], sizeof(pf_before[i]));
+	}
 	wl_ready();
 	wl_wait();
 
@@ -122,14 +187,33 @@ int main(void)
 		 (int)getsid(m1), (int)getsid(0));
 	wl_check(proc_state(m1) == 'S' && proc_state(m2) == 'S', "members in states %c %c", proc_state(m1),
 		 proc_state(m2));
-	got = waitpid(leader, &status, 0);
-	wl_check(got == leader && WIFEXITED(status) && WEXITSTATUS(status) == 7, "reaping the leader: %d status %#x",
-		 (int)got, status);
+	for (i = 0; i < NPF; i++) {
+		char now[1024];
+
+		pidfd_state(pf[i], now, sizeof(now));
+		wl_check(!strcmp(now, pf_before[i]), "pidfd of %s was [%s], now [%s]", pf_name[i], pf_before[i], now);
+	}
+	{
+		siginfo_t si = { 0 };
+
+		got = waitid(P_PIDFD, pf[PF_ZOMBIE], &si, WEXITED);
+		wl_check(got == 0 && si.si_pid == leader && si.si_code == CLD_EXITED && si.si_status == 7,
+			 "reaping the leader through its pidfd: %d pid %d status %d", (int)got, (int)si.si_pid,
+			 si.si_status);
+	}
 	wl_check(kill(-leader, SIGUSR1) == 0, "signal to the leaderless group: %s", strerror(errno));
 	for (i = 0; i < 2; i++) {
 		got = waitpid(-leader, &status, 0);
 		wl_check((got == m1 || got == m2) && WIFEXITED(status) && WEXITSTATUS(status) == 40 + SIGUSR1,
 			 "member %d ended with %#x", (int)got, status);
+	}
+	for (i = PF_M1; i <= PF_M2; i++) {
+		struct pollfd p = { .fd = pf[i], .events = POLLIN };
+
+		wl_check(poll(&p, 1, 0) == 1 && p.revents & POLLIN, "pidfd of %s not readable after its exit", pf_name[i]);
+		errno = 0;
+		wl_check(syscall(SYS_pidfd_send_signal, pf[i], 0, NULL, 0) < 0 && errno == ESRCH,
+			 "pidfd of %s: signal after reaping: %s", pf_name[i], strerror(errno));
 	}
 	wl_check(proc_state(sleader) == 'Z', "session leader %d is in state %c", (int)sleader, proc_state(sleader));
 	wl_check(getsid(sleader) == sleader && getpgid(sleader) == sleader, "session leader: session %d group %d",
