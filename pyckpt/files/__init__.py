@@ -139,6 +139,8 @@ class FileTable:
                 regular.describe_device(entry, link, st, what)
         elif stat.S_ISCHR(st.st_mode):
             regular.describe_device(entry, link, st, what)
+        elif stat.S_ISLNK(st.st_mode):
+            regular.describe_symlink(entry, link, st, flags, what)
         elif stat.S_ISFIFO(st.st_mode):
             raise UnsupportedState(f"{what} is a FIFO outside this mount namespace")
         else:

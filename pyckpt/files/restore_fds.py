@@ -140,6 +140,8 @@ def _open(ctx, restorer, entry, fd_number, placed):
         # The controlling terminal is set apart, by the session leader (files/pty.py).
         path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
+    elif entry.kind == files_pb2.OpenFile.CHARDEV and entry.node_deleted:
+        return regular.open_deleted_device(restorer, entry, flags, what)
     elif entry.kind == files_pb2.OpenFile.CHARDEV:
         path = regular.check_file(entry, what)
         flags |= os.O_NOCTTY        # a terminal reopened by a session leader must not become its terminal

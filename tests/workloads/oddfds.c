@@ -18,6 +18,12 @@
  *          for an eventfd: C names another file; DEL through C says ENOENT.
  *   excl   an EPOLLEXCLUSIVE watch (MOD on it says EINVAL).
  *   plain  a level-triggered watch with a 64-bit data word, ready.
+ * Paths:
+ *   symlink  O_PATH|O_NOFOLLOW fds of a symlink and of a dangling one: still
+ *            the links themselves (lstat's inode, readlinkat through the fd).
+ *   devnode  /dev/null's device made as a node in the cwd, opened, unlinked:
+ *            a deleted character device, still that device (rdev, mode,
+ *            owner, no links, same /proc/self/fd name; reads EOF, writes).
  * Every fd's fdinfo (inode numbers replaced by which fd held them) is
  * compared as a whole, and epoll_wait must give the same events.
  *
@@ -31,6 +37,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/kcmp.h>
@@ -182,7 +189,9 @@ static int refused(const char *mode)
 int main(int argc, char **argv)
 {
 	int eofp[2], epp[2], tw[2], r2, rw, ep, efd_b, efd_a, moved_a, pipe_c, reused_c, excl_fd[2], plain[2];
-	int i, n;
+	int i, n, sl, dl, dev;
+	struct stat sl_st, dev_st, st;
+	char dev_name[256] = "", now_name[256] = "";
 	struct epoll_event ev, got[8];
 	char buf[4096], after[4096];
 	sigset_t set;
@@ -266,6 +275,27 @@ int main(int argc, char **argv)
 	track(plain[0]);
 	track(plain[1]);
 
+	/* symlinks */
+	if (symlink("target-file", "link") || symlink("nowhere", "dangling"))
+		wl_die("symlink");
+	sl = open("link", O_PATH | O_NOFOLLOW);
+	dl = open("dangling", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (sl < 0 || dl < 0 || lstat("link", &sl_st))
+		wl_die("open symlinks");
+	track(sl);
+	track(dl);
+
+	/* a deleted character device */
+	if (mknod("nulldev", S_IFCHR | 0640, makedev(1, 3)) || chown("nulldev", 1, 2))
+		wl_die("mknod");
+	dev = open("nulldev", O_RDWR);
+	if (dev < 0 || unlink("nulldev") || fstat(dev, &dev_st))
+		wl_die("open device");
+	snprintf(buf, sizeof(buf), "/proc/self/fd/%d", dev);
+	if (readlink(buf, dev_name, sizeof(dev_name) - 1) < 0)
+		wl_die("readlink device");
+	track(dev);
+
 	note_inodes();
 	for (i = 0; i < ntracked; i++)
 		fdinfo(tracked[i], before[i], sizeof(before[i]));
@@ -277,6 +307,27 @@ int main(int argc, char **argv)
 		fdinfo(tracked[i], after, sizeof(after));
 		wl_check(strcmp(before[i], after) == 0, "fd %d fdinfo was\n%s\nnow\n%s", tracked[i], before[i], after);
 	}
+
+	/* symlinks */
+	wl_check(!fstat(sl, &st) && S_ISLNK(st.st_mode) && st.st_ino == sl_st.st_ino && st.st_dev == sl_st.st_dev,
+		 "symlink fd: mode %#o inode %lu, want the link's %lu", st.st_mode, (unsigned long)st.st_ino,
+		 (unsigned long)sl_st.st_ino);
+	memset(buf, 0, sizeof(buf));
+	wl_check(readlinkat(sl, "", buf, sizeof(buf) - 1) == 11 && !strcmp(buf, "target-file"), "readlinkat: %s", buf);
+	memset(buf, 0, sizeof(buf));
+	wl_check(readlinkat(dl, "", buf, sizeof(buf) - 1) == 7 && !strcmp(buf, "nowhere"), "dangling: %s", buf);
+	wl_check(fcntl(sl, F_GETFD) == 0 && fcntl(dl, F_GETFD) == FD_CLOEXEC, "symlink fds' FD_CLOEXEC");
+
+	/* the deleted device */
+	wl_check(!fstat(dev, &st) && S_ISCHR(st.st_mode) && st.st_rdev == dev_st.st_rdev && st.st_mode == dev_st.st_mode &&
+		 st.st_uid == 1 && st.st_gid == 2 && st.st_nlink == 0 && st.st_dev == dev_st.st_dev,
+		 "deleted device: mode %#o rdev %#lx owner %d:%d links %lu", st.st_mode, (unsigned long)st.st_rdev,
+		 (int)st.st_uid, (int)st.st_gid, (unsigned long)st.st_nlink);
+	snprintf(buf, sizeof(buf), "/proc/self/fd/%d", dev);
+	wl_check(readlink(buf, now_name, sizeof(now_name) - 1) > 0 && !strcmp(now_name, dev_name),
+		 "deleted device's name: %s, was %s", now_name, dev_name);
+	wl_check(access("nulldev", F_OK) < 0, "the device node is back in the directory");
+	wl_check(write(dev, "abc", 3) == 3 && read(dev, buf, 1) == 0, "deleted device is not /dev/null");
 
 	/* eof */
 	wl_check(fcntl(eofp[0], F_GETPIPE_SZ) == 128 * 1024, "eof pipe size %d", fcntl(eofp[0], F_GETPIPE_SZ));
