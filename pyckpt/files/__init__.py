@@ -47,6 +47,7 @@ class FileTable:
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
         self._pidfds = []          # [(file id, "process P fd F (...)")] of pidfds, checked once all are seen
+        self._inotify_deleted = []  # [(inotify file id, watch index, (dev, ino) of its deleted file, what)]
         self._epoll_pending = []   # [(epoll file id, watch index, fd of the process being added on its file)]
         self.unix = unix.UnixDump(options, source)
         self.ptys = pty.PtyTable(options.shell_job)
@@ -66,6 +67,12 @@ class FileTable:
         for file_id, index, holder in self._epoll_pending:
             self.files.files[file_id - 1].watches[index].file_id = file_of[holder]
         self._epoll_pending = []
+        for file_id, index, key, where in self._inotify_deleted:
+            holder = next((fid for p, _fd, fid in self._by_inode.get(key, ()) if p == pid), None)
+            if holder is None:
+                raise UnsupportedState(f"{where}: no fd of process {pid} holds that file open; not supported")
+            self.files.files[file_id - 1].inotify_watches[index].file_id = holder
+        self._inotify_deleted = []
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd, info):
@@ -95,7 +102,8 @@ class FileTable:
                 fifo.describe(entry, link, st)
             self._pipe_ends.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, flags & os.O_ACCMODE))
         elif link == inotify.LINK:
-            inotify.describe(entry, info, what)
+            self._inotify_deleted += [(entry.id, index, key, where)
+                                      for index, key, where in inotify.describe(entry, info, what)]
         elif link == epoll.LINK:
             self._epoll_pending += [(entry.id, index, holder)
                                     for index, holder in epoll.describe(entry, pid, fd, info, what)]

@@ -60,8 +60,10 @@ def install(restorer):
     table = image.fds[pid]
     ctx = _Context(restorer, table)
     placed = {}              # file id -> fd holding it in this process's table
-    # epoll instances watch other fds by number: they come last.
-    order = sorted(table.fds, key=lambda f: (image.files[f.file_id].kind == files_pb2.OpenFile.EPOLL, f.fd))
+    # epoll instances watch other fds by number: they come last; inotify instances may
+    # watch a deleted file through its restored fd: just before.
+    last = {files_pb2.OpenFile.INOTIFY: 1, files_pb2.OpenFile.EPOLL: 2}
+    order = sorted(table.fds, key=lambda f: (last.get(image.files[f.file_id].kind, 0), f.fd))
     for fd in order:
         if fd.fd in placed.values():
             continue

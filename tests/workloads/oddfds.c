@@ -24,6 +24,10 @@
  *   devnode  /dev/null's device made as a node in the cwd, opened, unlinked:
  *            a deleted character device, still that device (rdev, mode,
  *            owner, no links, same /proc/self/fd name; reads EOF, writes).
+ * inotify:
+ *   a watch on a file deleted while open (the watch lives until the last
+ *   close): writing through the fd gives IN_MODIFY on it, the close
+ *   IN_DELETE_SELF then IN_IGNORED.
  * Every fd's fdinfo (inode numbers replaced by which fd held them) is
  * compared as a whole, and epoll_wait must give the same events.
  *
@@ -36,6 +40,7 @@
 #include "wl.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -94,8 +99,12 @@ static void fdinfo(int fd, char *out, size_t size)
 	for (line = strtok_r(raw, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		p = strstr(line, "ino:");
 		if (p) {
-			/* top level "ino:\t<decimal>", epoll's "ino:<hex>" */
-			int hex = strncmp(line, "tfd:", 4) == 0;
+			/* top level "ino:\t<decimal>", epoll's and inotify's "ino:<hex>" */
+			int hex = !strncmp(line, "tfd:", 4) || !strncmp(line, "inotify ", 8);
+			char *handle = strstr(line, " f_handle:");
+
+			if (handle)	/* the watched inode's handle: new with the inode */
+				strcpy(handle, " f_handle:<of that inode>");
 			unsigned long ino = strtoul(p + 4, NULL, hex ? 16 : 10);
 			char *rest = p + 4;
 
@@ -189,7 +198,7 @@ static int refused(const char *mode)
 int main(int argc, char **argv)
 {
 	int eofp[2], epp[2], tw[2], r2, rw, ep, efd_b, efd_a, moved_a, pipe_c, reused_c, excl_fd[2], plain[2];
-	int i, n, sl, dl, dev;
+	int i, n, sl, dl, dev, gone, in, wd;
 	struct stat sl_st, dev_st, st;
 	char dev_name[256] = "", now_name[256] = "";
 	struct epoll_event ev, got[8];
@@ -296,6 +305,20 @@ int main(int argc, char **argv)
 		wl_die("readlink device");
 	track(dev);
 
+	/* inotify on a deleted file */
+	gone = open("watched", O_RDWR | O_CREAT, 0600);
+	in = inotify_init1(IN_NONBLOCK);
+	if (gone < 0 || in < 0 || write(gone, "w", 1) != 1)
+		wl_die("inotify setup");
+	wd = inotify_add_watch(in, "watched", IN_MODIFY | IN_DELETE_SELF | IN_ATTRIB);
+	if (wd < 0 || unlink("watched"))
+		wl_die("inotify watch");
+	n = read(in, buf, sizeof(buf));		/* IN_ATTRIB of the unlink */
+	if (n <= 0)
+		wl_die("inotify read");
+	track(gone);
+	track(in);
+
 	note_inodes();
 	for (i = 0; i < ntracked; i++)
 		fdinfo(tracked[i], before[i], sizeof(before[i]));
@@ -328,6 +351,29 @@ int main(int argc, char **argv)
 		 "deleted device's name: %s, was %s", now_name, dev_name);
 	wl_check(access("nulldev", F_OK) < 0, "the device node is back in the directory");
 	wl_check(write(dev, "abc", 3) == 3 && read(dev, buf, 1) == 0, "deleted device is not /dev/null");
+
+	/* inotify on the deleted file */
+	errno = 0;
+	n = read(in, buf, sizeof(buf));
+	wl_check(n < 0 && errno == EAGAIN, "inotify: %d bytes of events before any change", n);
+	wl_check(write(gone, "x", 1) == 1, "write the deleted file");
+	{
+		struct inotify_event *e = (struct inotify_event *)buf;
+		uint32_t want[3] = { IN_MODIFY, IN_DELETE_SELF, IN_IGNORED }, k = 0;
+		char *p;
+
+		n = read(in, buf, sizeof(buf));
+		wl_check(n == (int)sizeof(*e) && e->wd == wd && e->mask == IN_MODIFY, "inotify: after a write %d bytes, "
+			 "wd %d mask %#x", n, n > 0 ? e->wd : -1, n > 0 ? e->mask : 0);
+		close(gone);
+		n = read(in, buf, sizeof(buf));
+		for (p = buf, k = 1; n > 0 && p < buf + n && k < 3; p += sizeof(*e) + e->len, k++) {
+			e = (struct inotify_event *)p;
+			wl_check(e->wd == wd && e->mask == want[k], "inotify: after the close, event %u: wd %d mask %#x",
+				 k, e->wd, e->mask);
+		}
+		wl_check(k == 3 && p == buf + n, "inotify: %d bytes of events after the close", n);
+	}
 
 	/* eof */
 	wl_check(fcntl(eofp[0], F_GETPIPE_SZ) == 128 * 1024, "eof pipe size %d", fcntl(eofp[0], F_GETPIPE_SZ));
