@@ -109,7 +109,8 @@ UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
-           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files", "uffd-registered")]
+           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files",
+                        "uffd-registered")]
 # epoll states restore could not recreate, a pidfd of a process outside (see workloads/oddfds.c).
 ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,))
                   for mode in ("epoll-orphan", "oneshot-fired", "pidfd-outside")]
