@@ -83,6 +83,7 @@ def _dump(pid, writer, options):
         # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
         _check_tree(tree, options)
+        _check_zombie_sessions(tree, tasks)
         _check_vdso(tree, mms)
         # Last check before writing: restore can reopen every fd and file mapping saved.
         reopenable.check(file_table.files, file_table.holders, mms)
@@ -226,6 +227,28 @@ def _check_tree(tree, options):
         raise UnsupportedState(
             f"process {root.pid} belongs to session {root.sid} of a process outside the dump (a shell?); "
             "dump with --shell-job to restore it into the restoring shell's session")
+
+
+def _check_zombie_sessions(tree, tasks):
+    """A process in a session its parent is not in was forked by the session's leader and
+    reparented to its child-subreaper parent when the leader exited: restore does the same
+    (restore/tree.py), from a zombie leader created before it as that parent's child."""
+    entries = {e.pid: e for e in tree.processes}
+    order = [e.pid for e in tree.processes]
+    for entry in tree.processes[1:]:
+        parent = entries[entry.ppid]
+        if entry.sid in (entry.pid, parent.sid):
+            continue
+        leader = entries.get(entry.sid)
+        what = f"process {entry.pid} is in session {entry.sid}, which its parent {entry.ppid} is not in"
+        if leader is None or not leader.zombie or leader.ppid != entry.ppid:
+            raise UnsupportedState(f"{what}, and that session's leader is not a zombie child of {entry.ppid}; "
+                                   "not supported")
+        if not tasks[entry.ppid].child_subreaper:
+            raise UnsupportedState(f"{what}, and {entry.ppid} is not a child subreaper (a pid namespace's "
+                                   "init?); not supported")
+        if order.index(leader.pid) > order.index(entry.pid):
+            raise UnsupportedState(f"{what}: its zombie leader has a higher PID (PIDs wrapped); not supported")
 
 
 def _check_vdso(tree, mms):

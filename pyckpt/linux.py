@@ -223,6 +223,7 @@ def clone3_fork(pid, exit_signal):
 
 KCMP_FILE = 0
 KCMP_FILES = 2
+KCMP_EPOLL_TFD = 7
 KCMP_SYSVSEM = 6
 
 # membarrier(2): each registration command, and the command that succeeds only after it
@@ -258,6 +259,13 @@ def pidfd_getfd(pid, fd):
 def kcmp_file(pid1, pid2, fd1, fd2):
     """0 when the two fds share one open file description."""
     return syscall("kcmp", pid1, pid2, KCMP_FILE, fd1, fd2)
+
+
+def kcmp_epoll_target(pid, fd, epoll_pid, epoll_fd, target_fd, nth):
+    """0 when `pid`'s fd is the file that the `nth` watch added through number
+    `target_fd` of the epoll at `epoll_pid`'s `epoll_fd` watches."""
+    slot = (ctypes.c_uint32 * 3)(epoll_fd, target_fd, nth)
+    return syscall("kcmp", pid, epoll_pid, KCMP_EPOLL_TFD, fd, slot)
 
 
 def kcmp_files(pid1, pid2):

@@ -98,6 +98,8 @@ CASES = [
     Case("zombiesig", "zombiesig"),
     Case("cwdgone", "cwdgone"),
     Case("vmflags", "vmflags"),
+    Case("oddfds", "oddfds"),
+    Case("zombiepgrp", "zombiepgrp"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
@@ -109,6 +111,9 @@ TTY = Case("tty", "tty")
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
            for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files",
                         "uffd-registered")]
+# epoll states restore could not recreate, a pidfd of a process outside (see workloads/oddfds.c).
+ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,))
+                  for mode in ("epoll-orphan", "oneshot-fired", "pidfd-outside")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
@@ -126,7 +131,7 @@ GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
 ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
-             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED)
+             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + ODDFDS_REFUSED)
 
 
 def pytest_generate_tests(metafunc):
