@@ -95,12 +95,15 @@ class ProcessRestorer:
         self.tracee = tracee
 
     def _fork_from_parent(self):
-        """clone3 (fork, set_tid) injected into the parent's stub; the child is auto-attached."""
+        """clone3 (fork, set_tid) injected into the parent's stub; the child is auto-attached.
+        A process that shared its parent's fd table or fs (clone_shares.py) shares it again."""
         parent = self.parent
         parent.scratch.reset()
         exit_signal = signal.SIGCHLD if self.entry.zombie else (self.task.exit_signal or signal.SIGCHLD)
+        flags = ((threads.CLONE_FILES if self.entry.shares_files else 0)
+                 | (threads.CLONE_FS if self.entry.shares_fs else 0))
         tid_array = parent.scratch.put(struct.pack("=i", self.pid))
-        args = parent.scratch.put(struct.pack("=11Q", 0, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
+        args = parent.scratch.put(struct.pack("=11Q", flags, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
         result = parent.inj.raw("clone3", args, 88)
         if result == -errno.EEXIST:
             raise RestoreConflict(f"PID {self.pid} is in use by process {proc.holder_description(self.pid)}")
