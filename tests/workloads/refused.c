@@ -12,6 +12,8 @@
  *   shared-files-apart  two children created with clone(CLONE_FILES), whose
  *                parent then left their fd table (unshare): siblings sharing
  *                one table restore cannot give them (after SIGTERM: still so)
+ *   thread-own-files  a thread that left the process's fd table (unshare
+ *                CLONE_FILES): restore gives every thread the process's
  *   shared-vm    a child created with clone(CLONE_VM) without CLONE_THREAD,
  *                as vfork() makes one: one address space for two processes
  *   uffd-registered  a mapping registered with userfaultfd for missing pages
@@ -30,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <linux/userfaultfd.h>
 #include <linux/kcmp.h>
+#include <pthread.h>
 
 /* io_uring by hand (no liburing): one SQE reading from an empty pipe, forced
  * to a worker thread (IOSQE_ASYNC); the worker blocks until the pipe has data. */
@@ -79,6 +82,19 @@ static int has_worker(void)
 			return 1;
 	}
 	return 0;
+}
+
+static volatile pid_t unshared_tid;
+
+static void *unshared_thread(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_FILES))
+		wl_die("unshare");
+	unshared_tid = syscall(SYS_gettid);
+	for (;;)
+		pause();
+	return NULL;
 }
 
 static int pause_forever(void *arg)
@@ -141,6 +157,14 @@ int main(int argc, char **argv)
 		if (unshare(CLONE_FILES))
 			wl_die("unshare");
 		wl_say("sharers %d %d", (int)sharer, (int)sharer2);
+	} else if (!strcmp(mode, "thread-own-files")) {
+		pthread_t thread;
+
+		if (pthread_create(&thread, NULL, unshared_thread, NULL))
+			wl_die("pthread_create");
+		while (!unshared_tid)
+			usleep(1000);
+		wl_say("thread %d", (int)unshared_tid);
 	} else if (!strcmp(mode, "shared-vm")) {
 		static char stack[65536] __attribute__((aligned(16)));
 
@@ -179,6 +203,9 @@ int main(int argc, char **argv)
 		wl_check(syscall(SYS_kcmp, sharer, sharer2, KCMP_FILES, 0, 0) == 0 &&
 			 syscall(SYS_kcmp, getpid(), sharer, KCMP_FILES, 0, 0) != 0,
 			 "the fd tables of %d and %d changed", (int)sharer, (int)sharer2);
+	else if (unshared_tid > 0)
+		wl_check(syscall(SYS_kcmp, getpid(), unshared_tid, KCMP_FILES, 0, 0) != 0,
+			 "thread %d shares the fd table again", (int)unshared_tid);
 	else if (sharer > 0)
 		wl_check(syscall(SYS_kcmp, getpid(), sharer, KCMP_VM, 0, 0) == 0,
 			 "%d does not share this address space any more", (int)sharer);

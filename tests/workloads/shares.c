@@ -320,13 +320,14 @@ int main(void)
 		usleep(1000);
 	if (!a1 || !z || !g)
 		wl_die("helpers did not start");
-	if (state_of(z, &zp) != 'Z') {	/* which of A's two children is the zombie */
+	/* which of A's two children is the zombie, once it is one */
+	for (int i = 0; i < 2000 && state_of(z, &zp) != 'Z' && state_of(a1, &zp) != 'Z'; i++)
+		usleep(1000);
+	if (state_of(z, &zp) != 'Z') {
 		pid_t t = a1;
 		a1 = z;
 		z = t;
 	}
-	for (int i = 0; i < 2000 && state_of(z, &zp) != 'Z'; i++)
-		usleep(1000);
 	for (int i = 0; i < 2000 && umask_of(g) != 027; i++)
 		usleep(1000);
 	usleep(100000);		/* A's lock is set before its children exist: all settled */
