@@ -1,25 +1,29 @@
 """What processes of the tree share since clone(), seen with kcmp on the frozen tree:
-the fd table (CLONE_FILES), cwd/root/umask (CLONE_FS), the address space
-(CLONE_VM) and the signal handlers (CLONE_SIGHAND, which needs CLONE_VM).
+the fd table (CLONE_FILES), cwd/root/umask (CLONE_FS), the System V semaphore
+undo list (CLONE_SYSVSEM), the address space (CLONE_VM) and the signal handlers
+(CLONE_SIGHAND, which needs CLONE_VM).
 
-Restore can give a process its parent's fd table or fs only as it creates it
-(clone3 with CLONE_FILES / CLONE_FS from the parent's stub), so the members of a
-group sharing one must hang together down parent links: one topmost member,
-every other member a child of a member. Anything else is refused by name:
-siblings still sharing a table their parent left (unshare, execve), a share with
-a process outside the dump, a thread with its own table. Processes sharing an
-address space (vfork before execve, clone(CLONE_VM)) are refused: each would come
-back with its own. A shared semaphore undo list (CLONE_SYSVSEM) is refused with
-every undo list (sysvipc.py).
+Restore can give a process its parent's fd table, fs or undo list only as it
+creates it (clone3 with CLONE_FILES / CLONE_FS / CLONE_SYSVSEM from the parent's
+stub), so the members of a group sharing one must hang together down parent
+links: one topmost member, every other member a child of a member. Anything else
+is refused by name: siblings still sharing a table their parent left (unshare,
+execve), a share with a process outside the dump, a thread with its own table.
+Processes sharing an address space (vfork before execve, clone(CLONE_VM)) are
+refused: each would come back with its own. (What an undo list holds is not
+readable: sysvipc.py refuses one when the dump includes semaphore sets.)
 """
 
 import functools
+import os
 
 from . import linux, proc
 from .errors import NoSuchProcess, UnsupportedState
 
-# kcmp kind -> (what the processes share, the clone flag that made them share it)
-RESTORED = {linux.KCMP_FILES: ("fd table", "CLONE_FILES"), linux.KCMP_FS: ("cwd, root and umask", "CLONE_FS")}
+# kcmp kind -> (what the processes share, the clone flag that made them share it, the ProcessEntry field)
+RESTORED = {linux.KCMP_FILES: ("fd table", "CLONE_FILES", "shares_files"),
+            linux.KCMP_FS: ("cwd, root and umask", "CLONE_FS", "shares_fs"),
+            linux.KCMP_SYSVSEM: ("System V semaphore undo list", "CLONE_SYSVSEM", "shares_sysvsem")}
 REFUSED = {linux.KCMP_VM: ("address space", "CLONE_VM"), linux.KCMP_SIGHAND: ("signal handlers", "CLONE_SIGHAND")}
 
 
@@ -34,21 +38,24 @@ def mark(tree, fd_tables):
             raise UnsupportedState(f"processes {_names(group)} share one {what} (clone with {flag} and without "
                                    "CLONE_THREAD, e.g. vfork() before execve()): restored, each would have its own")
     _refuse_shares_outside(tree.processes[0], {**REFUSED, **RESTORED})
-    for kind, (what, flag) in RESTORED.items():
+    for kind, (what, flag, field) in RESTORED.items():
         _refuse_threads_apart(pids, kind, what, flag)
-        for group in _groups(pids, kind):
+        for group in _groups([p for p in pids if _has(p, kind)], kind):
             for pid in group[1:]:       # the first (topmost) member is created as usual
                 if by_pid[pid].ppid not in group:
                     raise UnsupportedState(
                         f"processes {_names(group)} share one {what} ({flag}), but the parent {by_pid[pid].ppid} "
                         f"of {pid} does not (it left it with unshare() or execve()): restore can give a process "
                         "its parent's only")
-                if kind == linux.KCMP_FILES:
-                    by_pid[pid].shares_files = True
-                else:
-                    by_pid[pid].shares_fs = True
+                setattr(by_pid[pid], field, True)
             if kind == linux.KCMP_FILES:
                 _place_posix_locks(group, fd_tables)
+
+
+def _has(pid, kind):
+    """kcmp compares pointers: two processes without an undo list (most) would look as sharing one.
+    pyckpt never uses SEM_UNDO (nor starts threads): it has none."""
+    return kind != linux.KCMP_SYSVSEM or linux.kcmp(pid, os.getpid(), kind) != 0
 
 
 def _groups(pids, kind):
@@ -76,9 +83,9 @@ def _refuse_shares_outside(root, kinds):
     children = proc.children_map()
     outside = [root.ppid] + [p for p in children.get(root.ppid, ()) if p != root.pid]
     for other in outside:
-        for kind, (what, flag) in kinds.items():
+        for kind, (what, flag, *_) in kinds.items():
             try:
-                same = linux.kcmp(root.pid, other, kind) == 0
+                same = _has(root.pid, kind) and linux.kcmp(root.pid, other, kind) == 0
             except OSError:
                 continue        # gone, or a kernel thread
             if same:

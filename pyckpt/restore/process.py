@@ -96,12 +96,13 @@ class ProcessRestorer:
 
     def _fork_from_parent(self):
         """clone3 (fork, set_tid) injected into the parent's stub; the child is auto-attached.
-        A process that shared its parent's fd table or fs (clone_shares.py) shares it again."""
+        A process that shared its parent's fd table, fs or undo list (clone_shares.py) shares it again."""
         parent = self.parent
         parent.scratch.reset()
         exit_signal = signal.SIGCHLD if self.entry.zombie else (self.task.exit_signal or signal.SIGCHLD)
         flags = ((threads.CLONE_FILES if self.entry.shares_files else 0)
-                 | (threads.CLONE_FS if self.entry.shares_fs else 0))
+                 | (threads.CLONE_FS if self.entry.shares_fs else 0)
+                 | (threads.CLONE_SYSVSEM if self.entry.shares_sysvsem else 0))
         tid_array = parent.scratch.put(struct.pack("=i", self.pid))
         args = parent.scratch.put(struct.pack("=11Q", flags, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
         result = parent.inj.raw("clone3", args, 88)

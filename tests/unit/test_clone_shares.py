@@ -1,6 +1,8 @@
 """clone_shares.mark on made-up trees: kcmp answered from a table of which
 process holds which object (no processes involved)."""
 
+import os
+
 import pytest
 
 from pyckpt import clone_shares, linux
@@ -84,3 +86,13 @@ def test_posix_lock_kept_by_its_setter(monkeypatch):
     clone_shares.mark(tree_of((10, 1), (11, 10)), fds)
     assert [(l.start, l.pid) for l in fds[10].posix_locks] == [(20, 99)]
     assert [(l.start, l.pid) for l in fds[11].posix_locks] == [(0, 11)]
+
+
+def test_processes_without_an_undo_list_do_not_share_one(monkeypatch):
+    """kcmp(KCMP_SYSVSEM) calls two processes without an undo list equal (two NULLs); pyckpt has none."""
+    nobody = None
+    fake_kernel(monkeypatch, {linux.KCMP_SYSVSEM: {os.getpid(): nobody, 10: nobody, 12: nobody, 13: nobody,
+                                                   11: "u", 14: "u"}})
+    tree = tree_of((10, 1), (11, 10), (12, 10), (13, 10), (14, 11))
+    clone_shares.mark(tree, tables(10, 11, 12, 13, 14))
+    assert [e.pid for e in tree.processes if e.shares_sysvsem] == [14]

@@ -8,7 +8,9 @@
  *   A1  clone(CLONE_FILES) of A: the same table (three processes share it)
  *   Z   clone(CLONE_FILES) of A that exited: a zombie (no table any more)
  *   F   fork() of P: a table and fs of its own, cwd dirF, umask 027
- *   G   clone(CLONE_FS) of F: F's cwd and umask, a table of its own
+ *   G   clone(CLONE_FS | CLONE_SYSVSEM) of F: F's cwd, umask and semaphore
+ *       undo list, a table of its own
+ * Every helper dies with its parent (PR_SET_PDEATHSIG), whatever happens.
  * After restore: kcmp says exactly the same sharing (and no more); every fd
  * of P (so of A and A1) and of F is as it was (target, offset, flags,
  * close-on-exec, locks); an fd P opens is in A's table, an fd A closes is gone
@@ -20,6 +22,7 @@
 #include <linux/kcmp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -42,10 +45,12 @@ static pid_t tid_t;
 
 static pid_t clone_with(unsigned long flags)
 {
-	pid_t p = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+	pid_t parent = getpid(), p = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
 
 	if (p < 0)
 		wl_die("clone");
+	if (!p && (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
+		_exit(9);
 	return p;
 }
 
@@ -271,6 +276,9 @@ static void check_sharing(pid_t p, pid_t a, pid_t a1, pid_t f, pid_t g, const ch
 	wl_check(kcmp(p, f, KCMP_FILES) != 0 && kcmp(f, g, KCMP_FILES) != 0 && kcmp(p, g, KCMP_FILES) != 0,
 		 "%s: F or G shares an fd table it should not", when);
 	wl_check(kcmp(f, g, KCMP_FS) == 0, "%s: F and G do not share cwd/umask", when);
+	/* A has no undo list; F's (shared with G) is not P's (shared with P's thread) */
+	wl_check(kcmp(f, g, KCMP_SYSVSEM) == 0 && kcmp(f, a, KCMP_SYSVSEM) != 0 && kcmp(p, f, KCMP_SYSVSEM) != 0 &&
+		 kcmp(p, tid_t, KCMP_SYSVSEM) == 0, "%s: semaphore undo lists shared otherwise", when);
 	wl_check(kcmp(p, f, KCMP_FS) != 0 && kcmp(p, a, KCMP_FS) != 0 && kcmp(a, a1, KCMP_FS) != 0,
 		 "%s: P, A, A1 or F share an fs they should not", when);
 	wl_check(kcmp(p, a, KCMP_VM) != 0 && kcmp(p, a, KCMP_SIGHAND) != 0, "%s: P and A share memory", when);
@@ -302,15 +310,13 @@ int main(void)
 	a = clone_with(CLONE_FILES);
 	if (!a)
 		a_main();
-	f = fork();
-	if (f < 0)
-		wl_die("fork");
+	f = clone_with(0);
 	if (!f) {
 		close(DUP_FD);
 		if (chdir("dirF") || open("only-f", O_RDONLY | O_CREAT, 0600) < 0)
 			_exit(3);
 		umask(027);
-		if (!clone_with(CLONE_FS))
+		if (!clone_with(CLONE_FS | CLONE_SYSVSEM))
 			g_main();
 		for (;;)
 			pause();
