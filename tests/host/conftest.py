@@ -108,7 +108,7 @@ UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
-           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files-apart", "shared-vm",
+           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files-apart", "shared-vm",
                         "thread-own-files", "uffd-registered")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).

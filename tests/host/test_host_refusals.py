@@ -37,6 +37,7 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
         ("seccomp-notif", "SECCOMP_RET_USER_NOTIF"),
         ("lease-breaking", "lease being broken"),
         ("io-uring", "(anon_inode:[io_uring]), worker threads"),
+        ("mqueue", "POSIX message queue"),
         ("shared-files-apart", "does not (it left it with unshare() or execve())"),
         ("shared-vm", "share one address space"),
         ("thread-own-files", "has its own fd table"),
