@@ -12,7 +12,7 @@ import platform
 import struct
 import time
 
-from . import __version__, images, linux, pagemap, proc, shmem, sysvipc, vdso
+from . import __version__, clone_shares, images, linux, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
 from .errors import NoSuchProcess, UnsupportedState
 from .files import FileTable
@@ -79,7 +79,8 @@ def _dump(pid, writer, options):
             elif p in source.zombies:
                 z = proc.read_stat(p)
                 tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
-        _check_shared_fd_tables(pids)
+        # which processes restore creates with their parent's fd table or fs (or why it cannot)
+        clone_shares.mark(tree, file_table.fd_tables)
         # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
         _check_tree(tree, options)
@@ -200,16 +201,6 @@ def _comm_or_none(pid, tid):
         return proc.read_comm(pid, tid)
     except NoSuchProcess:
         return None     # a thread gone meanwhile
-
-
-def _check_shared_fd_tables(pids):
-    """Processes sharing one fd table (clone CLONE_FILES without CLONE_THREAD) would come back
-    with a table each: a close or open in one would no longer be seen in the other."""
-    for i, a in enumerate(pids):
-        for b in pids[i + 1:]:
-            if linux.kcmp_files(a, b) == 0:
-                raise UnsupportedState(f"processes {a} and {b} share one fd table (clone with CLONE_FILES): "
-                                       "restoring a shared fd table is not supported yet")
 
 
 def _check_tree(tree, options):

@@ -221,10 +221,7 @@ def clone3_fork(pid, exit_signal):
     return syscall("clone3", ctypes.c_void_p(ctypes.addressof(args)), ctypes.sizeof(args))
 
 
-KCMP_FILE = 0
-KCMP_FILES = 2
-KCMP_EPOLL_TFD = 7
-KCMP_SYSVSEM = 6
+KCMP_FILE, KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_SYSVSEM, KCMP_EPOLL_TFD = 0, 1, 2, 3, 4, 6, 7
 
 # membarrier(2): each registration command, and the command that succeeds only after it
 # (EPERM before); a global-expedited registration has no such command.
@@ -268,9 +265,9 @@ def kcmp_epoll_target(pid, fd, epoll_pid, epoll_fd, target_fd, nth):
     return syscall("kcmp", pid, epoll_pid, KCMP_EPOLL_TFD, fd, slot)
 
 
-def kcmp_files(pid1, pid2):
-    """0 when both processes use one fd table (clone CLONE_FILES)."""
-    return syscall("kcmp", pid1, pid2, KCMP_FILES, 0, 0)
+def kcmp(pid1, pid2, kind):
+    """kcmp of a per-process object (KCMP_VM, KCMP_FS...): 0 equal, 1 and 2 an order for sorting."""
+    return syscall("kcmp", pid1, pid2, kind, 0, 0)
 
 
 MQUEUE_MAGIC = 0x19800202

@@ -27,7 +27,7 @@ _FLOCK_FORMAT = "=hh4xqqi4x"   # struct flock: l_type, l_whence, l_start, l_len,
 
 
 def parse(info, what):
-    """[(kind, write, start, length)] of the "lock:" lines of an fd's fdinfo."""
+    """[(kind, write, start, length, pid)] of the "lock:" lines of an fd's fdinfo."""
     out = []
     for line in info.get("extra", []):
         if not line.startswith("lock:"):
@@ -35,24 +35,24 @@ def parse(info, what):
         m = _LOCK.match(line)
         if not m:
             raise UnsupportedState(f"{what}: cannot read its lock ({line.strip()})")
-        kind, mode, access, _pid, start, end = m.groups()
+        kind, mode, access, pid, start, end = m.groups()
         if kind == "LEASE":
             if mode != "ACTIVE":
                 raise UnsupportedState(f"{what} holds a lease being broken ({mode.lower()} to {access}); "
                                        "not supported: dump again once the break is over")
-            out.append((kind, access == "WRITE", 0, 0))
+            out.append((kind, access == "WRITE", 0, 0, 0))
             continue
         if kind not in ("FLOCK", "POSIX", "OFDLCK") or mode != "ADVISORY":
             raise UnsupportedState(f"{what} holds a {kind} {mode} lock; not supported yet")
         start = int(start)
         length = 0 if end == "EOF" else int(end) - start + 1
-        out.append((kind, access == "WRITE", start, length))
+        out.append((kind, access == "WRITE", start, length, max(int(pid), 0)))
     return out
 
 
 def record(table_entry, file_entry, fd, locks, seen_posix):
     """File the locks of one fd where they belong: description or process."""
-    for kind, write, start, length in locks:
+    for kind, write, start, length, pid in locks:
         if kind == "FLOCK":
             file_entry.flock = LOCK_EX if write else LOCK_SH
         elif kind == "LEASE":
@@ -64,7 +64,7 @@ def record(table_entry, file_entry, fd, locks, seen_posix):
             key = (file_entry.file.ino, write, start, length)
             if key not in seen_posix:
                 seen_posix.add(key)
-                table_entry.posix_locks.add(fd=fd, write=write, start=start, length=length)
+                table_entry.posix_locks.add(fd=fd, write=write, start=start, length=length, pid=pid)
 
 
 def take_lease(restorer, fd, entry, what):

@@ -5,6 +5,8 @@ order: an open lands on the lowest free number, which is at most the fd
 being placed, and is moved there with dup3. Every fd sharing one open file
 description is a dup of the first, so they share its offset and flags again.
 
+A process sharing its parent's fd table (clone CLONE_FILES) finds it filled.
+
 An open file description already restored in another process of the tree
 (an inherited fd, a pipe end) is fetched from there with pidfd_getfd, so
 the processes share it as they did. Kinds that create several fds at once
@@ -58,6 +60,10 @@ def install(restorer):
     image, inj, pid = restorer.image, restorer.inj, restorer.pid
     registry = restorer.tree.file_registry
     table = image.fds[pid]
+    if restorer.entry.shares_files:
+        # its parent's table, filled already (parents come first): only the locks it set itself
+        _take_posix_locks(restorer, table)
+        return
     ctx = _Context(restorer, table)
     placed = {}              # file id -> fd holding it in this process's table
     # epoll instances watch other fds by number: they come last; inotify instances may
@@ -177,6 +183,10 @@ def _restore_descriptions(restorer, table, placed):
             locks.take_lease(restorer, fd, entry, what)
         restorer.scratch.reset()
         status.restore(restorer, fd, entry, what)
+    _take_posix_locks(restorer, table)
+
+
+def _take_posix_locks(restorer, table):
     for lock in table.posix_locks:
         restorer.scratch.reset()
         locks.take(restorer, lock.fd, lock, locks.F_SETLK, f"process {restorer.pid} fd {lock.fd}")

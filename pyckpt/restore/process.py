@@ -97,12 +97,21 @@ class ProcessRestorer:
         self.tracee = tracee
 
     def _fork_from_parent(self):
-        """clone3 (fork, set_tid) injected into the creator's stub; the child is auto-attached."""
+        """clone3 (fork, set_tid) injected into the creator's stub (its parent's, but for a member of
+        a zombie's session: tree._creator); the child is auto-attached. A process that shared its
+        parent's fd table, fs or undo list (clone_shares.py) shares it again."""
         parent = self.creator
+        if parent is not self.parent and (self.entry.shares_files or self.entry.shares_fs
+                                          or self.entry.shares_sysvsem):
+            raise RestoreConflict(f"process {self.pid} shares its parent's fd table, fs or undo list but must be "
+                                  "forked from a zombie session leader's stub: not supported")
         parent.scratch.reset()
         exit_signal = signal.SIGCHLD if self.entry.zombie else (self.task.exit_signal or signal.SIGCHLD)
+        flags = ((threads.CLONE_FILES if self.entry.shares_files else 0)
+                 | (threads.CLONE_FS if self.entry.shares_fs else 0)
+                 | (threads.CLONE_SYSVSEM if self.entry.shares_sysvsem else 0))
         tid_array = parent.scratch.put(struct.pack("=i", self.pid))
-        args = parent.scratch.put(struct.pack("=11Q", 0, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
+        args = parent.scratch.put(struct.pack("=11Q", flags, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
         result = parent.inj.raw("clone3", args, 88)
         if result == -errno.EEXIST:
             raise RestoreConflict(f"PID {self.pid} is in use by process {proc.holder_description(self.pid)}")

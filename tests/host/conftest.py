@@ -100,6 +100,7 @@ CASES = [
     Case("vmflags", "vmflags"),
     Case("oddfds", "oddfds"),
     Case("zombiepgrp", "zombiepgrp"),
+    Case("shares", "shares"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
@@ -109,8 +110,8 @@ UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
-           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files",
-                        "uffd-registered")]
+           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files-apart", "shared-vm",
+                        "thread-own-files", "uffd-registered")]
 # epoll states restore could not recreate, a pidfd of a process outside (see workloads/oddfds.c).
 ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,))
                   for mode in ("epoll-orphan", "oneshot-fired", "pidfd-outside")]

@@ -38,7 +38,9 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
         ("lease-breaking", "lease being broken"),
         ("io-uring", "(anon_inode:[io_uring]), worker threads"),
         ("mqueue", "POSIX message queue"),
-        ("shared-files", "share one fd table"),
+        ("shared-files-apart", "does not (it left it with unshare() or execve())"),
+        ("shared-vm", "share one address space"),
+        ("thread-own-files", "has its own fd table"),
         ("uffd-registered", "registered with userfaultfd (missing pages) (VmFlags \"um\")"))])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):
     """State pyckpt cannot restore yet is refused by name, never silently dropped."""

@@ -39,7 +39,7 @@ def fdinfo_with(lock_line):
 @pytest.mark.parametrize("access, write", [("READ", False), ("WRITE", True)])
 def test_active_lease_parsed(access, write):
     held = locks.parse(fdinfo_with(f"1: LEASE  ACTIVE    {access} 25762 fe:00:2146466 0 EOF"), "fd 3")
-    assert held == [("LEASE", write, 0, 0)]
+    assert held == [("LEASE", write, 0, 0, 0)]
 
 
 def test_breaking_lease_refused():
@@ -50,7 +50,7 @@ def test_breaking_lease_refused():
 def test_lease_recorded_on_the_description():
     from pyckpt.images.proto import files_pb2
     entry, table = files_pb2.OpenFile(), files_pb2.FdTable()
-    locks.record(table, entry, 3, [("LEASE", True, 0, 0)], set())
+    locks.record(table, entry, 3, [("LEASE", True, 0, 0, 0)], set())
     assert entry.lease == locks.LEASE_WRITE and not table.posix_locks
 
 

@@ -10,8 +10,13 @@
  *   io-uring     an io_uring instance with a read of an empty pipe punted to
  *                an io-wq worker thread (iou-wrk-PID), still waiting
  *   mqueue       a POSIX message queue (mq_open), unlinked at once
- *   shared-files a child created with clone(CLONE_FILES): one fd table for
- *                two processes (after SIGTERM: a new fd is seen in both)
+ *   shared-files-apart  two children created with clone(CLONE_FILES), whose
+ *                parent then left their fd table (unshare): siblings sharing
+ *                one table restore cannot give them (after SIGTERM: still so)
+ *   thread-own-files  a thread that left the process's fd table (unshare
+ *                CLONE_FILES): restore gives every thread the process's
+ *   shared-vm    a child created with clone(CLONE_VM) without CLONE_THREAD,
+ *                as vfork() makes one: one address space for two processes
  *   uffd-registered  a mapping registered with userfaultfd for missing pages
  *                (VmFlags "um"): who answers its faults is not in the image
  */
@@ -28,6 +33,8 @@
 #include <sys/wait.h>
 #include <sys/ioctl.h>
 #include <linux/userfaultfd.h>
+#include <linux/kcmp.h>
+#include <pthread.h>
 
 /* io_uring by hand (no liburing): one SQE reading from an empty pipe, forced
  * to a worker thread (IOSQE_ASYNC); the worker blocks until the pipe has data. */
@@ -79,12 +86,33 @@ static int has_worker(void)
 	return 0;
 }
 
+static volatile pid_t unshared_tid;
+
+static void *unshared_thread(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_FILES))
+		wl_die("unshare");
+	unshared_tid = syscall(SYS_gettid);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int pause_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int uring_pipe[2] = { -1, -1 }, tries;
 	const char *mode = argc > 1 ? argv[1] : "";
 	int fd = -1;
-	pid_t sharer = 0;
+	pid_t sharer = 0, sharer2 = 0;
 
 	wl_setup(0);
 	if (!strcmp(mode, "seccomp-notif")) {
@@ -127,13 +155,32 @@ int main(int argc, char **argv)
 		fd = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, NULL);
 		if (fd < 0 || mq_unlink(name))
 			wl_die("mq_open");
-	} else if (!strcmp(mode, "shared-files")) {
+	} else if (!strcmp(mode, "shared-files-apart")) {
 		sharer = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
-		if (sharer < 0)
+		if (sharer > 0)
+			sharer2 = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+		if (sharer < 0 || sharer2 < 0)
 			wl_die("clone");
-		if (!sharer)
+		if (!sharer || !sharer2)
 			for (;;)
 				pause();
+		if (unshare(CLONE_FILES))
+			wl_die("unshare");
+		wl_say("sharers %d %d", (int)sharer, (int)sharer2);
+	} else if (!strcmp(mode, "thread-own-files")) {
+		pthread_t thread;
+
+		if (pthread_create(&thread, NULL, unshared_thread, NULL))
+			wl_die("pthread_create");
+		while (!unshared_tid)
+			usleep(1000);
+		wl_say("thread %d", (int)unshared_tid);
+	} else if (!strcmp(mode, "shared-vm")) {
+		static char stack[65536] __attribute__((aligned(16)));
+
+		sharer = clone(pause_forever, stack + sizeof(stack), CLONE_VM | SIGCHLD, NULL);
+		if (sharer < 0)
+			wl_die("clone");
 		wl_say("sharer %d", (int)sharer);
 	} else if (!strcmp(mode, "uffd-registered")) {
 		struct uffdio_api api = { .api = UFFD_API };
@@ -162,15 +209,23 @@ int main(int argc, char **argv)
 		wl_check(syscall(__NR_io_uring_enter, fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 0,
 			 "io_uring_enter(GETEVENTS): %s", strerror(errno));
 	}
+	if (sharer2 > 0)
+		wl_check(syscall(SYS_kcmp, sharer, sharer2, KCMP_FILES, 0, 0) == 0 &&
+			 syscall(SYS_kcmp, getpid(), sharer, KCMP_FILES, 0, 0) != 0,
+			 "the fd tables of %d and %d changed", (int)sharer, (int)sharer2);
+	else if (unshared_tid > 0)
+		wl_check(syscall(SYS_kcmp, getpid(), unshared_tid, KCMP_FILES, 0, 0) != 0,
+			 "thread %d shares the fd table again", (int)unshared_tid);
+	else if (sharer > 0)
+		wl_check(syscall(SYS_kcmp, getpid(), sharer, KCMP_VM, 0, 0) == 0,
+			 "%d does not share this address space any more", (int)sharer);
 	if (sharer > 0) {
-		char path[64];
-
-		fd = open("/dev/null", O_RDONLY);
-		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)sharer, fd);
-		wl_check(fd >= 0 && access(path, F_OK) == 0, "fd %d opened here is not in the sharer %d", fd,
-			 (int)sharer);
 		kill(sharer, SIGKILL);
-		waitpid(sharer, NULL, 0);
+		waitpid(sharer, NULL, __WALL);
+	}
+	if (sharer2 > 0) {
+		kill(sharer2, SIGKILL);
+		waitpid(sharer2, NULL, 0);
 	}
 	return wl_finish();
 }
