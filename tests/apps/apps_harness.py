@@ -44,6 +44,10 @@ def require_packages(*packages):
 # --- one app under test ---------------------------------------------------
 
 
+# pyckpt's refusal of a pipe whose every write end is closed (make's jobserver, git repack -> pack-objects).
+PIPE_REFUSAL = "is a pipe whose write end is not held by any process"
+
+
 class DumpRefused(AssertionError):
     """pyckpt refused to dump the app (exit 3); the message is pyckpt's reason."""
 
@@ -64,9 +68,9 @@ class App:
         self.by_pid = False      # reap self.root with os.waitpid, not Popen
         self.dumps = 0
 
-    def start(self, argv, env=None, **kw):
+    def start(self, argv, env=None, cwd=None, **kw):
         with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen([str(a) for a in argv], cwd=self.dir, stdin=subprocess.DEVNULL,
+            self.popen = subprocess.Popen([str(a) for a in argv], cwd=cwd or self.dir, stdin=subprocess.DEVNULL,
                                           stdout=log, stderr=log, start_new_session=True,
                                           env=env, **kw)
         self.root = self.popen.pid
@@ -165,8 +169,9 @@ class App:
 
 def run(argv, cwd=None, timeout=TIMEOUT, check=True, **kw):
     """Run a helper command to completion; its CompletedProcess (text)."""
-    res = subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                         stdin=subprocess.DEVNULL, **kw)
+    if "input" not in kw:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+    res = subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kw)
     if check and res.returncode != 0:
         pytest.fail(f"`{' '.join(map(str, argv))}` exited {res.returncode}:\n{res.stdout}{res.stderr}")
     return res

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from apps_harness import DumpRefused, host, require_packages, run, which
+from apps_harness import PIPE_REFUSAL, DumpRefused, host, require_packages, run, which
 
 UNITS = 24
 
@@ -27,9 +27,11 @@ def _project(root):
     return sum(n * n for n in range(UNITS))
 
 
+# GNU make 4.3 gives every parallel job but one a "bad stdin": the read end of a pipe whose write
+# end it closed at once (make keeps the read end, here fd 5). pyckpt refuses such a pipe for now.
 @pytest.mark.xfail(raises=DumpRefused, strict=True,
-                   reason="make's jobserver pipe: the write end is closed in make's children "
-                          "(refused: a pipe with one end closed; colleague branch breadtha)")
+                   reason="refused: make's 'bad stdin' for parallel jobs is a pipe whose write end is closed "
+                          "('a pipe whose write end is not held by any process'; branch breadtha)")
 @pytest.mark.parametrize("leave_running", [False, True], ids=["dump", "dump-R"])
 def test_make_j2(app, leave_running):
     require_packages("make", "gcc", "libc6-dev")
@@ -42,7 +44,7 @@ def test_make_j2(app, leave_running):
     try:
         a.dump(leave_running=leave_running)
     except DumpRefused as err:
-        assert "pipe whose write end is not held by any process" in str(err), str(err)
+        assert PIPE_REFUSAL in str(err), str(err)
         raise
     if not leave_running:
         a.restore()
