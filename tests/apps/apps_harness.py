@@ -47,6 +47,9 @@ def require_packages(*packages):
 # pyckpt's refusal of a pipe whose every write end is closed (make's jobserver, git repack -> pack-objects).
 PIPE_REFUSAL = "is a pipe whose write end is not held by any process"
 
+# pyckpt's refusal of a pty holding bytes not read yet (top writing into tmux's pane).
+PTY_REFUSAL = "has unread data"
+
 
 class DumpRefused(AssertionError):
     """pyckpt refused to dump the app (exit 3); the message is pyckpt's reason."""

@@ -29,6 +29,7 @@ def _project(root):
 
 # GNU make 4.3 gives every parallel job but one a "bad stdin": the read end of a pipe whose write
 # end it closed at once (make keeps the read end, here fd 5). pyckpt refuses such a pipe for now.
+@pytest.mark.quick
 @pytest.mark.xfail(raises=DumpRefused, strict=True,
                    reason="refused: make's 'bad stdin' for parallel jobs is a pipe whose write end is closed "
                           "('a pipe whose write end is not held by any process'; branch breadtha)")
