@@ -1,6 +1,7 @@
 # pyckpt — the human entry point.
 #   make demo      install into .venv and run the demo dump + restore
-#   make test      every test tier CI runs: unit, host (ptrace), vm (kmod in a qemu guest)
+#   make test      every test tier CI runs: unit, host (ptrace), the quick apps, vm (kmod in a qemu guest)
+#   make test-apps real programs (tmux, make -j2, MariaDB, Java, git gc...) dumped and restored on the host
 #   make kmod      build crak.ko against the running kernel (or KDIR=...)
 #   make protos    regenerate pyckpt/images/proto/*_pb2.py after editing a .proto
 
@@ -9,7 +10,7 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: all venv deps demo workloads test test-unit test-host kmod protos clean
+.PHONY: all venv deps demo workloads test test-unit test-host test-apps test-apps-quick kmod protos clean
 
 all: venv
 
@@ -42,8 +43,16 @@ test-unit: venv
 test-host: venv workloads
 	$(PYTEST) -q tests/host
 
+# The apps tier installs the Debian packages of its programs itself (tests/apps/conftest.py).
+test-apps: deps venv
+	$(PYTEST) -q -rxX tests/apps
+
+test-apps-quick: deps venv
+	$(PYTEST) -q -rxX -m quick tests/apps
+
 test: deps venv workloads
 	$(PYTEST) -q tests/unit tests/host
+	$(PYTEST) -q -rxX -m quick tests/apps
 	$(MAKE) vm-test ARCH=x86_64
 
 kmod:

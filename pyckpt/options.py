@@ -13,6 +13,9 @@ class DumpOptions:
     log_file: str = "dump.log"     # written into the image folder
     ipc_sems: tuple = ()           # SysV semaphore set ids to dump besides those the tree used last
     ipc_msgs: tuple = ()           # SysV message queue ids, likewise (see sysvipc.py)
+    ghost_limit: Optional[int] = None  # bytes: refuse a deleted file larger than this (None: any size)
+    tcp_established: bool = False  # CRIU's flags for TCP sockets (which are refused at dump for now)
+    skip_in_flight: bool = False
 
 
 @dataclass(frozen=True)
@@ -22,3 +25,4 @@ class RestoreOptions:
     ext_unix_sk: bool = False      # reconnect datagram sockets to their outside peers by name
     pidfile: Optional[str] = None  # written with the root PID once it runs
     log_file: str = "restore.log"
+    tcp_close: bool = False        # CRIU's: restore connected TCP sockets closed (none are dumped yet)

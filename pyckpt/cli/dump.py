@@ -6,6 +6,7 @@ from .. import dump as dump_mod
 from ..options import DumpOptions
 from ..sources import BACKENDS
 from . import options
+from .criu_flags import criu_flags, log_file
 
 
 @click.command("dump")
@@ -23,7 +24,8 @@ from . import options
 @click.option("--ipc-msg", "ipc_msgs", type=int, multiple=True, metavar="ID",
               help="Also dump System V message queue ID (repeatable). Queues a dumped process "
                    "sent to or received from last are dumped anyway.")
-def dump(pid, images_dir, leave_running, shell_job, ext_unix_sk, backend, ipc_sems, ipc_msgs):
+@criu_flags
+def dump(pid, images_dir, leave_running, shell_job, ext_unix_sk, backend, ipc_sems, ipc_msgs, criu):
     """Checkpoint process PID into an image folder, then kill it (unless -R).
 
     System V IPC: shared memory segments the tree has attached, and the
@@ -31,8 +33,10 @@ def dump(pid, images_dir, leave_running, shell_job, ext_unix_sk, backend, ipc_se
     name, go into the image; without -R they are then removed from the host
     with the tree. Restore recreates them with the same ids and keys.
     """
-    dump_mod.dump(pid, images_dir, DumpOptions(backend=backend, leave_running=leave_running, shell_job=shell_job,
-                                               ext_unix_sk=ext_unix_sk, ipc_sems=ipc_sems, ipc_msgs=ipc_msgs))
+    dump_mod.dump(pid, images_dir, DumpOptions(
+        backend=backend, leave_running=leave_running, shell_job=shell_job, ext_unix_sk=ext_unix_sk,
+        ipc_sems=ipc_sems, ipc_msgs=ipc_msgs, log_file=log_file(criu, DumpOptions.log_file),
+        ghost_limit=criu.ghost_limit, tcp_established=criu.tcp_established, skip_in_flight=criu.skip_in_flight))
 
 
 COMMANDS = (dump,)

@@ -21,6 +21,17 @@ def _raise_verbosity(ctx, _param, count):
         set_verbosity(ctx, count)
 
 
-# Accepted after the command too (`pyckpt dump -v ...`), as CRIU does.
-verbose = click.option("-v", "--verbose", count=True, expose_value=False, callback=_raise_verbosity,
-                       help="Log what happens on stderr.")
+def _set_log_level(ctx, _param, level):
+    if level is not None:
+        from .main import set_log_level
+        set_log_level(ctx, level)
+
+
+def verbose(func):
+    """-v (debug detail on stderr) and CRIU's -v0..-v4 (read as --log-level=N), accepted after the
+    command too (`pyckpt dump -v4 ...`), as CRIU does."""
+    func = click.option("--log-level", type=click.IntRange(0), expose_value=False, callback=_set_log_level,
+                        hidden=True)(func)
+    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_raise_verbosity,
+                        help="Log what happens on stderr; -v0..-v4 as CRIU: nothing, errors, warnings "
+                             "(default), info, debug.")(func)

@@ -122,7 +122,7 @@ class FileTable:
             self.ghosts[entry.id] = (pid, fd)
         elif (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and ghost.is_deleted(link, st):
             first = self._deleted.get((st.st_dev, st.st_ino))
-            ghost.describe(entry, pid, fd, link, st, what, first)
+            ghost.describe(entry, pid, fd, link, st, what, first, self.options.ghost_limit)
             if first is None:
                 self._deleted[(st.st_dev, st.st_ino)] = entry
                 self.ghosts[entry.id] = (pid, fd)

@@ -37,8 +37,16 @@ def is_deleted(link, st):
     return link.endswith(DELETED) and st.st_nlink == 0
 
 
-def describe(entry, pid, fd, link, st, what, first=None):
-    """Fill `entry` for a deleted file or directory; `first`: an entry already describing this inode."""
+def check_limit(st, limit, what):
+    """--ghost-limit: refuse a deleted file larger than `limit` bytes (None: any size)."""
+    if limit is not None and stat.S_ISREG(st.st_mode) and st.st_size > limit:
+        raise UnsupportedState(f"{what} is a deleted file of {st.st_size} bytes, more than --ghost-limit "
+                               f"({limit} bytes)")
+
+
+def describe(entry, pid, fd, link, st, what, first=None, limit=None):
+    """Fill `entry` for a deleted file or directory; `first`: an entry already describing this inode;
+    `limit`: --ghost-limit in bytes."""
     entry.kind = files_pb2.OpenFile.DIRECTORY if stat.S_ISDIR(st.st_mode) else files_pb2.OpenFile.REGULAR
     path = link[: -len(DELETED)]
     if not path.startswith("/"):
@@ -48,6 +56,7 @@ def describe(entry, pid, fd, link, st, what, first=None):
         entry.ghost = first.ghost
         entry.deleted.CopyFrom(first.deleted)
         return
+    check_limit(st, limit, what)
     entry.ghost = f"ghost-{entry.id}.img"
     ghost = entry.deleted
     ghost.dev, ghost.ino = st.st_dev, st.st_ino

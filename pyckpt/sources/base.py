@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import proc
+from ..errors import NoSuchProcess
 
 
 @dataclass
@@ -113,14 +114,20 @@ class Source(abc.ABC):
             if not new:
                 break
             for pid in new:
-                if proc.read_stat(pid).state in ("Z", "X"):
+                try:
+                    state = proc.read_stat(pid).state
+                except NoSuchProcess:
+                    continue  # exited and reaped before its parent was frozen
+                if state in ("Z", "X"):
                     zombies.append(pid)
                 else:
                     freeze_one(pid)
                     frozen.append(pid)
         tree = proc.process_tree(self.root_pid)
+        # A process that exited while being frozen is a zombie of its (frozen) parent now.
+        zombies += [p for p in frozen if p in tree and proc.read_stat(p).state in ("Z", "X")]
         self.zombies = [p for p in tree if p in zombies]
-        return [p for p in tree if p in frozen]
+        return [p for p in tree if p in frozen and p not in zombies]
 
     @abc.abstractmethod
     def collect(self, pid) -> ProcessState:

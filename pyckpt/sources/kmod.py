@@ -63,6 +63,14 @@ def _error(err, what):
     return PyckptError(msg)
 
 
+def _exited(pid):
+    """pid is gone or a zombie."""
+    try:
+        return proc.read_stat(pid).state in ("Z", "X")
+    except NoSuchProcess:
+        return True
+
+
 def open_device():
     """An open /dev/crak after a successful version handshake; the caller closes it."""
     try:
@@ -139,6 +147,20 @@ class KmodSource(Source):
         return list(self.pids)
 
     def _freeze_process(self, pid):
+        try:
+            self._freeze_one(pid)
+        except PyckptError:
+            if not _exited(pid):
+                raise
+            # A short-lived child of a busy tree (make's jobs) that exited while we came to it:
+            # _walk_tree counts it as a zombie of its frozen parent, or it is gone.
+            session = self.sessions.pop(pid, None)
+            if session is not None:
+                os.close(session)
+            self.stopped.discard(pid)
+            log.debug("process %d exited while being frozen", pid)
+
+    def _freeze_one(self, pid):
         if pid == os.getpid():
             raise FreezeError("pyckpt cannot checkpoint itself")
         if proc.read_stat(pid).state == "t":

@@ -65,11 +65,16 @@ class PtraceSource(Source):
     def _freeze_process(self, pid):
         if pid not in self.pids:
             self.pids.append(pid)
-            if proc.read_stat(pid).state == "T":
-                self.stopped.add(pid)
+            try:
+                if proc.read_stat(pid).state == "T":
+                    self.stopped.add(pid)
+            except NoSuchProcess:
+                self._forget_exited(pid)   # reaped by its parent before the parent was frozen
+                return
         # Threads may be created while we attach: repeat until the set is stable.
+        exited = set()
         while True:
-            new = [tid for tid in proc.thread_ids(pid) if tid not in self.tracees]
+            new = [tid for tid in proc.thread_ids(pid) if tid not in self.tracees and tid not in exited]
             if not new:
                 return
             for tid in new:
@@ -77,16 +82,34 @@ class PtraceSource(Source):
                 try:
                     tracee.seize(suspend_seccomp=_under_seccomp(pid, tid))
                 except NoSuchProcess:
-                    continue  # a thread that just exited
+                    exited.add(tid)  # a thread that just exited
+                    continue
                 self.tracees[tid] = tracee
                 tracee.interrupt()
             for tid in new:
                 if tid in self.tracees:
-                    stop = self.tracees[tid].wait_event_stop()
+                    try:
+                        stop = self.tracees[tid].wait_event_stop()
+                    except NoSuchProcess:
+                        # It exited between the seize and its stop: a short-lived child of a busy
+                        # tree (make's jobs) or a thread on its way out. Its parent is frozen already,
+                        # so a process stays a zombie: _walk_tree counts it as one.
+                        del self.tracees[tid]
+                        exited.add(tid)
+                        if tid == pid:
+                            self._forget_exited(pid)
+                            return
+                        continue
                     # In a group stop, the seize reports the stopping signal (else SIGTRAP).
                     if tid == pid and pid in self.stopped and stop.signal in JOB_STOP_SIGNALS:
                         self.stop_signal[pid] = stop.signal
             log.debug("froze %d: threads %s", pid, sorted(t for t in self.tracees))
+
+    def _forget_exited(self, pid):
+        for tid in [t for t, tracee in self.tracees.items() if t != pid and not proc.exists(f"{pid}/task/{t}")]:
+            del self.tracees[tid]
+        self.pids.remove(pid)
+        self.stopped.discard(pid)
 
     def release(self, kill):
         if self.released:

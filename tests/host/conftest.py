@@ -101,6 +101,7 @@ CASES = [
     Case("oddfds", "oddfds"),
     Case("zombiepgrp", "zombiepgrp"),
     Case("shares", "shares"),
+    Case("churn", "churn"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
