@@ -1,6 +1,7 @@
 """Helpers of the apps tier (see conftest.py): installing packages, one app's tree through dump and restore."""
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -42,6 +43,12 @@ def require_packages(*packages):
 
 
 # --- one app under test ---------------------------------------------------
+
+
+def _image_pids(images):
+    out = subprocess.run([host.sys.executable, "-m", "pyckpt", "show", str(images)], cwd=host.REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return {p["pid"] for p in json.loads(out)["tree"]}
 
 
 # pyckpt's refusal of a pty holding bytes not read yet (top writing into tmux's pane).
@@ -122,7 +129,9 @@ class App:
         else:
             rc = self.reap(host.EXIT_TIMEOUT)
             assert rc == -signal.SIGKILL, f"{self.name}: expected death by SIGKILL after the dump, got {rc}"
-            host.wait_gone(tree, host.EXIT_TIMEOUT)
+            # every process the image holds (some were forked after `tree` was listed) was killed
+            # and reparented to us: reap them all, so that their PIDs are free for the restore
+            host.wait_gone(set(tree) | _image_pids(images), host.EXIT_TIMEOUT)
         return images
 
     def restore(self, images=None, *extra):
