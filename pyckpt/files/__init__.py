@@ -11,7 +11,7 @@ import stat
 
 from .. import linux, proc
 from ..errors import UnsupportedState
-from ..images.proto import files_pb2
+from ..images.proto import files_pb2, mm_pb2
 from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class FileTable:
         self.source = source
         self.files = files_pb2.Files()
         self.fd_tables = {}        # pid -> FdTable
-        self.ghosts = {}           # file id -> (pid, fd) to copy contents from (memfds, deleted files)
+        self.ghosts = {}           # file id -> (pid, fd) to copy a memfd's contents from
+        self.deleted_sources = {}  # file id of a deleted file -> /proc path (fd or mapping) to save it from
         self.holders = {}          # file id -> "process P fd F (path)": the first fd seen on it
         self._deleted = {}         # (dev, ino) of a deleted file -> the first entry describing it
         self.pipe_data = {}        # pipe id -> buffered bytes
@@ -101,10 +102,10 @@ class FileTable:
             self.ghosts[entry.id] = (pid, fd)
         elif (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and ghost.is_deleted(link, st):
             first = self._deleted.get((st.st_dev, st.st_ino))
-            ghost.describe(entry, pid, fd, link, st, what, first)
+            ghost.describe(entry, f"/proc/{pid}/fd/{fd}", link, st, what, first)
             if first is None:
                 self._deleted[(st.st_dev, st.st_ino)] = entry
-                self.ghosts[entry.id] = (pid, fd)
+                self.deleted_sources[entry.id] = f"/proc/{pid}/fd/{fd}"
         elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
             procfs.check(link, st, what)
             regular.describe(entry, link, st, what)
@@ -138,6 +139,25 @@ class FileTable:
         self.holders[entry.id] = what
         self._by_inode.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, entry.id))
         return entry.id, cloexec
+
+    def add_mappings(self, pid, vmas, mm):
+        """Deleted files mapped by the process: each mapping names the description of its inode
+        (one held by no fd, made here, when no fd of the dump holds the file)."""
+        for vma, msg in zip(vmas, mm.vmas):
+            if msg.kind not in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED) or not vma.deleted:
+                continue
+            what = f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.path}"
+            source = f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
+            st = os.stat(source)
+            entry = self._deleted.get((st.st_dev, st.st_ino))
+            if entry is None:
+                entry = files_pb2.OpenFile(id=len(self.files.files) + 1, flags=os.O_RDONLY)
+                ghost.describe(entry, source, vma.path, st, what)
+                self.files.files.append(entry)
+                self.holders[entry.id] = what
+                self._deleted[(st.st_dev, st.st_ino)] = entry
+                self.deleted_sources[entry.id] = source
+            msg.deleted_file = entry.id
 
     def _shared_description(self, pid, fd, st):
         """The id of an already seen open file description this fd shares, if any."""

@@ -98,6 +98,7 @@ CASES = [
     Case("zombiesig", "zombiesig"),
     Case("cwdgone", "cwdgone"),
     Case("vmflags", "vmflags"),
+    Case("delmaps", "delmaps"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
