@@ -30,6 +30,7 @@ from .sources import open_source
 log = logging.getLogger(__name__)
 
 ANON_NAMES = ("", "[heap]", "[stack]")
+AIO_RING_PATH = "/[aio] (deleted)"   # how /proc shows an io_setup() context's ring
 
 
 def dump(pid, images_dir, options=None):
@@ -519,6 +520,9 @@ def _vma_message(msg, pid, vma, where):
     except OSError as err:
         raise UnsupportedState(f"{where}: cannot stat the mapped file: {err.strerror}") from err
     path = vma.path
+    if vma.path == AIO_RING_PATH:
+        raise UnsupportedState(f"{where} is an AIO ring (io_setup); not supported yet: user space cannot tell "
+                               "whether requests are in flight on it")
     if vma.deleted:
         # made again from its saved contents (FileTable.add_mappings names its description)
         if not ghost.is_deleted(vma.path, st) or not S_ISREG(st.st_mode):

@@ -38,7 +38,8 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
         ("lease-breaking", "lease being broken"),
         ("io-uring", "(anon_inode:[io_uring]), worker threads"),
         ("shared-files", "share one fd table"),
-        ("uffd-registered", "registered with userfaultfd (missing pages) (VmFlags \"um\")"))])
+        ("uffd-registered", "registered with userfaultfd (missing pages) (VmFlags \"um\")"),
+        ("aio-ring", "is an AIO ring (io_setup)"))])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):
     """State pyckpt cannot restore yet is refused by name, never silently dropped."""
     wl = start_workload(f"refused-{mode}")

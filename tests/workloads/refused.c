@@ -13,6 +13,8 @@
  *                two processes (after SIGTERM: a new fd is seen in both)
  *   uffd-registered  a mapping registered with userfaultfd for missing pages
  *                (VmFlags "um"): who answers its faults is not in the image
+ *   aio-ring     an io_setup() context (its ring is mapped as /[aio]); after
+ *                SIGTERM it still answers io_getevents
  */
 #include "wl.h"
 #include <linux/filter.h>
@@ -26,6 +28,7 @@
 #include <sys/wait.h>
 #include <sys/ioctl.h>
 #include <linux/userfaultfd.h>
+#include <linux/aio_abi.h>
 
 /* io_uring by hand (no liburing): one SQE reading from an empty pipe, forced
  * to a worker thread (IOSQE_ASYNC); the worker blocks until the pipe has data. */
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 	int fd = -1;
 	pid_t sharer = 0;
+	aio_context_t aio_ctx = 0;
 
 	wl_setup(0);
 	if (!strcmp(mode, "seccomp-notif")) {
@@ -138,6 +142,9 @@ int main(int argc, char **argv)
 		if (ioctl(fd, UFFDIO_REGISTER, &reg))
 			wl_die("UFFDIO_REGISTER");
 		wl_say("registered %lx", (unsigned long)p);
+	} else if (!strcmp(mode, "aio-ring")) {
+		if (syscall(SYS_io_setup, 8, &aio_ctx))
+			wl_die("io_setup");
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -151,6 +158,14 @@ int main(int argc, char **argv)
 		wl_check(write(uring_pipe[1], "done", 4) == 4, "write to the pipe");
 		wl_check(syscall(__NR_io_uring_enter, fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 0,
 			 "io_uring_enter(GETEVENTS): %s", strerror(errno));
+	}
+	if (aio_ctx) {
+		struct io_event event;
+		struct timespec now = { 0, 0 };
+
+		wl_check(syscall(SYS_io_getevents, aio_ctx, 0, 1, &event, &now) == 0, "io_getevents: %s",
+			 strerror(errno));
+		wl_check(syscall(SYS_io_destroy, aio_ctx) == 0, "io_destroy: %s", strerror(errno));
 	}
 	if (sharer > 0) {
 		char path[64];
