@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2, mm_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
+from . import anon, epoll, fifo, ghost, inflight, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class FileTable:
         self.pipe_data = {}        # pipe id -> buffered bytes
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
-        self.unix = unix.UnixDump(options, source)
+        self.unix = unix.UnixDump(options, source, self.in_flight)
+        self._in_flight = []       # (pyckpt's fd, file id) of files in flight no fd of the dump holds
         self.ptys = pty.PtyTable(options.shell_job)
 
     def add_process(self, pid):
@@ -159,6 +160,24 @@ class FileTable:
                 self.deleted_sources[entry.id] = source
             msg.deleted_file = entry.id
 
+    def in_flight(self, local, what):
+        """The OpenFile id of a file in flight on a unix socket (`local`: pyckpt's copy of it)."""
+        st = os.fstat(local)
+        me = os.getpid()
+        for pid, fd, file_id in self._by_inode.get((st.st_dev, st.st_ino), ()):
+            if linux.kcmp_file(me, pid, local, fd) == 0:
+                inflight.check_held(self.files.files[file_id - 1], what)
+                return file_id
+        for other, file_id in self._in_flight:
+            if linux.kcmp_file(me, me, local, other) == 0:
+                return file_id
+        entry = files_pb2.OpenFile(id=len(self.files.files) + 1)
+        inflight.describe(entry, local, st, what)
+        self.files.files.append(entry)
+        self.holders[entry.id] = what
+        self._in_flight.append((os.dup(local), entry.id))
+        return entry.id
+
     def _shared_description(self, pid, fd, st):
         """The id of an already seen open file description this fd shares, if any."""
         for other_pid, other_fd, file_id in self._by_inode.get((st.st_dev, st.st_ino), ()):
@@ -171,7 +190,12 @@ class FileTable:
 
     def finish(self, dumped_pids):
         """Checks that need every process seen, pipe and socket contents (targets still frozen)."""
-        self.unix.check_all(self.files.files, dumped_pids)
+        try:
+            self.unix.check_all(self.files.files, dumped_pids)
+        finally:
+            for local, _file_id in self._in_flight:
+                os.close(local)
+            self._in_flight = []
         descriptions = {}
         for entry in self.files.files:
             if entry.kind == files_pb2.OpenFile.PIPE:
