@@ -53,8 +53,8 @@ def show_name(name):
 def describe(entry, pid, fd, diag, what):
     """Fill `entry` from sock_diag and getsockopt; checks needing every socket come in `check_all`.
 
-    Returns whether the socket is connected (getpeername answers), which
-    sock_diag cannot say of a socket whose peer was closed.
+    Returns the peer's name if the socket is connected (getpeername answers),
+    else None: sock_diag cannot say that of a socket whose peer was closed.
     """
     if diag.type not in TYPE_NAMES:
         raise UnsupportedState(f"{what} is a unix socket of type {diag.type}; not supported")
@@ -72,10 +72,10 @@ def describe(entry, pid, fd, diag, what):
         try:
             peer_name = name_of(s.getpeername())
         except OSError:
-            return False
+            return None
         if diag.type != socket.SOCK_DGRAM:
             u.ext_peer_name = peer_name
-        return True
+        return peer_name
 
 
 class UnixDump:
@@ -87,7 +87,7 @@ class UnixDump:
         self.in_flight = in_flight   # (pyckpt's fd on a file in flight, what) -> its OpenFile id
         self.sockets = {}        # ino -> (OpenFile, pid, fd, st_dev)
         self.queues = {}         # image file name -> UnixQueue
-        self.connected = set()   # inos of sockets getpeername answers for
+        self.connected = {}      # ino of a socket getpeername answers for -> the peer's name
         self._diag = None
 
     def diag(self):
@@ -103,8 +103,9 @@ class UnixDump:
         diag = self.diag().get(st.st_ino)
         if diag is None:
             return False
-        if describe(entry, pid, fd, diag, what):
-            self.connected.add(st.st_ino)
+        peer_name = describe(entry, pid, fd, diag, what)
+        if peer_name is not None:
+            self.connected[st.st_ino] = peer_name
         self.sockets[st.st_ino] = (entry, pid, fd, st.st_dev)
         return True
 
@@ -223,7 +224,12 @@ class UnixDump:
                 self._read_sent(ino, u, listener, what)
             return
         if u.type == socket.SOCK_DGRAM:
-            raise UnsupportedState(f"{what} is connected to a socket that was closed; not supported")
+            if self.connected.get(ino):
+                raise UnsupportedState(f"{what} is connected to {show_name(self.connected[ino])}, a socket that "
+                                       "was closed; a closed named peer is not supported")
+            # Still connected to it: its next send fails (ECONNREFUSED) and disconnects it.
+            u.peer_closed = True
+            return
         if u.ext_peer_name:
             raise UnsupportedState(f"{what}: its peer ({show_name(u.ext_peer_name)}) was closed; a closed "
                                    "named peer is not supported yet")
@@ -280,7 +286,7 @@ class UnixDump:
             if not any(e.unix.bound and e.unix.name == sender for e, *_ in self.sockets.values()):
                 raise UnsupportedState(f"{what} holds a datagram from {show_name(sender)}, a socket outside "
                                        "the dump; not supported")
-        elif not u.name and not any(e.unix.peer == ino for e, *_ in self.sockets.values()):
+        elif not u.name and not u.peer_closed and not any(e.unix.peer == ino for e, *_ in self.sockets.values()):
             raise UnsupportedState(f"{what} holds a datagram from an unnamed socket outside the dump")
 
 
@@ -395,6 +401,14 @@ class UnixRestore:
         self.socks[u.ino] = s
         return s
 
+    def _with_closed_peer(self, u):
+        """u connected to a partner that sends its queue, then is closed (as its peer was)."""
+        a, b = socket.socketpair(socket.AF_UNIX, u.type)
+        self._new(u, a)
+        self.closed_peers[u.ino] = b
+        if u.bound:
+            self._bind(u)
+
     def _bind(self, u):
         s = self.socks[u.ino]
         if not u.name.startswith(b"\0"):
@@ -421,6 +435,9 @@ class UnixRestore:
             if u.ino in self.socks or u.state != TCP_ESTABLISHED or u.pending:
                 continue
             peer = recs.get(u.peer)
+            if u.type == socket.SOCK_DGRAM and u.peer_closed:
+                self._with_closed_peer(u)
+                continue
             if u.type == socket.SOCK_DGRAM:
                 if peer is not None and peer.peer == u.ino and not u.bound and not peer.bound:
                     a, b = socket.socketpair(socket.AF_UNIX, u.type)
@@ -428,11 +445,7 @@ class UnixRestore:
                     self._new(peer, b)
                 continue
             if peer is None:            # its peer was closed
-                a, b = socket.socketpair(socket.AF_UNIX, u.type)
-                self._new(u, a)
-                self.closed_peers[u.ino] = b
-                if u.bound:
-                    self._bind(u)
+                self._with_closed_peer(u)
                 continue
             accepted = next((x for x in (u, peer) if x.name and not x.bound), None)
             if accepted is not None:
@@ -492,7 +505,7 @@ class UnixRestore:
     def _sender(self, u, message):
         """The socket (and address to send to, or None when connected) that sent `message` to u."""
         recs = self.records
-        if u.type != socket.SOCK_DGRAM:
+        if u.type != socket.SOCK_DGRAM or u.peer_closed and not message.sender:
             if u.peer in recs:
                 return self.socks[u.peer], None
             return self.closed_peers.get(u.ino), None

@@ -5,7 +5,10 @@
  *            whose fd was closed since (only the messages hold it), then
  *            "D2" carrying G again and F (held by an fd here, offset 5);
  *            seqpacket: "Q1" carrying F and /dev/null, then "Q2" carrying
- *            one end of a datagram socketpair (both ends still held here)
+ *            one end of a datagram socketpair (both ends still held here);
+ *            a datagram socket whose peer sent "E1" carrying F, then was
+ *            closed: still connected (getpeername answers), its next send
+ *            fails with ECONNREFUSED and disconnects it
  *   stream   "A1" sent alone, then "B1" carrying F and /dev/null, then
  *            "C1" carrying one end of a datagram socketpair. Where the
  *            segment carrying files begins only the kmod backend can see:
@@ -126,13 +129,16 @@ static void check_null(int fd, const char *what)
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
-	int st[2], dg[2], sq[2], pair[2], f, g, null, fds[8];
+	int st[2], dg[2], sq[2], pair[2], lone[2], f, g, null, fds[8];
+	struct sockaddr_un peer;
+	socklen_t len = sizeof(peer);
 	struct stat sb, nb;
 	char buf[16];
 
 	wl_setup(0);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, st) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq) || socketpair(AF_UNIX, SOCK_DGRAM, 0, pair))
+	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq) || socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) ||
+	    socketpair(AF_UNIX, SOCK_DGRAM, 0, lone))
 		wl_die("socketpair");
 	f = open("f.txt", O_RDWR | O_CREAT, 0644);
 	g = open("g.txt", O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -154,6 +160,8 @@ int main(int argc, char **argv)
 		fds[1] = f;
 		if (send_with(dg[0], "D1", &g, 1) || send_with(dg[0], "D2", fds, 2))
 			wl_die("send dgram");
+		if (send_with(lone[1], "E1", &f, 1) || close(lone[1]))
+			wl_die("send dgram, then close");
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -200,5 +208,15 @@ int main(int argc, char **argv)
 	if (!wl_failures)
 		check_pair_end(fds[0], pair, "seqpacket");
 	wl_check(recv(dg[1], buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno == EAGAIN, "dgram: more queued");
+	/* the datagram socket whose peer was closed */
+	wl_check(!getpeername(lone[0], (struct sockaddr *)&peer, &len) && len == sizeof(sa_family_t),
+		 "closed peer: getpeername: %s, length %d", strerror(errno), (int)len);
+	expect(lone[0], "closed peer E1", 32, "E1", 1, fds);
+	if (!wl_failures)
+		same_description(f, fds[0], "closed peer: F");
+	wl_check(send(lone[0], "x", 1, 0) < 0 && errno == ECONNREFUSED, "closed peer: first send: %s",
+		 strerror(errno));
+	wl_check(send(lone[0], "x", 1, 0) < 0 && errno == ENOTCONN, "closed peer: second send: %s",
+		 strerror(errno));
 	return wl_finish();
 }
