@@ -88,6 +88,7 @@ class UnixDump:
         self.sockets = {}        # ino -> (OpenFile, pid, fd, st_dev)
         self.queues = {}         # image file name -> UnixQueue
         self.connected = {}      # ino of a socket getpeername answers for -> the peer's name
+        self.dumped_pids = ()
         self._diag = None
 
     def diag(self):
@@ -125,6 +126,7 @@ class UnixDump:
     def check_all(self, files, dumped_pids):
         """`files`: the table's OpenFile list (entries were copied into it when added)."""
         self.sockets = {ino: (files[entry.id - 1], pid, fd, dev) for ino, (entry, pid, fd, dev) in self.sockets.items()}
+        self.dumped_pids = dumped_pids
         diag = self.diag()
         ours = self.sockets
         listeners = {}
@@ -180,7 +182,7 @@ class UnixDump:
             return
         path = os.fsdecode(u.name)
         if not path.startswith("/"):
-            u.dir = proc.readlink(pid, "cwd")
+            u.dir = self._relative_dir(path, d.vfs, pid, what)
             path = os.path.join(u.dir, path)
         try:
             st = os.lstat(path)
@@ -190,6 +192,27 @@ class UnixDump:
             raise UnsupportedState(f"{what}: its socket file {path} was removed or replaced since bind(); "
                                    "not supported")
         status.save_attrs(u.file_attrs, st)
+
+    def _relative_dir(self, name, vfs, pid, what):
+        """The directory a socket bound to a relative name resolves in: the one, among the working
+        directories and open directories of the dump, where the name leads to its socket file."""
+        candidates = [proc.readlink(pid, "cwd")]
+        for p in self.dumped_pids:
+            candidates.append(proc.readlink(p, "cwd"))
+            for fd in proc.list_fds(p):
+                link = proc.readlink(p, f"fd/{fd}")
+                if link.startswith("/") and os.path.isdir(link):
+                    candidates.append(link)
+        for directory in candidates:
+            try:
+                st = os.lstat(os.path.join(directory, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == vfs:
+                return directory
+        raise UnsupportedState(f"{what} is bound to the relative name {name!r}, whose socket file is in no "
+                               "working or open directory of the dumped processes (removed or replaced, or "
+                               "bound from elsewhere); not supported")
 
     def _check_peer(self, ino, u, d, what, pending_of, dumped_pids):
         if d.peer in self.sockets:
@@ -252,7 +275,9 @@ class UnixDump:
 
     def _read_queue(self, ino, u, pid, fd):
         d = self.diag()[ino]
-        if u.state == TCP_LISTEN or not d.rqueue and u.type == socket.SOCK_STREAM:
+        if u.type != socket.SOCK_DGRAM and u.state != TCP_ESTABLISHED:
+            return      # a listener, or never connected: nothing can be queued (a peek says ENOTCONN)
+        if not d.rqueue and u.type == socket.SOCK_STREAM:
             return
         what = self._what(ino)
         messages = self.source.unix_queue(pid, fd, u.type, bool(d.shutdown & RCV_SHUTDOWN), what)

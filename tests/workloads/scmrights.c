@@ -8,7 +8,10 @@
  *            one end of a datagram socketpair (both ends still held here);
  *            a datagram socket whose peer sent "E1" carrying F, then was
  *            closed: still connected (getpeername answers), its next send
- *            fails with ECONNREFUSED and disconnects it
+ *            fails with ECONNREFUSED and disconnects it; a seqpacket socket
+ *            bound to the relative name "rel.sock" in "sub" (then the
+ *            process went back up, keeping a directory fd on sub), never
+ *            connected
  *   stream   "A1" sent alone, then "B1" carrying F and /dev/null, then
  *            "C1" carrying one end of a datagram socketpair. Where the
  *            segment carrying files begins only the kmod backend can see:
@@ -129,7 +132,7 @@ static void check_null(int fd, const char *what)
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
-	int st[2], dg[2], sq[2], pair[2], lone[2], f, g, null, fds[8];
+	int st[2], dg[2], sq[2], pair[2], lone[2], f, g, null, fds[8], rel = -1, sub = -1;
 	struct sockaddr_un peer;
 	socklen_t len = sizeof(peer);
 	struct stat sb, nb;
@@ -162,6 +165,16 @@ int main(int argc, char **argv)
 			wl_die("send dgram");
 		if (send_with(lone[1], "E1", &f, 1) || close(lone[1]))
 			wl_die("send dgram, then close");
+		memset(&peer, 0, sizeof(peer));
+		peer.sun_family = AF_UNIX;
+		strcpy(peer.sun_path, "rel.sock");
+		rel = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+		if (rel < 0 || mkdir("sub", 0755) || chdir("sub") ||
+		    bind(rel, (struct sockaddr *)&peer, sizeof(peer)) || chdir(".."))
+			wl_die("bind rel.sock");
+		sub = open("sub", O_RDONLY | O_DIRECTORY);
+		if (sub < 0)
+			wl_die("open sub");
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -218,5 +231,20 @@ int main(int argc, char **argv)
 		 strerror(errno));
 	wl_check(send(lone[0], "x", 1, 0) < 0 && errno == ENOTCONN, "closed peer: second send: %s",
 		 strerror(errno));
+	/* the relative name */
+	len = sizeof(peer);
+	memset(&peer, 0, sizeof(peer));
+	wl_check(!getsockname(rel, (struct sockaddr *)&peer, &len) && !strcmp(peer.sun_path, "rel.sock"),
+		 "relative name: getsockname '%s'", peer.sun_path);
+	wl_check(!fstatat(sub, "rel.sock", &sb, 0) && S_ISSOCK(sb.st_mode), "sub/rel.sock is not a socket");
+	wl_check(access("rel.sock", F_OK) < 0, "rel.sock made in the working directory");
+	{
+		int probe = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+
+		strcpy(peer.sun_path, "sub/rel.sock");
+		wl_check(connect(probe, (struct sockaddr *)&peer, sizeof(peer)) < 0 && errno == ECONNREFUSED,
+			 "sub/rel.sock: connect: %s", strerror(errno));
+		close(probe);
+	}
 	return wl_finish();
 }
