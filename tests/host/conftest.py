@@ -114,8 +114,8 @@ REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
-# A pty of the tree with bytes waiting to be read, one with a packet-mode status byte
-# waiting, one whose master and one whose slave is outside the tree.
+# A pty of the tree with bytes waiting to be read (restored: test_host_refusals.py), one with a
+# packet-mode status byte waiting, one whose master and one whose slave is outside the tree.
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
 # Guard regions (Linux 6.13+): run by test_guard_regions.py, which skips on older kernels.
