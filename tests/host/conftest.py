@@ -100,6 +100,7 @@ CASES = [
     Case("vmflags", "vmflags"),
     Case("delmaps", "delmaps"),
     Case("scmrights-packets", "scmrights", ("packets",)),
+    Case("ptyqueue", "ptyqueue"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
