@@ -149,7 +149,10 @@ class FileTable:
                 continue
             what = f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.path}"
             source = f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
-            st = os.stat(source)
+            try:
+                st = os.stat(source)
+            except OSError as err:
+                raise UnsupportedState(f"{what}: cannot stat the mapped file: {err.strerror}") from err
             entry = self._deleted.get((st.st_dev, st.st_ino))
             if entry is None:
                 entry = files_pb2.OpenFile(id=len(self.files.files) + 1, flags=os.O_RDONLY)
