@@ -11,6 +11,7 @@ import os
 import platform
 import struct
 import time
+from stat import S_ISREG
 
 from . import __version__, clone_shares, images, linux, pagemap, proc, shmem, sysvipc, vdso
 from . import arch as archmod
@@ -29,6 +30,7 @@ from .sources import open_source
 log = logging.getLogger(__name__)
 
 ANON_NAMES = ("", "[heap]", "[stack]")
+AIO_RING_PATH = "/[aio] (deleted)"   # how /proc shows an io_setup() context's ring
 
 
 def dump(pid, images_dir, options=None):
@@ -72,6 +74,7 @@ def _dump(pid, writer, options):
             mms[p] = _mm_message(p, vmas, state)
             vmas_by_pid[p] = vmas
             file_table.add_process(p)
+            file_table.add_mappings(p, vmas, mms[p])
         for p in proc.process_tree(pid):
             if p in tasks:
                 t = tasks[p]
@@ -122,12 +125,12 @@ def _dump(pid, writer, options):
         for shmem_id, windows in shmem_windows.items():
             shmem.save(windows, writer.path(shmem.image_name(shmem_id)))
         for file_id, (src_pid, src_fd) in file_table.ghosts.items():
+            with writer.open_raw(images.ghost(file_id)) as out:
+                regular_files.save_ghost(src_pid, src_fd, out)
+        for file_id, src_path in file_table.deleted_sources.items():
             entry = file_table.files.files[file_id - 1]  # ids count from 1
             with writer.open_raw(images.ghost(file_id)) as out:
-                if entry.HasField("deleted"):
-                    ghost.save(entry, src_pid, src_fd, out)
-                else:
-                    regular_files.save_ghost(src_pid, src_fd, out)
+                ghost.save(entry, src_path, out)
         for pipe in file_table.files.pipes:
             if pipe.data:
                 with writer.open_raw(pipe.data) as out:
@@ -546,12 +549,20 @@ def _vma_message(msg, pid, vma, where):
             msg.kind = mm_pb2.Vma.SYSV_SHM
         msg.shmem_id, msg.pgoff = vma.inode, vma.pgoff
         return
-    if vma.deleted:
-        raise UnsupportedState(f"{where} maps a deleted file; not supported yet")
     try:
         st = os.stat(f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}")
     except OSError as err:
         raise UnsupportedState(f"{where}: cannot stat the mapped file: {err.strerror}") from err
-    regular_files.file_ref(msg.file, vma.path, st)
+    path = vma.path
+    if vma.path == AIO_RING_PATH:
+        raise UnsupportedState(f"{where} is an AIO ring (io_setup); not supported yet: user space cannot tell "
+                               "whether requests are in flight on it")
+    if vma.deleted:
+        # made again from its saved contents (FileTable.add_mappings names its description)
+        if not ghost.is_deleted(vma.path, st) or not S_ISREG(st.st_mode):
+            raise UnsupportedState(f"{where} maps a file whose name was removed but that has another link "
+                                   f"({st.st_nlink}) or is not a regular file; not supported")
+        path = vma.path[: -len(ghost.DELETED)]
+    regular_files.file_ref(msg.file, path, st)
     msg.pgoff = vma.pgoff
     msg.kind = mm_pb2.Vma.FILE_SHARED if vma.shared else mm_pb2.Vma.FILE_PRIVATE

@@ -11,8 +11,9 @@ import stat
 
 from .. import linux, proc
 from ..errors import UnsupportedState
-from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pidfd, pipe, procfs, pty, regular, status, tty, unix
+from ..images.proto import files_pb2, mm_pb2
+from . import anon, epoll, fifo, ghost, inflight, inotify, locks, memfd, pidfd, pipe, procfs, pty, regular, status, tty, \
+    unix
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class FileTable:
         self.source = source
         self.files = files_pb2.Files()
         self.fd_tables = {}        # pid -> FdTable
-        self.ghosts = {}           # file id -> (pid, fd) to copy contents from (memfds, deleted files)
+        self.ghosts = {}           # file id -> (pid, fd) to copy a memfd's contents from
+        self.deleted_sources = {}  # file id of a deleted file -> /proc path (fd or mapping) to save it from
         self.holders = {}          # file id -> "process P fd F (path)": the first fd seen on it
         self._deleted = {}         # (dev, ino) of a deleted file -> the first entry describing it
         self.pipe_data = {}        # pipe id -> buffered bytes
@@ -49,7 +51,8 @@ class FileTable:
         self._pidfds = []          # [(file id, "process P fd F (...)")] of pidfds, checked once all are seen
         self._inotify_deleted = []  # [(inotify file id, watch index, (dev, ino) of its deleted file, what)]
         self._epoll_pending = []   # [(epoll file id, watch index, fd of the process being added on its file)]
-        self.unix = unix.UnixDump(options, source)
+        self.unix = unix.UnixDump(options, source, self.in_flight)
+        self._in_flight = []       # (pyckpt's fd, file id) of files in flight no fd of the dump holds
         self.ptys = pty.PtyTable(options.shell_job)
 
     def add_process(self, pid):
@@ -122,10 +125,10 @@ class FileTable:
             self.ghosts[entry.id] = (pid, fd)
         elif (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and ghost.is_deleted(link, st):
             first = self._deleted.get((st.st_dev, st.st_ino))
-            ghost.describe(entry, pid, fd, link, st, what, first, self.options.ghost_limit)
+            ghost.describe(entry, f"/proc/{pid}/fd/{fd}", link, st, what, first, self.options.ghost_limit)
             if first is None:
                 self._deleted[(st.st_dev, st.st_ino)] = entry
-                self.ghosts[entry.id] = (pid, fd)
+                self.deleted_sources[entry.id] = f"/proc/{pid}/fd/{fd}"
         elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
             procfs.check(link, st, what)
             regular.describe(entry, link, st, what)
@@ -162,6 +165,46 @@ class FileTable:
         self._by_inode.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, entry.id))
         return entry.id, cloexec
 
+    def add_mappings(self, pid, vmas, mm):
+        """Deleted files mapped by the process: each mapping names the description of its inode
+        (one held by no fd, made here, when no fd of the dump holds the file)."""
+        for vma, msg in zip(vmas, mm.vmas):
+            if msg.kind not in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED) or not vma.deleted:
+                continue
+            what = f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.path}"
+            source = f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
+            try:
+                st = os.stat(source)
+            except OSError as err:
+                raise UnsupportedState(f"{what}: cannot stat the mapped file: {err.strerror}") from err
+            entry = self._deleted.get((st.st_dev, st.st_ino))
+            if entry is None:
+                entry = files_pb2.OpenFile(id=len(self.files.files) + 1, flags=os.O_RDONLY)
+                ghost.describe(entry, source, vma.path, st, what)
+                self.files.files.append(entry)
+                self.holders[entry.id] = what
+                self._deleted[(st.st_dev, st.st_ino)] = entry
+                self.deleted_sources[entry.id] = source
+            msg.deleted_file = entry.id
+
+    def in_flight(self, local, what):
+        """The OpenFile id of a file in flight on a unix socket (`local`: pyckpt's copy of it)."""
+        st = os.fstat(local)
+        me = os.getpid()
+        for pid, fd, file_id in self._by_inode.get((st.st_dev, st.st_ino), ()):
+            if linux.kcmp_file(me, pid, local, fd) == 0:
+                inflight.check_held(self.files.files[file_id - 1], what)
+                return file_id
+        for other, file_id in self._in_flight:
+            if linux.kcmp_file(me, me, local, other) == 0:
+                return file_id
+        entry = files_pb2.OpenFile(id=len(self.files.files) + 1)
+        inflight.describe(entry, local, st, what)
+        self.files.files.append(entry)
+        self.holders[entry.id] = what
+        self._in_flight.append((os.dup(local), entry.id))
+        return entry.id
+
     def _shared_description(self, pid, fd, st):
         """The id of an already seen open file description this fd shares, if any."""
         for other_pid, other_fd, file_id in self._by_inode.get((st.st_dev, st.st_ino), ()):
@@ -174,7 +217,12 @@ class FileTable:
 
     def finish(self, dumped_pids):
         """Checks that need every process seen, pipe and socket contents (targets still frozen)."""
-        self.unix.check_all(self.files.files, dumped_pids)
+        try:
+            self.unix.check_all(self.files.files, dumped_pids)
+        finally:
+            for local, _file_id in self._in_flight:
+                os.close(local)
+            self._in_flight = []
         self.ptys.finish(self.files, dumped_pids)
         threads = {tid for p in dumped_pids for tid in proc.thread_ids(p) if tid != p}
         for file_id, what in self._pidfds:

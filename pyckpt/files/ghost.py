@@ -12,7 +12,10 @@ O_TMPFILE in its old directory, or a directory -- fills it, sets owner,
 mode and times, has the target open it and removes the name again, so the
 process holds a deleted file (st_nlink 0) whose /proc link reads as before.
 Every later description of the same inode is opened from where the first
-one is (/proc/PID/fd/N), so the tree shares one file again. The inode
+one is (/proc/PID/fd/N), so the tree shares one file again. A deleted file
+that is only mapped gets a description of its own, held by no fd (its
+mappings name it), made again by the first mapping; every later mapping or
+fd opens it through /proc/PID/map_files. The inode
 number and ctime are new: user space cannot choose them.
 """
 
@@ -44,9 +47,11 @@ def check_limit(st, limit, what):
                                f"({limit} bytes)")
 
 
-def describe(entry, pid, fd, link, st, what, first=None, limit=None):
+def describe(entry, source, link, st, what, first=None, limit=None):
     """Fill `entry` for a deleted file or directory; `first`: an entry already describing this inode;
-    `limit`: --ghost-limit in bytes."""
+    `limit`: --ghost-limit in bytes.
+
+    source: a /proc path opening the file (an fd or map_files link of the frozen target)."""
     entry.kind = files_pb2.OpenFile.DIRECTORY if stat.S_ISDIR(st.st_mode) else files_pb2.OpenFile.REGULAR
     path = link[: -len(DELETED)]
     if not path.startswith("/"):
@@ -65,7 +70,7 @@ def describe(entry, pid, fd, link, st, what, first=None, limit=None):
         raise UnsupportedState(f"{what} was opened with O_TMPFILE and linked since (its name is {path}); "
                                "not supported")
     if entry.kind == files_pb2.OpenFile.REGULAR:
-        src = _open_source(pid, fd, what)
+        src = _open_source(source, what)
         try:
             for offset, length in shmem.data_ranges(src, 0, st.st_size):
                 ghost.extents.add(offset=offset, length=length)
@@ -75,20 +80,20 @@ def describe(entry, pid, fd, link, st, what, first=None, limit=None):
             os.close(src)
 
 
-def _open_source(pid, fd, what):
+def _open_source(source, what):
     try:
         # O_NOATIME: reading the contents must not change the file's atime
-        return os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NOATIME | os.O_CLOEXEC)
+        return os.open(source, os.O_RDONLY | os.O_NOATIME | os.O_CLOEXEC)
     except OSError as err:
         raise UnsupportedState(f"{what}: cannot read the deleted file: {err.strerror}") from err
 
 
-def save(entry, pid, fd, out):
-    """Copy the deleted file's data extents, back to back, into the image file `out`."""
+def save(entry, source, out):
+    """Copy the deleted file's data extents (read through `source`), back to back, into the image file `out`."""
     if entry.kind != files_pb2.OpenFile.REGULAR:
         return
-    what = f"process {pid} fd {fd} ({entry.file.path})"
-    src = _open_source(pid, fd, what)
+    what = f"{source} ({entry.file.path})"
+    src = _open_source(source, what)
     try:
         for extent in entry.deleted.extents:
             offset, left = extent.offset, extent.length
@@ -190,13 +195,28 @@ def _from_older_image(entry):
 
 
 def _made_already(restorer, entry):
-    """/proc/PID/fd/N of a description of the same deleted inode restored already, or None."""
+    """/proc/PID/fd/N (or map_files) of the same deleted inode restored already, or None."""
+    mapping = restorer.tree.ghost_mapping(entry.ghost)
+    if mapping is not None:
+        return mapping
     files = restorer.image.files
     for file_id, (pid, fd) in restorer.tree.file_registry.items():
         other = files[file_id]
         if other.ghost == entry.ghost and other.HasField("deleted") and other.kind == entry.kind:
             return f"/proc/{pid}/fd/{fd}"
     return None
+
+
+def open_for_mapping(restorer, entry, writable, what):
+    """An fd in the target on the deleted file of `entry`, to map; made again if the tree has it nowhere yet."""
+    # O_NOATIME: mapping it must not touch the atime the file was given back
+    flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOATIME | os.O_CLOEXEC
+    return open_in_target(restorer, entry, flags, what)
+
+
+def mapped(restorer, entry, address):
+    """The target now maps the deleted file of `entry` at `address`: later holders open it from there."""
+    restorer.tree.ghost_maps.setdefault(entry.ghost, (restorer.pid, address))
 
 
 def _target_open(restorer, path, flags, what, mode=0):

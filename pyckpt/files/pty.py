@@ -8,11 +8,10 @@ size and terminal ioctls act on the slave) and a copy of one slave fd, and
 at /proc/PID/stat (controlling terminal, foreground group) of the dumped
 processes. Both sources go through here, so their images are the same.
 Refused, naming the pty: an end (or a process having it as controlling
-terminal) outside the dump, a pty with no slave fd in the dump, and bytes
-sitting in either direction: the kernel offers no way to read a tty's
-buffers without consuming them, so they are refused rather than lost.
-(In canonical mode FIONREAD counts complete lines only: a partial line typed
-into the slave is invisible from user space and cannot be detected.)
+terminal) outside the dump, a pty with no slave fd in the dump. Bytes
+waiting in either direction are read and written straight back (a tty's
+buffers cannot be read without consuming them), and put into the new pty
+at restore: files/ptydata.py.
 
 Restore: `RestoredPtys` opens /dev/ptmx in pyckpt itself until devpts hands
 out the same index (it always gives the lowest free one), applies the
@@ -36,7 +35,7 @@ from .. import arch as archmod
 from .. import linux, proc
 from ..errors import PyckptError, RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
-from . import status
+from . import ptydata, status
 from .regular import file_ref
 
 log = logging.getLogger(__name__)
@@ -174,7 +173,7 @@ class PtyTable:
         try:
             slave = _take_fd(spid, sfd, what)
             try:
-                _check_empty(master, slave, what)
+                _check_no_status(master, what)
                 attrs = termios.tcgetattr(master)
                 cc = bytes(c if isinstance(c, int) else c[0] for c in attrs[6])
                 pty.termios.iflag, pty.termios.oflag, pty.termios.cflag, pty.termios.lflag = attrs[:4]
@@ -188,6 +187,7 @@ class PtyTable:
                 pty.slave_ldisc = _int_ioctl(slave, termios.TIOCGETD)
                 pty.exclusive = bool(_int_ioctl(slave, _IOCTL["TIOCGEXCL"]))
                 status.save_attrs(pty.slave_attrs, os.fstat(slave))
+                _save_waiting(pty, master, slave, what)
             finally:
                 os.close(slave)
         finally:
@@ -233,14 +233,25 @@ def _take_fd(pid, fd, what):
         raise UnsupportedState(f"{what}: cannot look at fd {fd} of process {pid}: {err.strerror}") from err
 
 
-def _check_empty(master, slave, what):
-    """Refuse bytes in flight: the tty layer has no way to read them without consuming them."""
+def _save_waiting(pty, master, slave, what):
+    """Bytes waiting in either direction: read (consumed), written straight back (files/ptydata.py)."""
     to_master = _int_ioctl(master, termios.FIONREAD)   # written to the slave, not yet read at the master
     to_slave = _int_ioctl(slave, termios.FIONREAD)     # written to the master, not yet read at the slave
-    if to_master or to_slave:
-        raise UnsupportedState(
-            f"{what} has unread data ({to_slave} byte(s) waiting at the slave, {to_master} at the master); "
-            "a tty's buffers cannot be read without consuming them, so pyckpt refuses rather than lose them")
+    if not to_master and not to_slave:
+        return
+    # the output first: in packet mode it is refused, before anything is consumed
+    output = ptydata.read_output(master, pty.packet_mode, what) if to_master else b""
+    lines = []
+    try:
+        if to_slave:
+            lines = ptydata.read_input(slave, bool(termios.tcgetattr(slave)[3] & termios.ICANON), what)
+    finally:
+        ptydata.put_back(master, slave, lines, output, what)
+    pty.waiting_input.extend(lines)
+    pty.waiting_output = output
+
+
+def _check_no_status(master, what):
     poller = select.poll()
     poller.register(master, select.POLLPRI)
     if any(ev & select.POLLPRI for _fd, ev in poller.poll(0)):
@@ -294,6 +305,7 @@ class RestoredPtys:
     def __init__(self, image):
         self.image = image
         self.masters = {}        # index -> master fd in pyckpt
+        self.held_slaves = []    # slaves opened to put waiting bytes back: kept open until the targets have theirs
 
     def open_all(self):
         masters = {e.pty_index: e for e in self.image.files.values() if e.kind == files_pb2.OpenFile.PTY_MASTER}
@@ -313,6 +325,11 @@ class RestoredPtys:
                         raise RestoreConflict(f"pty {pty.slave_path} of the image is in use on this machine "
                                               f"(devpts handed out {got})")
                 self._apply(pty, self.masters[pty.index])
+                if pty.waiting_input or pty.waiting_output:
+                    slave = self.open_peer(pty.index, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                    self.held_slaves.append(slave)
+                    ptydata.put_back(self.masters[pty.index], slave, list(pty.waiting_input), pty.waiting_output,
+                                     f"pty {pty.slave_path}")
                 if pty.HasField("slave_attrs"):
                     status.apply_attrs(pty.slave_path, pty.slave_attrs)
         finally:
@@ -383,6 +400,9 @@ class RestoredPtys:
                 fcntl.ioctl(self.masters[pty.index], _IOCTL["TIOCSPTLCK"], struct.pack("=i", 1))
 
     def close(self):
+        for fd in self.held_slaves:
+            os.close(fd)
+        self.held_slaves = []
         for fd in self.masters.values():
             try:
                 os.close(fd)

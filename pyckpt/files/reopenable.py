@@ -6,7 +6,7 @@ on the finished descriptions: for each open file, a kind that restore
 knows, with flags it can open again, and either a path that still leads to
 the very file the process has (same device and inode), or a deleted file
 whose contents are saved; for each file mapping and executable, a path that
-still leads to the mapped file. Anything else is refused naming the fd or
+still leads to the mapped file (or a deleted file, checked as an open one). Anything else is refused naming the fd or
 mapping, with the target left running as it was: an image restore cannot
 use is worse than no image.
 """
@@ -37,7 +37,7 @@ def check(files, holders, mms):
     for pid, mm in mms.items():
         _check_path(mm.exe, f"process {pid}: its executable {mm.exe.path}", stat.S_ISREG, stacked=True)
         for vma in mm.vmas:
-            if vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED):
+            if vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED) and not vma.deleted_file:
                 _check_path(vma.file, f"process {pid} mapping {vma.start:#x}-{vma.end:#x} {vma.file.path}",
                             stat.S_ISREG, stacked=True)
 

@@ -4,21 +4,20 @@ Dump: sock_diag (pyckpt/sockdiag.py) says what each socket is: type, state,
 name, socket file, peer, the clients waiting on a listener, queue length,
 shutdown. Options come from getsockopt on a copy of the socket taken with
 pidfd_getfd. Receive queues are read without consuming them (the source's
-`unix_queue`: MSG_PEEK from SO_PEEK_OFF 0, datagrams one at a time with their
-sender's name) and checked against the length sock_diag reports. Every peer
+`unix_queue`, files/unixqueue.py) and checked against the length sock_diag
+reports; files in flight in them (SCM_RIGHTS) are files/inflight.py's. Every peer
 must be in the dump; a datagram socket connected to a named socket outside
 it is kept only with --ext-unix-sk (reconnected by name at restore, as CRIU
 does). What cannot come back exactly is refused, naming the fd.
 
 Restore: pyckpt builds every socket of the image itself (socketpair, bind,
 listen, connect, accept), refills the queues by sending from the socket that
-sent each message, shuts down what was shut down, and the processes take
+sent each message (with the files it carried), shuts down what was shut down, and the processes take
 their fds from pyckpt with pidfd_getfd (restore_fds). So SO_PEERCRED of a
 restored connection names pyckpt's PID, not the original peer's.
 """
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -26,18 +25,17 @@ import socket
 import stat
 import struct
 
-from .. import images, linux, proc, sockdiag
+from .. import images, proc, sockdiag
 from ..errors import PyckptError, RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
 from ..sockdiag import RCV_SHUTDOWN, SEND_SHUTDOWN, TCP_ESTABLISHED, TCP_LISTEN
-from . import status
+from . import inflight, status
+from .unixqueue import SO_PEEK_OFF, TYPE_NAMES, close_all, grab, name_of
 
 log = logging.getLogger(__name__)
 
-SO_PASSCRED, SO_PEEK_OFF = 16, 42
+SO_PASSCRED = 16
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
-TYPE_NAMES = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}
-_PEEK_START = 1 << 16
 
 
 def show_name(name):
@@ -49,19 +47,14 @@ def show_name(name):
     return os.fsdecode(name)
 
 
-def grab(pid, fd):
-    """A socket object in pyckpt for the socket at `pid`'s fd (the same socket, not a copy)."""
-    return socket.socket(fileno=linux.pidfd_getfd(pid, fd))
-
-
 # -- dump ---------------------------------------------------------------------
 
 
 def describe(entry, pid, fd, diag, what):
     """Fill `entry` from sock_diag and getsockopt; checks needing every socket come in `check_all`.
 
-    Returns whether the socket is connected (getpeername answers), which
-    sock_diag cannot say of a socket whose peer was closed.
+    Returns the peer's name if the socket is connected (getpeername answers),
+    else None: sock_diag cannot say that of a socket whose peer was closed.
     """
     if diag.type not in TYPE_NAMES:
         raise UnsupportedState(f"{what} is a unix socket of type {diag.type}; not supported")
@@ -77,29 +70,25 @@ def describe(entry, pid, fd, diag, what):
         u.passcred = bool(s.getsockopt(socket.SOL_SOCKET, SO_PASSCRED))
         u.peek_off = s.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
         try:
-            peer_name = _name_of(s.getpeername())
+            peer_name = name_of(s.getpeername())
         except OSError:
-            return False
+            return None
         if diag.type != socket.SOCK_DGRAM:
             u.ext_peer_name = peer_name
-        return True
-
-
-def _name_of(addr):
-    if isinstance(addr, str):
-        return os.fsencode(addr)
-    return bytes(addr or b"")
+        return peer_name
 
 
 class UnixDump:
     """Every unix socket of the dumped processes; `check_all` once all are seen."""
 
-    def __init__(self, options, source):
+    def __init__(self, options, source, in_flight):
         self.options = options
         self.source = source
+        self.in_flight = in_flight   # (pyckpt's fd on a file in flight, what) -> its OpenFile id
         self.sockets = {}        # ino -> (OpenFile, pid, fd, st_dev)
         self.queues = {}         # image file name -> UnixQueue
-        self.connected = set()   # inos of sockets getpeername answers for
+        self.connected = {}      # ino of a socket getpeername answers for -> the peer's name
+        self.dumped_pids = ()
         self._diag = None
 
     def diag(self):
@@ -115,8 +104,9 @@ class UnixDump:
         diag = self.diag().get(st.st_ino)
         if diag is None:
             return False
-        if describe(entry, pid, fd, diag, what):
-            self.connected.add(st.st_ino)
+        peer_name = describe(entry, pid, fd, diag, what)
+        if peer_name is not None:
+            self.connected[st.st_ino] = peer_name
         self.sockets[st.st_ino] = (entry, pid, fd, st.st_dev)
         return True
 
@@ -136,6 +126,7 @@ class UnixDump:
     def check_all(self, files, dumped_pids):
         """`files`: the table's OpenFile list (entries were copied into it when added)."""
         self.sockets = {ino: (files[entry.id - 1], pid, fd, dev) for ino, (entry, pid, fd, dev) in self.sockets.items()}
+        self.dumped_pids = dumped_pids
         diag = self.diag()
         ours = self.sockets
         listeners = {}
@@ -191,7 +182,7 @@ class UnixDump:
             return
         path = os.fsdecode(u.name)
         if not path.startswith("/"):
-            u.dir = proc.readlink(pid, "cwd")
+            u.dir = self._relative_dir(path, d.vfs, pid, what)
             path = os.path.join(u.dir, path)
         try:
             st = os.lstat(path)
@@ -201,6 +192,27 @@ class UnixDump:
             raise UnsupportedState(f"{what}: its socket file {path} was removed or replaced since bind(); "
                                    "not supported")
         status.save_attrs(u.file_attrs, st)
+
+    def _relative_dir(self, name, vfs, pid, what):
+        """The directory a socket bound to a relative name resolves in: the one, among the working
+        directories and open directories of the dump, where the name leads to its socket file."""
+        candidates = [proc.readlink(pid, "cwd")]
+        for p in self.dumped_pids:
+            candidates.append(proc.readlink(p, "cwd"))
+            for fd in proc.list_fds(p):
+                link = proc.readlink(p, f"fd/{fd}")
+                if link.startswith("/") and os.path.isdir(link):
+                    candidates.append(link)
+        for directory in candidates:
+            try:
+                st = os.lstat(os.path.join(directory, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == vfs:
+                return directory
+        raise UnsupportedState(f"{what} is bound to the relative name {name!r}, whose socket file is in no "
+                               "working or open directory of the dumped processes (removed or replaced, or "
+                               "bound from elsewhere); not supported")
 
     def _check_peer(self, ino, u, d, what, pending_of, dumped_pids):
         if d.peer in self.sockets:
@@ -235,7 +247,12 @@ class UnixDump:
                 self._read_sent(ino, u, listener, what)
             return
         if u.type == socket.SOCK_DGRAM:
-            raise UnsupportedState(f"{what} is connected to a socket that was closed; not supported")
+            if self.connected.get(ino):
+                raise UnsupportedState(f"{what} is connected to {show_name(self.connected[ino])}, a socket that "
+                                       "was closed; a closed named peer is not supported")
+            # Still connected to it: its next send fails (ECONNREFUSED) and disconnects it.
+            u.peer_closed = True
+            return
         if u.ext_peer_name:
             raise UnsupportedState(f"{what}: its peer ({show_name(u.ext_peer_name)}) was closed; a closed "
                                    "named peer is not supported yet")
@@ -251,29 +268,38 @@ class UnixDump:
                                    "connection (the kmod backend can)")
         if sent:
             queue = files_pb2.UnixQueue()
-            for data, _sender in sent:
+            for data, _sender, _fds in sent:
                 queue.messages.add(data=data)
             u.sent = images.unix_sent(ino)
             self.queues[u.sent] = queue
 
     def _read_queue(self, ino, u, pid, fd):
         d = self.diag()[ino]
-        if u.state == TCP_LISTEN or not d.rqueue and u.type == socket.SOCK_STREAM:
+        if u.type != socket.SOCK_DGRAM and u.state != TCP_ESTABLISHED:
+            return      # a listener, or never connected: nothing can be queued (a peek says ENOTCONN)
+        if not d.rqueue and u.type == socket.SOCK_STREAM:
             return
         what = self._what(ino)
         messages = self.source.unix_queue(pid, fd, u.type, bool(d.shutdown & RCV_SHUTDOWN), what)
+        try:
+            self._save_queue(ino, u, d, messages, what)
+        finally:
+            close_all(fd for message in messages for fd in message[2])
+
+    def _save_queue(self, ino, u, d, messages, what):
         if not messages:
             return
         if u.passcred:
             raise UnsupportedState(f"{what} has SO_PASSCRED and queued messages: their credentials "
                                    "(SCM_CREDENTIALS) cannot be restored; not supported")
-        total = sum(len(data) for data, _sender in messages)
+        total = sum(len(data) for data, _sender, _fds in messages)
         expect = len(messages[0][0]) if u.type == socket.SOCK_DGRAM else total
         if d.rqueue != expect:
             raise PyckptError(f"{what}: read {total} queued bytes, the kernel reports {d.rqueue}")
         queue = files_pb2.UnixQueue()
-        for data, sender in messages:
-            queue.messages.add(data=data, sender=sender)
+        for data, sender, fds in messages:
+            queue.messages.add(data=data, sender=sender,
+                               files=[self.in_flight(passed, f"{what}: a file in flight") for passed in fds])
             if u.type == socket.SOCK_DGRAM:
                 self._check_sender(ino, u, sender, what)
         u.queue = images.unix_queue(ino)
@@ -285,77 +311,8 @@ class UnixDump:
             if not any(e.unix.bound and e.unix.name == sender for e, *_ in self.sockets.values()):
                 raise UnsupportedState(f"{what} holds a datagram from {show_name(sender)}, a socket outside "
                                        "the dump; not supported")
-        elif not u.name and not any(e.unix.peer == ino for e, *_ in self.sockets.values()):
+        elif not u.name and not u.peer_closed and not any(e.unix.peer == ino for e, *_ in self.sockets.values()):
             raise UnsupportedState(f"{what} holds a datagram from an unnamed socket outside the dump")
-
-
-def peek_queue(pid, fd, sock_type, shut_rd, what):
-    """[(data, sender name)] queued on the socket at `pid`'s fd, oldest first, left in place.
-
-    MSG_PEEK from SO_PEEK_OFF 0 onward; a stream queue comes back as one
-    message. The socket's own peek offset is put back afterwards. A socket
-    shut down for reading answers an empty read at the end of its queue
-    instead of EAGAIN, which ends the queue there (`shut_rd`).
-    """
-    with grab(pid, fd) as s:
-        old = s.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
-        except OSError as err:
-            if err.errno != errno.EOPNOTSUPP:
-                raise
-            first = _peek_one(s, 1, what)
-            if first is None or (shut_rd and not first[0]):
-                return []
-            raise UnsupportedState(f"{what} has queued messages and this kernel has no SO_PEEK_OFF for "
-                                   f"unix {TYPE_NAMES[sock_type]} sockets: they cannot be read without "
-                                   "consuming them") from None
-        try:
-            messages, offset, size = [], 0, _PEEK_START
-            while True:
-                got = _peek_one(s, size, what)
-                if got is None:
-                    break
-                data, sender, truncated = got
-                if truncated:
-                    size *= 4
-                    s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, offset)
-                    continue
-                if not data and (shut_rd or sock_type == socket.SOCK_STREAM):
-                    break               # end of file
-                offset += len(data)
-                messages.append((data, sender))
-        finally:
-            s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, old)
-    return shape_queue(messages, sock_type)
-
-
-def shape_queue(messages, sock_type):
-    """A queue as the image keeps it, from [(data, sender name)] in arrival order,
-    however a source read it: a stream queue is one message, and only
-    datagrams keep their sender's name."""
-    if sock_type == socket.SOCK_STREAM:
-        return [(b"".join(data for data, _sender in messages), b"")] if messages else []
-    if sock_type == socket.SOCK_DGRAM:
-        return messages
-    return [(data, b"") for data, _sender in messages]
-
-
-def _peek_one(s, size, what):
-    """(data, sender, truncated) of the next message from the peek offset, or None when none is left."""
-    try:
-        data, ancdata, flags, addr = s.recvmsg(size, socket.CMSG_SPACE(253 * 4),
-                                               socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return None
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            for passed in struct.unpack(f"={len(payload) // 4}i", payload[:len(payload) // 4 * 4]):
-                os.close(passed)
-            raise UnsupportedState(f"{what} has file descriptors in flight (SCM_RIGHTS); not supported")
-    if flags & socket.MSG_CTRUNC:
-        raise UnsupportedState(f"{what} has more control data in flight than pyckpt can read")
-    return data, _name_of(addr), bool(flags & socket.MSG_TRUNC)
 
 
 # -- restore ------------------------------------------------------------------
@@ -433,15 +390,20 @@ class UnixRestore:
                         if e.kind == files_pb2.OpenFile.UNIX_SOCKET}
         self.socks = {}          # ino -> socket object in pyckpt
         self.closed_peers = {}   # ino -> partner of a socket whose peer was closed: closed once filled
+        self.in_flight = {}      # file id -> pyckpt's fd on a file sent again in a queued message
+        self.registry = None
 
     def close(self):
         for s in list(self.socks.values()) + list(self.closed_peers.values()):
             s.close()
-        self.socks, self.closed_peers = {}, {}
+        for fd in self.in_flight.values():
+            os.close(fd)
+        self.socks, self.closed_peers, self.in_flight = {}, {}, {}
 
     def build(self, registry):
         if not self.records:
             return
+        self.registry = registry
         try:
             self._build()
         except OSError as err:
@@ -463,6 +425,14 @@ class UnixRestore:
             s.setsockopt(socket.SOL_SOCKET, SO_PASSCRED, 1)
         self.socks[u.ino] = s
         return s
+
+    def _with_closed_peer(self, u):
+        """u connected to a partner that sends its queue, then is closed (as its peer was)."""
+        a, b = socket.socketpair(socket.AF_UNIX, u.type)
+        self._new(u, a)
+        self.closed_peers[u.ino] = b
+        if u.bound:
+            self._bind(u)
 
     def _bind(self, u):
         s = self.socks[u.ino]
@@ -490,6 +460,9 @@ class UnixRestore:
             if u.ino in self.socks or u.state != TCP_ESTABLISHED or u.pending:
                 continue
             peer = recs.get(u.peer)
+            if u.type == socket.SOCK_DGRAM and u.peer_closed:
+                self._with_closed_peer(u)
+                continue
             if u.type == socket.SOCK_DGRAM:
                 if peer is not None and peer.peer == u.ino and not u.bound and not peer.bound:
                     a, b = socket.socketpair(socket.AF_UNIX, u.type)
@@ -497,11 +470,7 @@ class UnixRestore:
                     self._new(peer, b)
                 continue
             if peer is None:            # its peer was closed
-                a, b = socket.socketpair(socket.AF_UNIX, u.type)
-                self._new(u, a)
-                self.closed_peers[u.ino] = b
-                if u.bound:
-                    self._bind(u)
+                self._with_closed_peer(u)
                 continue
             accepted = next((x for x in (u, peer) if x.name and not x.bound), None)
             if accepted is not None:
@@ -561,7 +530,7 @@ class UnixRestore:
     def _sender(self, u, message):
         """The socket (and address to send to, or None when connected) that sent `message` to u."""
         recs = self.records
-        if u.type != socket.SOCK_DGRAM:
+        if u.type != socket.SOCK_DGRAM or u.peer_closed and not message.sender:
             if u.peer in recs:
                 return self.socks[u.peer], None
             return self.closed_peers.get(u.ino), None
@@ -575,6 +544,18 @@ class UnixRestore:
             return self.socks[sender.ino], None
         return self.socks[sender.ino], u
 
+    def _file_in_flight(self, file_id, what):
+        """pyckpt's fd on a file a queued message carries (a socket it built, else opened now);
+        registered, so a process holding the same description takes it from pyckpt."""
+        entry = self.image.files[file_id]
+        if entry.kind == files_pb2.OpenFile.UNIX_SOCKET:
+            return self.socks[entry.unix.ino].fileno()
+        if file_id not in self.in_flight:
+            self.in_flight[file_id] = inflight.open_local(entry, f"{what}: a file in flight")
+            fcntl.fcntl(self.in_flight[file_id], fcntl.F_SETFL, entry.flags & status.SETFL_MASK & ~os.O_ASYNC)
+            self.registry[file_id] = (os.getpid(), self.in_flight[file_id])
+        return self.in_flight[file_id]
+
     def _refill(self, u, name, sender=None):
         """Send the messages of image file `name` to u (from `sender`: to whom u is connected)."""
         queue = self.image.reader.read_message(name, files_pb2.UnixQueue)
@@ -583,12 +564,14 @@ class UnixRestore:
             s, to = (sender, None) if sender is not None else self._sender(u, message)
             if s is None:
                 raise RestoreConflict(f"{what}: no socket to refill its queue from")
+            carried = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"={len(message.files)}i",
+                        *(self._file_in_flight(file_id, what) for file_id in message.files)))] if message.files else []
             try:
                 if to is None:
-                    sent = s.send(message.data, socket.MSG_DONTWAIT)
+                    sent = s.sendmsg([message.data], carried, socket.MSG_DONTWAIT)
                 else:
                     with _in_dir(to):
-                        sent = s.sendto(message.data, socket.MSG_DONTWAIT, to.name)
+                        sent = s.sendmsg([message.data], carried, socket.MSG_DONTWAIT, to.name)
             except OSError as err:
                 raise RestoreConflict(f"{what}: refilling its queue failed: {err.strerror}") from err
             if sent != len(message.data):

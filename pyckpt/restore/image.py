@@ -71,7 +71,12 @@ def preflight(image, options):
             raise RestoreConflict(f"PID {entry.pid} is in use by process {proc.holder_description(entry.pid)}")
     for pid, mm in image.mms.items():
         for vma in mm.vmas:
-            if vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED):
+            if vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED) and vma.deleted_file:
+                ghost = image.files.get(vma.deleted_file)
+                if ghost is None or not ghost.HasField("deleted"):
+                    raise ImageError(f"mapping {vma.start:#x}-{vma.end:#x} of process {pid}: no deleted file "
+                                     f"{vma.deleted_file} in {images.FILES}")
+            elif vma.kind in (mm_pb2.Vma.FILE_PRIVATE, mm_pb2.Vma.FILE_SHARED):
                 _check_same_file(vma.file, f"mapping {vma.start:#x}-{vma.end:#x} of process {pid}")
         _check_same_file(mm.exe, f"executable of process {pid}")
     here = vdso.identity(os.getpid())

@@ -8,7 +8,7 @@ import struct
 
 from .. import images, linux, proc, shmem, sysvipc, vdso
 from ..errors import ImageError, PyckptError, RestoreConflict
-from ..files import memfd
+from ..files import ghost, memfd
 from ..images.proto import mm_pb2
 from . import cow, vmflags
 
@@ -56,7 +56,9 @@ def restore_memory(pr):
                 continue
             shared = vma.kind == mm_pb2.Vma.FILE_SHARED
             writable = shared and vma.may_write
-            key = (vma.file.path, writable)
+            key = (vma.deleted_file or vma.file.path, writable)
+            if key not in file_fds and vma.deleted_file:
+                file_fds[key] = ghost.open_for_mapping(pr, pr.image.files[vma.deleted_file], writable, where)
             if key not in file_fds:
                 scratch.reset()
                 path = scratch.put_str(vma.file.path)
@@ -65,6 +67,8 @@ def restore_memory(pr):
                 file_fds[key] = inj.call("openat", linux.AT_FDCWD, path, flags | os.O_CLOEXEC, 0, detail=vma.file.path)
             flags = vmflags.mmap_flags(arch, vma, arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
             inj.call("mmap", vma.start, length, prot, flags, file_fds[key], vma.pgoff, detail=where)
+            if vma.deleted_file:
+                ghost.mapped(pr, pr.image.files[vma.deleted_file], vma.start)
     finally:
         for fd in file_fds.values():
             inj.call("close", fd)

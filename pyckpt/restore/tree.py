@@ -36,6 +36,7 @@ class TreeRestorer:
         self.file_registry = {}    # file id -> (pid, fd) where an open file description already is
         self.shmem_registry = {}   # shmem id -> (pid, address) of a mapping of it
         self.memfd_registry = {}   # memfd object id -> (pid, address) of a mapping of it
+        self.ghost_maps = {}       # ghost image name of a deleted file -> (pid, address) of a mapping of it
         self.sysv = sysvipc.Restorer(image)
         self.removed_dirs = {}     # (dev, ino) of a removed cwd -> pid that has it
         self.locked_files = set()  # file ids whose flock/OFD locks are taken again
@@ -107,6 +108,12 @@ class TreeRestorer:
             entry = self.image.files[file_id]
             if entry.kind == files_pb2.OpenFile.MEMFD and entry.file.ino == ino:
                 return f"/proc/{pid}/fd/{fd}"
+        return None
+
+    def ghost_mapping(self, ghost):
+        """A /proc path that opens the deleted file saved in `ghost` where the tree maps it, or None."""
+        if ghost in self.ghost_maps:
+            return map_files_path(*self.ghost_maps[ghost])
         return None
 
     def _seal_mapped_memfds(self):

@@ -151,9 +151,10 @@ class Source(abc.ABC):
         return pipe.peek(pid, fd, size)
 
     def unix_queue(self, pid, fd, sock_type, shut_rd, what):
-        """[(data, sender name)] queued on the unix socket at fd, oldest first, without consuming them."""
-        from ..files import unix
-        return unix.peek_queue(pid, fd, sock_type, shut_rd, what)
+        """[(data, sender name, fds)] queued on the unix socket at fd, oldest first, without consuming
+        them; fds: pyckpt's copies of the files a message carries (SCM_RIGHTS), closed by the caller."""
+        from ..files import unixqueue
+        return unixqueue.peek_queue(pid, fd, sock_type, shut_rd, what)
 
     def unix_pending_queue(self, pid, listener_fd, index, sock_type, what):
         """What the client of the listener's index-th unaccepted connection sent, or None when

@@ -25,7 +25,7 @@ import time
 
 from .. import arch as archmod
 from .. import linux, pagemap, proc, sockdiag
-from ..files import unix
+from ..files import unixqueue
 from ..errors import AccessDenied, FreezeError, NoSuchProcess, PyckptError, UnsupportedState
 from . import crak_uapi as uapi
 from .base import PageRun, PosixTimerState, ProcessState, SeccompFilterState, Source, ThreadState
@@ -429,13 +429,25 @@ class KmodSource(Source):
         return buf.raw[:q.out_len]
 
     def unix_queue(self, pid, fd, sock_type, shut_rd, what):
-        return self._unix_queue(pid, fd, 0, 0, sock_type, what)
+        try:
+            return self._unix_queue(pid, fd, 0, 0, sock_type, what)
+        except unixqueue.FilesInFlight:
+            pass
+        # crak.ko copies bytes, not files: they come from a peek in user space, put on the
+        # segments crak.ko says carry them (a peek cannot tell where a stream's segments begin)
+        segments = self._unix_queue(pid, fd, 0, 0, sock_type, what, segments=True)
+        peeked = unixqueue.peek_queue(pid, fd, sock_type, shut_rd, what, stream_segments=True)
+        return unixqueue.attach_files(segments, peeked, sock_type, what)
 
     def unix_pending_queue(self, pid, listener_fd, index, sock_type, what):
-        return self._unix_queue(pid, listener_fd, uapi.UNIX_QUEUE_F_PENDING, index, sock_type, what)
+        try:
+            return self._unix_queue(pid, listener_fd, uapi.UNIX_QUEUE_F_PENDING, index, sock_type, what)
+        except unixqueue.FilesInFlight:
+            raise UnsupportedState(f"{what} has sent file descriptors (SCM_RIGHTS) on a connection not yet "
+                                   "accepted; not supported") from None
 
-    def _unix_queue(self, pid, fd, flags, index, sock_type, what):
-        """UNIX_QUEUE: the queue copied in place by crak.ko, as [(data, sender name)]."""
+    def _unix_queue(self, pid, fd, flags, index, sock_type, what, segments=False):
+        """UNIX_QUEUE: the queue copied in place by crak.ko, as [(data, sender name, [])]."""
         size = 1 << 16
         while True:
             buf = ctypes.create_string_buffer(size)
@@ -448,23 +460,24 @@ class KmodSource(Source):
                     size = q.out_len
                     continue
                 raise _error(err, f"{what}: cannot read its queue (CRAK_IOC_UNIX_QUEUE)") from err
-        return unix_records(buf.raw[:q.out_len], q.nr_msgs, sock_type, what)
+        return unix_records(buf.raw[:q.out_len], q.nr_msgs, sock_type, what, segments)
 
 
-def unix_records(raw, count, sock_type, what):
-    """Parse UNIX_QUEUE records into the queue as the image keeps it (files.unix.shape_queue)."""
+def unix_records(raw, count, sock_type, what, segments=False):
+    """Parse UNIX_QUEUE records into the queue as the image keeps it (files.unixqueue.shape_queue);
+    segments: [(data, sender, whether it carries files)], one per queued skb, instead."""
     head = ctypes.sizeof(uapi.UnixMsg)
     messages, offset = [], 0
     for _ in range(count):
         m = uapi.UnixMsg.from_buffer_copy(raw, offset)
-        if m.flags & uapi.UNIX_MSG_F_FDS:
-            raise UnsupportedState(f"{what} has file descriptors in flight (SCM_RIGHTS); not supported")
+        if m.flags & uapi.UNIX_MSG_F_FDS and not segments:
+            raise unixqueue.FilesInFlight(what)
         start = offset + head
         sender = sockdiag.socket_name(raw[start:start + m.addr_len])
         data = raw[start + m.addr_len:start + m.addr_len + m.len]
-        messages.append((data, sender))
+        messages.append((data, sender, bool(m.flags & uapi.UNIX_MSG_F_FDS)) if segments else (data, sender, []))
         offset += (head + m.addr_len + m.len + 7) & ~7
-    return unix.shape_queue(messages, sock_type)
+    return messages if segments else unixqueue.shape_queue(messages, sock_type)
 
 
 def _mlock_future(bits):

@@ -102,6 +102,9 @@ CASES = [
     Case("zombiepgrp", "zombiepgrp"),
     Case("shares", "shares"),
     Case("churn", "churn"),
+    Case("delmaps", "delmaps"),
+    Case("scmrights-packets", "scmrights", ("packets",)),
+    Case("ptyqueue", "ptyqueue"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
@@ -112,15 +115,15 @@ TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
            for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files-apart", "shared-vm",
-                        "thread-own-files", "uffd-registered")]
+                        "thread-own-files", "uffd-registered", "aio-ring")]
 # epoll states restore could not recreate, a pidfd of a process outside (see workloads/oddfds.c).
 ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,))
                   for mode in ("epoll-orphan", "oneshot-fired", "pidfd-outside")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
-# A pty of the tree with bytes waiting to be read, one with a packet-mode status byte
-# waiting, one whose master and one whose slave is outside the tree.
+# A pty of the tree with bytes waiting to be read (restored: test_host_refusals.py), one with a
+# packet-mode status byte waiting, one whose master and one whose slave is outside the tree.
 PTY_REFUSED = [Case(f"ptytree-{mode}", "ptytree", (mode,))
                for mode in ("unread", "pktstatus", "outside", "slave-outside")]
 # Guard regions (Linux 6.13+): run by test_guard_regions.py, which skips on older kernels.
@@ -130,10 +133,13 @@ NOVDSO_REFUSED = Case("novdso-child-keeps", "novdso", ("child-keeps",))
 # Files restore could not reopen as they are (see workloads/ghosts.c).
 GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked", "mounted", "outside",
                                                                            "deleted-exe")]
+# Files in flight on a stream: only the kmod backend sees where their segment begins (test_host_unix.py).
+SCM_STREAM = Case("scmrights-stream", "scmrights", ("stream",))
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
 ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
-             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + ODDFDS_REFUSED)
+             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + ODDFDS_REFUSED
+             + [SCM_STREAM])
 
 
 def pytest_generate_tests(metafunc):

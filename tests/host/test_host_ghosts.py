@@ -38,7 +38,7 @@ def test_mapped_file_times_kept_by_restore(start_workload, harness):
     ("linked", "opened through a name since removed"),
     ("mounted", "restore could not reopen the same file"),
     ("outside", "outside the dump"),
-    ("deleted-exe", "maps a deleted file"),
+    ("deleted-exe", "its executable"),
 ])
 def test_unreopenable_file_refused(start_workload, harness, mode, words):
     wl = start_workload(f"ghosts-{mode}")

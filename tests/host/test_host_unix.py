@@ -80,6 +80,25 @@ def test_pending_connection_with_data(start_workload, harness):
     wl.assert_passes()
 
 
+def test_files_in_flight_on_a_stream(start_workload, harness):
+    """Files in flight (SCM_RIGHTS) on a stream: crak.ko tells where the segment carrying
+    them begins, so the kmod backend restores them; the ptrace backend refuses, naming the fd."""
+    wl = start_workload(harness.case_named("scmrights-stream"))
+    if harness.BACKEND == "kmod":
+        pid = wl.pid
+        wl.dump()
+        wl.restore()
+        assert wl.pid == pid
+        wl.assert_passes()
+        return
+    res = wl.dump(check=False)
+    assert res.returncode == 3, f"dumped files in flight on a stream: {res.describe()}"
+    assert re.search(rf"process {wl.pid} fd \d+ \(socket:\[\d+\], unix stream", res.stderr) and \
+        "SCM_RIGHTS" in res.stderr and "kmod" in res.stderr, res.describe()
+    assert harness.untouched_problem(wl.pid) is None
+    wl.assert_passes()
+
+
 def test_restore_refuses_names_in_use(start_workload, harness):
     """A name the image binds that someone else holds now, or a path that is no
     longer a socket file, is a conflict before any process is created; the

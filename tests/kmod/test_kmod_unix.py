@@ -49,7 +49,7 @@ def test_seqpacket_queue_in_place(holder):
             s.freeze()
             q, raw = unix_queue(s, a.fileno())
             assert (q.nr_msgs, q.nr_bytes) == (3, 8)
-            assert [d for d, _ in unix_records(raw, q.nr_msgs, socket.SOCK_SEQPACKET, "a")] == [b"one", b"", b"three"]
+            assert [d for d, _, _ in unix_records(raw, q.nr_msgs, socket.SOCK_SEQPACKET, "a")] == [b"one", b"", b"three"]
         assert [a.recv(16, socket.MSG_DONTWAIT) for _ in range(3)] == [b"one", b"", b"three"]
 
 
@@ -70,10 +70,10 @@ def test_stream_partly_read_and_dgram_senders(holder, tmp_path):
         with Session(pid) as s:
             s.freeze()
             q, raw = unix_queue(s, a.fileno())
-            assert unix_records(raw, q.nr_msgs, socket.SOCK_STREAM, "a") == [(b"world!", b"")]
+            assert unix_records(raw, q.nr_msgs, socket.SOCK_STREAM, "a") == [(b"world!", b"", [])]
             q, raw = unix_queue(s, server.fileno())
             assert unix_records(raw, q.nr_msgs, socket.SOCK_DGRAM, "srv") == [
-                (b"named", b"\0pyckpt-kmod-unix-client"), (b"unnamed", b"")]
+                (b"named", b"\0pyckpt-kmod-unix-client", []), (b"unnamed", b"", [])]
             # too small a buffer: nothing copied, the size needed reported
             buf = ctypes.create_string_buffer(8)
             small = uapi.UnixQueue(fd=server.fileno(), buf_ptr=ctypes.addressof(buf), buf_len=8)
@@ -98,7 +98,7 @@ def test_pending_connection_data(holder, tmp_path):
             q, raw = unix_queue(s, listener.fileno(), flags=uapi.UNIX_QUEUE_F_PENDING, index=0)
             assert q.nr_msgs == 0
             q, raw = unix_queue(s, listener.fileno(), flags=uapi.UNIX_QUEUE_F_PENDING, index=1)
-            assert unix_records(raw, q.nr_msgs, socket.SOCK_STREAM, "l") == [(b"sent early", b"")]
+            assert unix_records(raw, q.nr_msgs, socket.SOCK_STREAM, "l") == [(b"sent early", b"", [])]
             expect_errno(errno.ENOENT, unix_queue, s, listener.fileno(), flags=uapi.UNIX_QUEUE_F_PENDING,
                          index=2)
         listener.accept()[0].close()

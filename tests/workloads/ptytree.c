@@ -17,9 +17,10 @@
  *     header byte): bytes flow both ways.
  * Only R prints PASS/FAIL; C and G report through their exit status.
  *
- * Modes (argv[1]), for refusal tests:
+ * Modes (argv[1]), for refusal tests and odd states:
  *   unread    R writes "ping" before READY: bytes wait in the slave's input
- *             (pyckpt must refuse, not lose them); the flow is then the same.
+ *             (pyckpt must give them back, in the running pty after a dump
+ *             with -R too); the flow is then the same.
  *   pktstatus C flushes the slave's input (tcflush): a packet-mode status
  *             byte waits at the master (refused); R reads it first after.
  *   outside   the master is handed to a process outside the tree (a

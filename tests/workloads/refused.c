@@ -19,6 +19,8 @@
  *                as vfork() makes one: one address space for two processes
  *   uffd-registered  a mapping registered with userfaultfd for missing pages
  *                (VmFlags "um"): who answers its faults is not in the image
+ *   aio-ring     an io_setup() context (its ring is mapped as /[aio]); after
+ *                SIGTERM it still answers io_getevents
  */
 #include "wl.h"
 #include <linux/filter.h>
@@ -35,6 +37,7 @@
 #include <linux/userfaultfd.h>
 #include <linux/kcmp.h>
 #include <pthread.h>
+#include <linux/aio_abi.h>
 
 /* io_uring by hand (no liburing): one SQE reading from an empty pipe, forced
  * to a worker thread (IOSQE_ASYNC); the worker blocks until the pipe has data. */
@@ -113,6 +116,7 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 	int fd = -1;
 	pid_t sharer = 0, sharer2 = 0;
+	aio_context_t aio_ctx = 0;
 
 	wl_setup(0);
 	if (!strcmp(mode, "seccomp-notif")) {
@@ -195,6 +199,9 @@ int main(int argc, char **argv)
 		if (ioctl(fd, UFFDIO_REGISTER, &reg))
 			wl_die("UFFDIO_REGISTER");
 		wl_say("registered %lx", (unsigned long)p);
+	} else if (!strcmp(mode, "aio-ring")) {
+		if (syscall(SYS_io_setup, 8, &aio_ctx))
+			wl_die("io_setup");
 	} else {
 		errno = EINVAL;
 		wl_die(mode);
@@ -219,6 +226,14 @@ int main(int argc, char **argv)
 	else if (sharer > 0)
 		wl_check(syscall(SYS_kcmp, getpid(), sharer, KCMP_VM, 0, 0) == 0,
 			 "%d does not share this address space any more", (int)sharer);
+	if (aio_ctx) {
+		struct io_event event;
+		struct timespec now = { 0, 0 };
+
+		wl_check(syscall(SYS_io_getevents, aio_ctx, 0, 1, &event, &now) == 0, "io_getevents: %s",
+			 strerror(errno));
+		wl_check(syscall(SYS_io_destroy, aio_ctx) == 0, "io_destroy: %s", strerror(errno));
+	}
 	if (sharer > 0) {
 		kill(sharer, SIGKILL);
 		waitpid(sharer, NULL, __WALL);
