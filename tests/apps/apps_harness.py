@@ -51,8 +51,6 @@ def _image_pids(images):
     return {p["pid"] for p in json.loads(out)["tree"]}
 
 
-# pyckpt's refusal of a pty holding bytes not read yet (top writing into tmux's pane).
-PTY_REFUSAL = "has unread data"
 
 
 class DumpRefused(AssertionError):
