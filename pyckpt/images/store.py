@@ -12,8 +12,8 @@ import os
 import shutil
 import tempfile
 
-from ..errors import ImageError
-from . import FORMAT_VERSION, INVENTORY, MANIFEST
+from ..errors import ImageError, PyckptError
+from . import FORMAT_VERSION, INVENTORY, MANIFEST, validate
 from .proto import inventory_pb2
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,9 @@ class ImageReader:
         self.entries = {e.name: e for e in self.manifest.entries}
         if verify:
             self.verify()
+        self._checks = validate.Context(self)
         self.inventory = self.read_message(INVENTORY, inventory_pb2.Inventory)
+        self._checks.nsig = _signal_count(self.inventory.arch)
         if self.inventory.format_version != FORMAT_VERSION:
             raise ImageError(
                 f"{self.path(INVENTORY)}: image format {self.inventory.format_version}, "
@@ -151,4 +153,13 @@ class ImageReader:
                 message.ParseFromString(f.read())
         except Exception as err:
             raise ImageError(f"{self.path(name)}: cannot be decoded ({err})") from err
+        validate.check_message(message, self.path(name), self._checks)
         return message
+
+
+def _signal_count(arch_name):
+    from .. import arch
+    try:
+        return arch.by_name(arch_name).NSIG
+    except PyckptError:
+        return 64   # an unknown arch is refused by whoever needs it
