@@ -25,6 +25,7 @@ import os
 from google.protobuf.descriptor import FieldDescriptor
 
 from ..errors import ImageError
+from .proto import files_pb2
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PID_MAX_LIMIT = 1 << 22            # the kernel's ceiling for pid_max on 64-bit
@@ -327,13 +328,13 @@ def check_tree(image):
         fail(where, "processes[0].zombie", True, "the root process cannot be a zombie")
     seen = set()
     for i, entry in enumerate(entries):
-        if i and entry.ppid not in seen:
-            fail(where, f"processes[{i}].ppid", entry.ppid, "parent not listed before its child")
         ids = [entry.pid] + ([] if entry.zombie else list(entry.threads))
         for tid in set(ids):
             if tid in seen:
                 fail(where, f"processes[{i}]", tid, "pid or tid listed twice")
-            seen.add(tid)
+        if i and entry.ppid not in seen:
+            fail(where, f"processes[{i}].ppid", entry.ppid, "parent not listed before its child")
+        seen.update(ids)
         if len(set(entry.threads)) != len(entry.threads):
             fail(where, f"processes[{i}].threads", list(entry.threads), "a tid listed twice")
         if entry.zombie:
@@ -390,6 +391,17 @@ def _covered(vmas, start, end):
     return False
 
 
+def _memory_available():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 62
+
+
 def check_memory(image):
     from . import mm as mm_name, pagemap as pagemap_name
     for pid, mm in image.mms.items():
@@ -404,6 +416,10 @@ def check_memory(image):
             for j, guard in enumerate(vma.guards):
                 if guard.vaddr < vma.start or guard.vaddr + guard.nr_pages * PAGE_SIZE > vma.end:
                     fail(where, f"vmas[{i}].guards[{j}]", guard.vaddr, "outside its mapping")
+        locked = sum(v.end - v.start for v in mm.vmas if "lo" in v.vmflags)
+        if locked > _memory_available():
+            fail(where, "vmas[].vmflags", f"{locked >> 20} MiB locked (mlock)",
+                 f"more than this machine's {_memory_available() >> 20} MiB available: restore would hang or OOM")
         page_map = image.pagemaps[pid]
         pwhere = _name(image, pagemap_name(pid))
         if not page_map.pages_file and page_map.runs:
@@ -437,6 +453,10 @@ def _nofile(task):
     return NR_OPEN
 
 
+_BY_PATH = (files_pb2.OpenFile.REGULAR, files_pb2.OpenFile.DIRECTORY, files_pb2.OpenFile.CHARDEV,
+            files_pb2.OpenFile.FIFO, files_pb2.OpenFile.TTY, files_pb2.OpenFile.PTY_SLAVE)
+
+
 def check_fds(image):
     from . import FILES, fds as fds_name
     for pid, table in image.fds.items():
@@ -462,6 +482,8 @@ def check_fds(image):
     if len(set(pipe_ids)) != len(pipe_ids):
         fail(fwhere, "pipes", "ids", "a pipe id listed twice")
     for i, entry in enumerate(image.files_list):
+        if entry.kind in _BY_PATH and not entry.ghost and not entry.file.path:
+            fail(fwhere, f"files[{i}].file.path", "", "a file reopened by path needs one")
         if entry.kind in (entry.PIPE, entry.FIFO) and entry.pipe_id not in image.pipes:
             fail(fwhere, f"files[{i}].pipe_id", entry.pipe_id, "no such pipe")
         if entry.ghost and entry.HasField("deleted"):

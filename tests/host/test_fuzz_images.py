@@ -1,0 +1,49 @@
+"""The image fuzzer's quick run (tests/fuzz/imagefuzz.py; `make fuzz` runs a long one):
+real images of a few workloads, one structural mutation each with the manifest
+re-signed, then `pyckpt restore`. Every case must be refused in one line naming
+the image file (exit 4, or 5 for a conflict with this machine) with no process
+left, or restored; never a traceback, a hang, a leftover stub or a file written
+outside the image. The seeds of every class the long runs found come first."""
+
+import importlib.util
+import os
+
+import pytest
+
+from conftest import BACKEND, REPO
+
+_spec = importlib.util.spec_from_file_location("imagefuzz", REPO / "tests" / "fuzz" / "imagefuzz.py")
+imagefuzz = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(imagefuzz)
+
+QUICK_CASES = int(os.environ.get("PYCKPT_FUZZ_CASES", "200"))
+
+# (workload, seed) of cases that once failed, one or two per class (tests/unit/test_image_validation.py
+# holds each class written by hand, independent of what the workloads' images look like).
+REGRESSIONS = [
+    ("tree", 1),          # mm vmas[].prot unknown bits: mprotect EINVAL in the target
+    ("anonfds", 3),       # registers of another arch: ptrace EIO traceback
+    ("counter", 8),       # page runs past the pages file: a refusal naming no image file
+    ("tree", 41),         # a page run outside every mapping: preadv EFAULT in the target
+    ("files", 46),        # fds naming a dropped open file: KeyError
+    ("anonfds", 51),      # fds naming file id 0: KeyError: 0
+    ("files", 26),        # fd 65536: dup3 EBADF in the target
+    ("counter", 48),      # the root marked a zombie: AttributeError
+    ("counter", 132),     # pstree and core disagree on the session: setpgid EPERM in the target
+    ("anonfds", 163),     # empty cwd: chdir ENOENT in the target
+    ("tree", 169),        # an unknown register set: refused after the tree was created
+    ("counter", 16),      # a memfd object no mapping uses: TypeError
+    ("tree", 25),         # an empty semaphore set: semget EINVAL plus a warning line
+    ("memfdmap", 10041),  # an open file without a path: a refusal naming no image file
+]
+
+
+@pytest.mark.skipif(BACKEND != "ptrace", reason="the fuzzer restores on the host (ptrace backend)")
+def test_image_fuzz_quick(workload_dir):
+    workloads = imagefuzz.QUICK_WORKLOADS + ("memfdmap",)
+    seeds = REGRESSIONS + [(workloads[i % len(workloads)], i) for i in range(1000, 1000 + QUICK_CASES)]
+    outcomes = imagefuzz.campaign(workloads, seeds, timeout=30, report=lambda o: None)
+    bad = [o for o in outcomes if o.verdict not in imagefuzz.GOOD]
+    assert len(outcomes) == len(seeds)
+    assert any(o.verdict == "restored" for o in outcomes) and any(o.verdict == "refused-4" for o in outcomes)
+    assert not bad, "\n".join(f"{o.workload}:{o.seed} {o.verdict}: {o.mutation} => {o.detail}" for o in bad[:20])
