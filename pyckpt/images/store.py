@@ -51,18 +51,19 @@ class ImageWriter:
         if not os.path.isdir(parent):
             raise ImageError(f"cannot create {final_dir}: {parent} does not exist")
         self.dir = tempfile.mkdtemp(prefix=f".{os.path.basename(self.final_dir)}.partial-", dir=parent)
+        os.chmod(self.dir, 0o700)   # pages and ghost files hold the process's secrets: the owner's only
         self.committed = False
 
     def path(self, name):
         return os.path.join(self.dir, name)
 
     def write_message(self, name, message):
-        with open(self.path(name), "wb") as f:
+        with open(self.path(name), "wb", opener=_private) as f:
             f.write(message.SerializeToString())
 
     def open_raw(self, name):
         """A file for bulk data (pages, ghost files); the caller closes it."""
-        return open(self.path(name), "wb", buffering=0)
+        return open(self.path(name), "wb", buffering=0, opener=_private)
 
     def commit(self):
         manifest = inventory_pb2.Manifest()
@@ -86,6 +87,10 @@ class ImageWriter:
     def abort(self):
         if not self.committed and os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _private(path, flags):
+    return os.open(path, flags, 0o600)
 
 
 def _fsync_path(path):

@@ -16,7 +16,7 @@ from ..images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
 from ..images import validate
 from ..images.store import ImageReader
 from ..pagemap import PAGE_SIZE
-from . import seccomp
+from . import creds, seccomp
 
 
 class Image:
@@ -73,6 +73,7 @@ class Image:
 
 def preflight(image, options):
     """Everything that can be checked without touching the machine."""
+    creds.check_caller_may_restore(image)
     for entry in image.tree.processes:
         if proc.exists(entry.pid):
             raise RestoreConflict(f"PID {entry.pid} is in use by process {proc.holder_description(entry.pid)}")

@@ -178,3 +178,26 @@ def test_inventory_named(tmp_path):
     def pages(m):
         m.page_size = 65535
     refused(damaged(tmp_path, images.INVENTORY, pages), images.INVENTORY, "65535-byte pages")
+
+
+def test_image_folder_private(tmp_path):
+    folder = write_tiny_image(str(tmp_path / "img"))
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+    for name in os.listdir(folder):
+        assert os.stat(os.path.join(folder, name)).st_mode & 0o077 == 0, name
+
+
+def test_restore_rights_rule(tmp_path):
+    from pyckpt.errors import AccessDenied
+    from pyckpt.restore.creds import check_caller_may_restore
+    image = Image(write_tiny_image(str(tmp_path / "img")))      # its process: uid 1000, no capabilities
+    full = (1 << 41) - 1
+    check_caller_may_restore(image, ([0] * 4, [0] * 4, full, full))            # root
+    check_caller_may_restore(image, ([1000] * 4, [0] * 4, 1 << 40, 1 << 40))   # the same user, with the cap
+    with pytest.raises(AccessDenied, match="CAP_CHECKPOINT_RESTORE"):
+        check_caller_may_restore(image, ([1000] * 4, [0] * 4, 0, 0))
+    with pytest.raises(AccessDenied, match="uid 1000"):
+        check_caller_may_restore(image, ([1001] * 4, [0] * 4, 1 << 40, 1 << 40))
+    image.tasks[PID].creds.cap_eff = 1 << 21
+    with pytest.raises(AccessDenied, match="capabilities 0x200000"):
+        check_caller_may_restore(image, ([1000] * 4, [0] * 4, 1 << 40, 1 << 40))
