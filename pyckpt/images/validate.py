@@ -49,6 +49,7 @@ def _user_space_end():
 
 
 USER_END = _user_space_end()
+VDSO_NAMES = frozenset({"[vdso]", "[vvar]", "[vvar_vclock]"})
 VSYSCALL_PAGE = 0xffffffffff600000     # x86-64's fixed vsyscall page, outside user space
 
 
@@ -137,6 +138,10 @@ def signal_or_zero(v, m, c):
     return None if v <= c.nsig else f"not a signal (0..{c.nsig})"
 
 
+def high_signals(v, m, c):
+    return f"signals above {c.nsig} on this arch" if v and c.nsig <= 64 else None
+
+
 def catchable_signal(v, m, c):
     if v in (9, 19):
         return "SIGKILL and SIGSTOP have no action to set"
@@ -170,6 +175,12 @@ def max_length(limit):
     return lambda v, m, c: f"longer than {limit}" if len(v) > limit else None
 
 
+def segment(v, m, c, null_ok=True):
+    if v == 0 and null_ok:
+        return None
+    return None if v <= 0xffff and v & 3 == 3 else "not a user-mode segment selector"
+
+
 def capabilities(v, m, c):
     return f"unknown capability bits {v & ~CAP_MASK:#x}" if v & ~CAP_MASK else None
 
@@ -190,8 +201,12 @@ def open_flags(v, m, c):
 FIELD_RULES = {
     # mm.proto
     ("Vma", "start"): vma_bound, ("Vma", "end"): vma_bound,
+    ("Vma", "name"): lambda v, m, c: (
+        f"not a name the kernel gives its special mappings {sorted(VDSO_NAMES)}"
+        if m.kind == m.VDSO and v not in VDSO_NAMES else None),
     ("Vma", "prot"): flags(0x7 | 0x10 | 0x20),          # READ|WRITE|EXEC, arm64 BTI and MTE
-    ("Vma", "pgoff"): aligned,
+    ("Vma", "pgoff"): lambda v, m, c: aligned(v, m, c) or (
+        "offset plus length past the largest file offset" if v + (m.end - m.start) >= 2**63 else None),
     ("PageRun", "vaddr"): user_page, ("PageRun", "nr_pages"): page_count,
     ("PageMap", "pages_file"): image_file,
     ("FileRef", "path"): absolute_path,
@@ -230,6 +245,7 @@ FIELD_RULES = {
     ("Task", "dumpable"): at_most(2),
     ("Thread", "tid"): pid, ("Thread", "seccomp_mode"): at_most(2),
     ("SigAction", "signo"): catchable_signal,
+    ("SigAction", "mask_hi"): high_signals, ("Thread", "sigmask_hi"): high_signals,
     ("SigInfo", "signo"): signal_number, ("SigInfo", "raw"): max_length(128),
     ("Rlimit", "resource"): at_most(RLIM_NLIMITS - 1),
     ("ITimer", "which"): at_most(2),
@@ -240,6 +256,12 @@ FIELD_RULES = {
     ("Creds", "cap_bnd"): capabilities, ("Creds", "cap_amb"): capabilities,
     ("SigAltStack", "sp"): user_address,
     ("Rseq", "pointer"): user_address,
+    # regs.proto: what PTRACE_SETREGS refuses with EIO (x86-64 putreg)
+    ("X86_64Regs", "fs_base"): user_address, ("X86_64Regs", "gs_base"): user_address,
+    ("X86_64Regs", "cs"): lambda v, m, c: segment(v, m, c, null_ok=False),
+    ("X86_64Regs", "ss"): lambda v, m, c: segment(v, m, c, null_ok=False),
+    ("X86_64Regs", "ds"): segment, ("X86_64Regs", "es"): segment,
+    ("X86_64Regs", "fs"): segment, ("X86_64Regs", "gs"): segment,
     # ipc.proto
     ("MemfdObject", "data"): image_file, ("MemfdObject", "size"): at_most(2**63 - 1),
     ("MemfdObject", "seals"): flags(0x3f), ("OpenFile", "seals"): flags(0x3f),
@@ -402,6 +424,52 @@ def _memory_available():
     return 1 << 62
 
 
+_MM_MAP_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk", "start_stack",
+                  "arg_start", "arg_end", "env_start", "env_end")
+_MM_MAP_ORDER = (("start_code", "end_code", False), ("start_data", "end_data", True),
+                 ("start_brk", "brk", True), ("arg_start", "arg_end", True), ("env_start", "env_end", True))
+
+
+def _mmap_min_addr():
+    try:
+        with open("/proc/sys/vm/mmap_min_addr") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65536
+
+
+def _check_mm_map(mm, where):
+    """What prctl(PR_SET_MM_MAP) accepts (kernel/sys.c validate_prctl_map_addr)."""
+    low = _mmap_min_addr()
+    for field in _MM_MAP_FIELDS:
+        value = getattr(mm, field)
+        if not low <= value < USER_END:
+            fail(where, field, value, f"outside user space ({low:#x}..{USER_END:#x})")
+    for first, second, equal_ok in _MM_MAP_ORDER:
+        a, b = getattr(mm, first), getattr(mm, second)
+        if a > b or (a == b and not equal_ok):
+            fail(where, second, b, f"below {first} {a:#x}")
+    if len(mm.auxv) % 16 or len(mm.auxv) > _AUXV_MAX:
+        fail(where, "auxv", f"{len(mm.auxv)} bytes", f"not whole (type, value) pairs of at most {_AUXV_MAX} bytes")
+
+
+_AUXV_MAX = 16 * 48     # the kernel's saved_auxv holds AT_VECTOR_SIZE (about 50) words
+
+
+def _check_file_runs(mm, page_map, where):
+    """Saved pages of a file mapping lie within the file (rounded up to a page): beyond, the mapping
+    has no page to fill (SIGBUS in the kernel, a failed fill in restore)."""
+    for i, run in enumerate(page_map.runs):
+        start, end = run.vaddr, run.vaddr + run.nr_pages * PAGE_SIZE
+        for v in mm.vmas:
+            if v.kind not in (v.FILE_PRIVATE, v.FILE_SHARED) or v.end <= start or v.start >= end:
+                continue
+            last = min(end, v.end) - v.start + v.pgoff
+            if last > -(-v.file.size // PAGE_SIZE) * PAGE_SIZE:
+                fail(where, f"runs[{i}]", run.vaddr,
+                     f"saved pages past the end of {v.file.path} ({v.file.size} bytes) in its mapping {v.start:#x}")
+
+
 def check_memory(image):
     from . import mm as mm_name, pagemap as pagemap_name
     for pid, mm in image.mms.items():
@@ -416,6 +484,11 @@ def check_memory(image):
             for j, guard in enumerate(vma.guards):
                 if guard.vaddr < vma.start or guard.vaddr + guard.nr_pages * PAGE_SIZE > vma.end:
                     fail(where, f"vmas[{i}].guards[{j}]", guard.vaddr, "outside its mapping")
+        specials = [v.name for v in mm.vmas if v.kind == v.VDSO]
+        if len(set(specials)) != len(specials):
+            fail(where, "vmas[].name", specials, "a vDSO mapping listed twice")
+        _check_mm_map(mm, where)
+        _check_file_runs(mm, image.pagemaps[pid], _name(image, pagemap_name(pid)))
         locked = sum(v.end - v.start for v in mm.vmas if "lo" in v.vmflags)
         if locked > _memory_available():
             fail(where, "vmas[].vmflags", f"{locked >> 20} MiB locked (mlock)",

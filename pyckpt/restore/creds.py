@@ -53,6 +53,29 @@ def check_caller_may_restore(image, caller=None):
             raise AccessDenied(f"process {pid} of the image holds capabilities {extra:#x} the caller lacks")
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def check_rlimits(image, caller=None):
+    """Raising a hard limit above pyckpt's own takes CAP_SYS_RESOURCE (the stubs inherit pyckpt's
+    limits); RLIMIT_NOFILE never goes above fs.nr_open. Checked before anything is created."""
+    import resource
+    cap_eff = (caller or caller_creds())[2]
+    with open("/proc/sys/fs/nr_open") as f:
+        nr_open = int(f.read())
+    for pid, task in image.tasks.items():
+        for limit in task.rlimits:
+            if limit.resource == resource.RLIMIT_NOFILE and limit.max > nr_open:
+                raise RestoreConflict(f"process {pid}: RLIMIT_NOFILE hard limit {limit.max} is above "
+                                      f"this machine's fs.nr_open {nr_open}")
+            if cap_eff & (1 << CAP_SYS_RESOURCE):
+                continue
+            own = resource.getrlimit(limit.resource)[1]
+            if own != resource.RLIM_INFINITY and (limit.max > own or limit.max == (1 << 64) - 1):
+                raise RestoreConflict(f"process {pid}: hard limit {limit.max} of rlimit {limit.resource} is above "
+                                      f"pyckpt's own ({own}), and pyckpt lacks CAP_SYS_RESOURCE to raise it")
+
+
 def restore_creds(pr, inj):
     """Credentials are per thread in the kernel: every thread sets its own, last.
 

@@ -74,6 +74,7 @@ class Image:
 def preflight(image, options):
     """Everything that can be checked without touching the machine."""
     creds.check_caller_may_restore(image)
+    creds.check_rlimits(image)
     for entry in image.tree.processes:
         if proc.exists(entry.pid):
             raise RestoreConflict(f"PID {entry.pid} is in use by process {proc.holder_description(entry.pid)}")
