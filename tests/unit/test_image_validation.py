@@ -201,3 +201,22 @@ def test_restore_rights_rule(tmp_path):
     image.tasks[PID].creds.cap_eff = 1 << 21
     with pytest.raises(AccessDenied, match="capabilities 0x200000"):
         check_caller_may_restore(image, ([1000] * 4, [0] * 4, 1 << 40, 1 << 40))
+
+
+def test_rlimits_pyckpt_cannot_raise(tmp_path):
+    import resource
+    from pyckpt.errors import RestoreConflict
+    from pyckpt.restore.creds import check_rlimits
+    image = Image(write_tiny_image(str(tmp_path / "img")))
+    own = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    limit = image.tasks[PID].rlimits.add(resource=resource.RLIMIT_NPROC, cur=1, max=own)
+    no_sys_resource = ([0] * 4, [0] * 4, 0, 0)
+    check_rlimits(image, no_sys_resource)
+    if own != resource.RLIM_INFINITY:
+        limit.max = own + 1
+        with pytest.raises(RestoreConflict, match="CAP_SYS_RESOURCE"):
+            check_rlimits(image, no_sys_resource)
+        check_rlimits(image, ([0] * 4, [0] * 4, 1 << 24, 1 << 24))
+    limit.resource, limit.max = resource.RLIMIT_NOFILE, 1 << 40
+    with pytest.raises(RestoreConflict, match="nr_open"):
+        check_rlimits(image, ([0] * 4, [0] * 4, 1 << 24, 1 << 24))
