@@ -231,6 +231,7 @@ FIELD_RULES = {
     ("OpenFile", "lease"): at_most(2),
     ("Extent", "offset"): at_most(2**63 - 1), ("Extent", "length"): at_most(2**63 - 1),
     ("InotifyWatch", "path"): absolute_path,
+    ("UnixMessage", "sender"): max_length(108),           # sun_path
     ("UnixSocket", "queue"): image_file, ("UnixSocket", "sent"): image_file,
     ("UnixSocket", "dir"): absolute_path, ("UnixSocket", "name"): max_length(108),
     ("Pipe", "data"): image_file, ("Pipe", "size"): at_most(1 << 31),
@@ -459,14 +460,16 @@ _AUXV_MAX = 16 * 48     # the kernel's saved_auxv holds AT_VECTOR_SIZE (about 50
 def _check_file_runs(mm, page_map, where):
     """Saved pages of a file mapping lie within the file (rounded up to a page): beyond, the mapping
     has no page to fill (SIGBUS in the kernel, a failed fill in restore)."""
-    for i, run in enumerate(page_map.runs):
+    runs = [(f"runs[{i}]", r) for i, r in enumerate(page_map.runs)]
+    runs += [(f"inherited[{i}]", r) for i, r in enumerate(page_map.inherited)]
+    for field, run in runs:
         start, end = run.vaddr, run.vaddr + run.nr_pages * PAGE_SIZE
         for v in mm.vmas:
             if v.kind not in (v.FILE_PRIVATE, v.FILE_SHARED) or v.end <= start or v.start >= end:
                 continue
             last = min(end, v.end) - v.start + v.pgoff
             if last > -(-v.file.size // PAGE_SIZE) * PAGE_SIZE:
-                fail(where, f"runs[{i}]", run.vaddr,
+                fail(where, field, run.vaddr,
                      f"saved pages past the end of {v.file.path} ({v.file.size} bytes) in its mapping {v.start:#x}")
 
 
@@ -554,7 +557,12 @@ def check_fds(image):
     pipe_ids = [p.id for p in image.pipes_list]
     if len(set(pipe_ids)) != len(pipe_ids):
         fail(fwhere, "pipes", "ids", "a pipe id listed twice")
+    # as dump allows (files/status.py check_owner): a process of the image, or a group (F_OWNER_PGRP 2)
+    pids = {p.pid for p in image.tree.processes}
+    pgids = {p.pgid for p in image.tree.processes}
     for i, entry in enumerate(image.files_list):
+        if entry.owner and entry.owner not in (pgids if entry.owner_type == 2 else pids):
+            fail(fwhere, f"files[{i}].owner", entry.owner, "not a process (or group) of the image")
         if entry.kind in _BY_PATH and not entry.ghost and not entry.file.path:
             fail(fwhere, f"files[{i}].file.path", "", "a file reopened by path needs one")
         if entry.kind in (entry.PIPE, entry.FIFO) and entry.pipe_id not in image.pipes:

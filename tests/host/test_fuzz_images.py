@@ -39,12 +39,15 @@ REGRESSIONS = [
     ("files", 1042),      # mm end_data below start_data: PR_SET_MM_MAP EINVAL in the target
     ("counter", 1155),    # a file mapping's offset moved: saved pages past the file's end, a failed fill
     ("files", 1157),      # non-canonical fs_base: ptrace EIO traceback
+    ("anonfds", 200051),  # an F_SETOWN owner outside the image: fcntl ESRCH in the target
+    ("tree", 200085),     # inherited pages past a file's end (child's mapping offset moved): preadv EFAULT
+    ("unix-pairs", 200166),  # a queued datagram's sender longer than sun_path: StopIteration traceback
 ]
 
 
 @pytest.mark.skipif(BACKEND != "ptrace", reason="the fuzzer restores on the host (ptrace backend)")
 def test_image_fuzz_quick(workload_dir):
-    workloads = imagefuzz.QUICK_WORKLOADS + ("memfdmap",)
+    workloads = imagefuzz.QUICK_WORKLOADS + ("memfdmap", "unix-pairs")
     seeds = REGRESSIONS + [(workloads[i % len(workloads)], i) for i in range(1000, 1000 + QUICK_CASES)]
     outcomes = imagefuzz.campaign(workloads, seeds, timeout=30, report=lambda o: None)
     bad = [o for o in outcomes if o.verdict not in imagefuzz.GOOD]
