@@ -220,3 +220,19 @@ def test_rlimits_pyckpt_cannot_raise(tmp_path):
     limit.resource, limit.max = resource.RLIMIT_NOFILE, 1 << 40
     with pytest.raises(RestoreConflict, match="nr_open"):
         check_rlimits(image, ([0] * 4, [0] * 4, 1 << 24, 1 << 24))
+
+
+def test_owner_outside_image(tmp_path):      # was fcntl ESRCH in the target
+    def owner(m):
+        m.files[0].owner, m.files[0].owner_type = PID + 7, 1
+    refused(damaged(tmp_path, images.FILES, owner), images.FILES, "files[0].owner", "not a process")
+
+
+def test_mm_map_fields(tmp_path):            # was PR_SET_MM_MAP EINVAL in the target
+    def data_end(m):
+        m.end_data = m.start_data - 4096
+    refused(damaged(tmp_path / "a", images.mm(PID), data_end), images.mm(PID), "end_data", "below start_data")
+
+    def low(m):
+        m.arg_start = 1024
+    refused(damaged(tmp_path / "b", images.mm(PID), low), "arg_start", "outside user space")
