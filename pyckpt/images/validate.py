@@ -181,6 +181,10 @@ def segment(v, m, c, null_ok=True):
     return None if v <= 0xffff and v & 3 == 3 else "not a user-mode segment selector"
 
 
+def an_id(v, m, c):
+    return "(uid_t)-1 is no user or group" if v == 0xFFFFFFFF else None
+
+
 def capabilities(v, m, c):
     return f"unknown capability bits {v & ~CAP_MASK:#x}" if v & ~CAP_MASK else None
 
@@ -253,6 +257,9 @@ FIELD_RULES = {
     ("PosixTimer", "signo"): signal_or_zero, ("PosixTimer", "target_tid"): pid_or_zero,
     ("PosixTimer", "notify"): one_of(0, 1, 2, 4),
     ("Sched", "nice"): in_range(-20, 19), ("Sched", "cpus"): at_most(8191),
+    ("Creds", "uid"): an_id, ("Creds", "euid"): an_id, ("Creds", "suid"): an_id, ("Creds", "fsuid"): an_id,
+    ("Creds", "gid"): an_id, ("Creds", "egid"): an_id, ("Creds", "sgid"): an_id, ("Creds", "fsgid"): an_id,
+    ("Creds", "groups"): an_id, ("Creds", "securebits"): flags(0xff),
     ("Creds", "cap_inh"): capabilities, ("Creds", "cap_prm"): capabilities, ("Creds", "cap_eff"): capabilities,
     ("Creds", "cap_bnd"): capabilities, ("Creds", "cap_amb"): capabilities,
     ("SigAltStack", "sp"): user_address,
@@ -392,6 +399,11 @@ def check_tasks(image):
                 if regset.note_type not in regsets:
                     fail(where, f"threads[{i}].regs.extra[{j}].note_type", regset.note_type,
                          f"not a {gp} register set pyckpt saves")
+        c = task.creds
+        if c.cap_amb & ~(c.cap_prm & c.cap_inh):
+            fail(where, "creds.cap_amb", c.cap_amb, "ambient capabilities outside permitted and inheritable")
+        if c.cap_eff & ~c.cap_prm:
+            fail(where, "creds.cap_eff", c.cap_eff, "effective capabilities outside permitted")
         signos = [a.signo for a in task.sigactions]
         if len(set(signos)) != len(signos):
             fail(where, "sigactions", signos, "a signal listed twice")

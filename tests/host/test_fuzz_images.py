@@ -41,6 +41,7 @@ REGRESSIONS = [
     ("files", 1157),      # non-canonical fs_base: ptrace EIO traceback
     ("anonfds", 200051),  # an F_SETOWN owner outside the image: fcntl ESRCH in the target
     ("tree", 200085),     # inherited pages past a file's end (child's mapping offset moved): preadv EFAULT
+    ("memfdmap", 200389), # ambient capabilities outside permitted: prctl EPERM in the target
     ("unix-pairs", 200166),  # a queued datagram's sender longer than sun_path: StopIteration traceback
 ]
 

@@ -236,3 +236,13 @@ def test_mm_map_fields(tmp_path):            # was PR_SET_MM_MAP EINVAL in the t
     def low(m):
         m.arg_start = 1024
     refused(damaged(tmp_path / "b", images.mm(PID), low), "arg_start", "outside user space")
+
+
+def test_capability_sets(tmp_path):          # was prctl(PR_CAP_AMBIENT_RAISE) EPERM in the target
+    def ambient(m):
+        m.creds.cap_amb = 1 << 16
+    refused(damaged(tmp_path / "a", images.core(PID), ambient), images.core(PID), "creds.cap_amb")
+
+    def no_user(m):
+        m.creds.euid = 0xFFFFFFFF
+    refused(damaged(tmp_path / "b", images.core(PID), no_user), "creds.euid")
