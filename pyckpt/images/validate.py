@@ -24,6 +24,7 @@ import os
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from .. import shmem
 from ..errors import ImageError
 from .proto import files_pb2
 
@@ -499,6 +500,10 @@ def check_memory(image):
             for j, guard in enumerate(vma.guards):
                 if guard.vaddr < vma.start or guard.vaddr + guard.nr_pages * PAGE_SIZE > vma.end:
                     fail(where, f"vmas[{i}].guards[{j}]", guard.vaddr, "outside its mapping")
+        for v in mm.vmas:
+            # the raw shmem image's own run table (read again at fill time), checked before anything exists
+            if v.kind == v.SHMEM and image.reader.has(shmem.image_name(v.shmem_id)):
+                shmem.read_runs(image.reader.path(shmem.image_name(v.shmem_id)))
         specials = [v.name for v in mm.vmas if v.kind == v.VDSO]
         if len(set(specials)) != len(specials):
             fail(where, "vmas[].name", specials, "a vDSO mapping listed twice")
