@@ -246,3 +246,17 @@ def test_capability_sets(tmp_path):          # was prctl(PR_CAP_AMBIENT_RAISE) E
     def no_user(m):
         m.creds.euid = 0xFFFFFFFF
     refused(damaged(tmp_path / "b", images.core(PID), no_user), "creds.euid")
+
+
+def test_shmem_run_table(tmp_path):          # a flipped run count would read (allocate) terabytes
+    import struct
+    from pyckpt import shmem
+    path = tmp_path / "shmem-1.img"
+    path.write_bytes(shmem.MAGIC + struct.pack("=Q", 1 << 40) + struct.pack("=QQ", 0, 4096) + bytes(4096))
+    with pytest.raises(ImageError, match="run count"):
+        shmem.read_runs(str(path))
+    path.write_bytes(shmem.MAGIC + struct.pack("=Q", 1) + struct.pack("=QQ", 0, 8192) + bytes(4096))
+    with pytest.raises(ImageError, match="8192 bytes of data"):
+        shmem.read_runs(str(path))
+    path.write_bytes(shmem.MAGIC + struct.pack("=Q", 1) + struct.pack("=QQ", 0, 4096) + bytes(4096))
+    assert shmem.read_runs(str(path)) == [(0, 4096, 32)]
