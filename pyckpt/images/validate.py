@@ -625,7 +625,23 @@ def check_ipc(image):
             fail(where, f"memfds[{i}].id", obj.id, "a memfd object no mapping uses")
 
 
-IMAGE_CHECKS = [check_tree, check_tasks, check_memory, check_fds, check_ipc]
+def check_unix(image):
+    """Queued messages are read (and their fields checked) now; a datagram's sender is a bound
+    socket of the image, as dump requires (files/unix.py _check_sender)."""
+    sockets = [e.unix for e in image.files_list if e.kind == files_pb2.OpenFile.UNIX_SOCKET]
+    names = {u.name for u in sockets if u.bound}
+    for u in sockets:
+        for name in (u.queue, u.sent):
+            if not name:
+                continue
+            queue = image.reader.read_message(name, files_pb2.UnixQueue)
+            for i, message in enumerate(queue.messages):
+                if message.sender and message.sender not in names:
+                    fail(image.reader.path(name), f"messages[{i}].sender", message.sender,
+                         "no socket of the image is bound to it")
+
+
+IMAGE_CHECKS = [check_tree, check_tasks, check_memory, check_fds, check_ipc, check_unix]
 
 
 def check_image(image):
