@@ -56,3 +56,29 @@ def test_image_fuzz_quick(workload_dir):
     assert len(outcomes) == len(seeds)
     assert any(o.verdict == "restored" for o in outcomes) and any(o.verdict == "refused-4" for o in outcomes)
     assert not bad, "\n".join(f"{o.workload}:{o.seed} {o.verdict}: {o.mutation} => {o.detail}" for o in bad[:20])
+
+
+@pytest.mark.skipif(BACKEND != "ptrace", reason="restores on the host (ptrace backend)")
+def test_refused_registers_of_a_thread_do_not_hang(workload_dir, tmp_path):
+    """A second thread's register set the kernel refuses (a cut xstate), found by the fuzzer as a
+    hang: the failed restore waited for a leader whose traced threads nobody reaped."""
+    import shutil
+    import subprocess
+    import sys
+    from pyckpt.images.proto import core_pb2
+    imagefuzz.set_subreaper()
+    os.chmod(tmp_path, 0o755)
+    base = imagefuzz.dump_workload("threads", tmp_path)
+    pid = min(p for p in imagefuzz.image_pids(base) if (base / f"core-{p}.img").exists())
+    case = tmp_path / "case"
+    shutil.copytree(base, case)
+    task = core_pb2.Task()
+    task.ParseFromString((case / f"core-{pid}.img").read_bytes())
+    regset = task.threads[1].regs.extra[-1]
+    regset.data = regset.data[: len(regset.data) // 2]
+    (case / f"core-{pid}.img").write_bytes(task.SerializeToString())
+    imagefuzz.resign(case)
+    res = subprocess.run([sys.executable, "-m", "pyckpt", "restore", "-d", "-D", str(case)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode in (4, 5) and res.stderr.count("\n") == 1, res.stderr
+    assert not imagefuzz._live_strays(), "processes left after a refused restore"
