@@ -16,7 +16,7 @@ _spec = importlib.util.spec_from_file_location("imagefuzz", REPO / "tests" / "fu
 imagefuzz = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(imagefuzz)
 
-QUICK_CASES = int(os.environ.get("PYCKPT_FUZZ_CASES", "150"))
+QUICK_CASES = int(os.environ.get("PYCKPT_FUZZ_CASES", "100"))
 
 # (workload, seed) of cases that once failed, one or two per class (tests/unit/test_image_validation.py
 # holds each class written by hand, independent of what the workloads' images look like).
