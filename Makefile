@@ -3,6 +3,7 @@
 #   make test      every test tier CI runs: unit, host (ptrace), the quick apps, vm (kmod in a qemu guest)
 #   make test-apps real programs (tmux, make -j2, MariaDB, Java, git gc...) dumped and restored on the host
 #   make kmod      build crak.ko against the running kernel (or KDIR=...)
+#   make fuzz      long image-fuzz campaign (FUZZ_CASES, FUZZ_SEED); `make test` runs a quick one
 #   make protos    regenerate pyckpt/images/proto/*_pb2.py after editing a .proto
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: all venv deps demo workloads test test-unit test-host test-apps test-apps-quick kmod protos clean
+.PHONY: all venv deps demo workloads test test-unit test-host test-apps test-apps-quick fuzz kmod protos clean
 
 all: venv
 
@@ -54,6 +55,13 @@ test: deps venv workloads
 	$(PYTEST) -q tests/unit tests/host
 	$(PYTEST) -q -rxX -m quick tests/apps
 	$(MAKE) vm-test ARCH=x86_64
+
+# Not in CI's critical path: tests/host/test_fuzz_images.py runs a quick one in `make test`.
+FUZZ_CASES ?= 10000
+FUZZ_SEED ?= 100000
+fuzz: venv workloads
+	nice -n 19 $(PY) tests/fuzz/imagefuzz.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --screen \
+		--workloads counter,tree,files,anonfds,signals,memfdmap,threads,cowtree,fifo,posixtimers,unix-pairs,sysvipc
 
 kmod:
 	$(MAKE) -C kmod

@@ -98,6 +98,9 @@ def read_runs(path):
         if len(head) != len(MAGIC) + 8 or head[:len(MAGIC)] != MAGIC:
             raise ImageError(f"{path}: not a shared memory image of this pyckpt")
         (count,) = struct.unpack("=Q", head[len(MAGIC):])
+        size = os.fstat(f.fileno()).st_size
+        if count > (size - len(head)) // 16:
+            raise ImageError(f"{path}: run count {count} does not fit in its {size} bytes")
         table = f.read(16 * count)
         if len(table) != 16 * count:
             raise ImageError(f"{path}: truncated")
@@ -107,6 +110,9 @@ def read_runs(path):
         offset, length = struct.unpack_from("=QQ", table, 16 * i)
         out.append((offset, length, data_at))
         data_at += length
+    if data_at != size:
+        raise ImageError(f"{path}: its runs hold {data_at - len(head) - len(table)} bytes of data, "
+                         f"the file {size - len(head) - len(table)}")
     return out
 
 

@@ -2,7 +2,9 @@
 
 import click
 
+from .. import arch
 from ..images.store import ImageReader
+from ..restore.image import Image
 from . import options
 
 
@@ -10,10 +12,16 @@ from . import options
 @options.verbose
 @click.argument("images_dir", type=click.Path(file_okay=False))
 def check_image(images_dir):
-    """Verify every file of the image in IMAGES_DIR against its manifest (sizes and checksums)."""
+    """Verify every file of the image in IMAGES_DIR against its manifest (sizes and checksums), and
+    every value in it against the limits restore checks (images/validate.py) on an image of this arch."""
     reader = ImageReader(images_dir)
     inv = reader.inventory
-    click.echo(f"{images_dir}: whole image, {len(reader.entries)} files; {inv.arch}, taken by the "
+    if inv.arch == arch.host().NAME:
+        Image(images_dir)
+        values = "every value within limits"
+    else:
+        values = "values not checked (an image of another arch)"
+    click.echo(f"{images_dir}: whole image, {len(reader.entries)} files, {values}; {inv.arch}, taken by the "
                f"{inv.backend} source on kernel {inv.kernel_release}, root process {inv.root_pid}")
 
 

@@ -12,8 +12,8 @@ import os
 import shutil
 import tempfile
 
-from ..errors import ImageError
-from . import FORMAT_VERSION, INVENTORY, MANIFEST
+from ..errors import ImageError, PyckptError
+from . import FORMAT_VERSION, INVENTORY, MANIFEST, validate
 from .proto import inventory_pb2
 
 log = logging.getLogger(__name__)
@@ -51,18 +51,19 @@ class ImageWriter:
         if not os.path.isdir(parent):
             raise ImageError(f"cannot create {final_dir}: {parent} does not exist")
         self.dir = tempfile.mkdtemp(prefix=f".{os.path.basename(self.final_dir)}.partial-", dir=parent)
+        os.chmod(self.dir, 0o700)   # pages and ghost files hold the process's secrets: the owner's only
         self.committed = False
 
     def path(self, name):
         return os.path.join(self.dir, name)
 
     def write_message(self, name, message):
-        with open(self.path(name), "wb") as f:
+        with open(self.path(name), "wb", opener=_private) as f:
             f.write(message.SerializeToString())
 
     def open_raw(self, name):
         """A file for bulk data (pages, ghost files); the caller closes it."""
-        return open(self.path(name), "wb", buffering=0)
+        return open(self.path(name), "wb", buffering=0, opener=_private)
 
     def commit(self):
         manifest = inventory_pb2.Manifest()
@@ -86,6 +87,10 @@ class ImageWriter:
     def abort(self):
         if not self.committed and os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _private(path, flags):
+    return os.open(path, flags, 0o600)
 
 
 def _fsync_path(path):
@@ -115,7 +120,9 @@ class ImageReader:
         self.entries = {e.name: e for e in self.manifest.entries}
         if verify:
             self.verify()
+        self._checks = validate.Context(self)
         self.inventory = self.read_message(INVENTORY, inventory_pb2.Inventory)
+        self._checks.nsig = _signal_count(self.inventory.arch)
         if self.inventory.format_version != FORMAT_VERSION:
             raise ImageError(
                 f"{self.path(INVENTORY)}: image format {self.inventory.format_version}, "
@@ -151,4 +158,13 @@ class ImageReader:
                 message.ParseFromString(f.read())
         except Exception as err:
             raise ImageError(f"{self.path(name)}: cannot be decoded ({err})") from err
+        validate.check_message(message, self.path(name), self._checks)
         return message
+
+
+def _signal_count(arch_name):
+    from .. import arch
+    try:
+        return arch.by_name(arch_name).NSIG
+    except PyckptError:
+        return 64   # an unknown arch is refused by whoever needs it

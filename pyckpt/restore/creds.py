@@ -5,7 +5,7 @@ dumpable. Per thread in the kernel, so every thread sets its own, last."""
 import os
 import struct
 
-from ..errors import RestoreConflict
+from ..errors import AccessDenied, RestoreConflict
 
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
@@ -15,6 +15,65 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
 SECBIT_KEEP_CAPS = 1 << 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+CAP_SYS_ADMIN = 21
+CAP_CHECKPOINT_RESTORE = 40
+
+
+def caller_creds(pid="self"):
+    """(uids, gids, CapEff, CapPrm) of the restoring process, from /proc."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return ([int(v) for v in fields["Uid"]], [int(v) for v in fields["Gid"]],
+            int(fields["CapEff"][0], 16), int(fields["CapPrm"][0], 16))
+
+
+def check_caller_may_restore(image, caller=None):
+    """The rule: restoring takes CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN), as clone3 set_tid does;
+    a caller that is not root may restore only processes with its own uids and gids and no
+    capability it does not hold itself. An image cannot be a way to gain rights."""
+    uids, gids, cap_eff, cap_prm = caller or caller_creds()
+    if not cap_eff & (1 << CAP_CHECKPOINT_RESTORE | 1 << CAP_SYS_ADMIN):
+        raise AccessDenied("restore needs root, or CAP_CHECKPOINT_RESTORE (clone3 with a chosen PID)")
+    if uids[1] == 0:
+        return
+    for pid, task in image.tasks.items():
+        c = task.creds
+        image_uids = {c.uid, c.euid, c.suid, c.fsuid}
+        image_gids = {c.gid, c.egid, c.sgid, c.fsgid} | set(c.groups)
+        if not image_uids <= set(uids) or not image_gids <= set(gids):
+            raise AccessDenied(f"process {pid} of the image runs as uid {c.euid} gid {c.egid}: "
+                               f"only root restores processes of other users")
+        extra = (c.cap_prm | c.cap_eff | c.cap_inh | c.cap_amb) & ~cap_prm
+        if extra:
+            raise AccessDenied(f"process {pid} of the image holds capabilities {extra:#x} the caller lacks")
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def check_rlimits(image, caller=None):
+    """Raising a hard limit above pyckpt's own takes CAP_SYS_RESOURCE (the stubs inherit pyckpt's
+    limits); RLIMIT_NOFILE never goes above fs.nr_open. Checked before anything is created."""
+    import resource
+    cap_eff = (caller or caller_creds())[2]
+    with open("/proc/sys/fs/nr_open") as f:
+        nr_open = int(f.read())
+    for pid, task in image.tasks.items():
+        for limit in task.rlimits:
+            if limit.resource == resource.RLIMIT_NOFILE and limit.max > nr_open:
+                raise RestoreConflict(f"process {pid}: RLIMIT_NOFILE hard limit {limit.max} is above "
+                                      f"this machine's fs.nr_open {nr_open}")
+            if cap_eff & (1 << CAP_SYS_RESOURCE):
+                continue
+            own = resource.getrlimit(limit.resource)[1]
+            if own != resource.RLIM_INFINITY and (limit.max > own or limit.max == (1 << 64) - 1):
+                raise RestoreConflict(f"process {pid}: hard limit {limit.max} of rlimit {limit.resource} is above "
+                                      f"pyckpt's own ({own}), and pyckpt lacks CAP_SYS_RESOURCE to raise it")
 
 
 def restore_creds(pr, inj):

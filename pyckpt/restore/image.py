@@ -8,14 +8,15 @@ import os
 
 from .. import arch as archmod
 from .. import images, proc, sysvipc, vdso
-from ..errors import ImageError, RestoreConflict
+from ..errors import ImageError, RestoreConflict, UnsupportedArch
 from ..files import pty as pty_files
 from ..files import regular as regular_files
 from ..files import unix
 from ..images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
+from ..images import validate
 from ..images.store import ImageReader
 from ..pagemap import PAGE_SIZE
-from . import seccomp
+from . import creds, seccomp
 
 
 class Image:
@@ -25,15 +26,21 @@ class Image:
         self.reader = ImageReader(image_dir)
         inv = self.reader.inventory
         self.inventory = inv
-        self.arch = archmod.by_name(inv.arch)
+        try:
+            self.arch = archmod.by_name(inv.arch)
+        except UnsupportedArch as err:
+            raise ImageError(f"{self.reader.path(images.INVENTORY)}: arch: {err}") from None
         host = archmod.host()
         if self.arch is not host:
-            raise ImageError(f"image was taken on {inv.arch}; this machine is {host.NAME}")
+            raise ImageError(f"{self.reader.path(images.INVENTORY)}: image was taken on {inv.arch}; "
+                             f"this machine is {host.NAME}")
         if inv.page_size != PAGE_SIZE:
-            raise ImageError(f"image uses {inv.page_size}-byte pages; this kernel uses {PAGE_SIZE}")
+            raise ImageError(f"{self.reader.path(images.INVENTORY)}: image uses {inv.page_size}-byte pages; "
+                             f"this kernel uses {PAGE_SIZE}")
         read = self.reader.read_message
         self.tree = read(images.PSTREE, files_pb2.PsTree)
         files = read(images.FILES, files_pb2.Files)
+        self.files_list, self.pipes_list = files.files, files.pipes
         self.files = {f.id: f for f in files.files}
         self.pipes = {p.id: p for p in files.pipes}
         self.ipc = read(images.IPC, ipc_pb2.Ipc) if self.reader.has(images.IPC) else ipc_pb2.Ipc()
@@ -45,12 +52,12 @@ class Image:
             if entry.zombie:
                 continue
             self.tasks[pid] = read(images.core(pid), core_pb2.Task)
-            seccomp.check_filters(self.tasks[pid], self.reader.path(images.core(pid)))
             self.mms[pid] = read(images.mm(pid), mm_pb2.Mm)
             self.pagemaps[pid] = read(images.pagemap(pid), mm_pb2.PageMap)
             self.fds[pid] = read(images.fds(pid), files_pb2.FdTable)
-        if not self.tree.processes:
-            raise ImageError(f"{self.reader.path(images.PSTREE)}: lists no process")
+        validate.check_image(self)
+        for pid, task in self.tasks.items():
+            seccomp.check_filters(task, self.reader.path(images.core(pid)))
         self.page_segments = page_segments(self.tree, self.pagemaps)
 
     def path(self, name):
@@ -66,6 +73,8 @@ class Image:
 
 def preflight(image, options):
     """Everything that can be checked without touching the machine."""
+    creds.check_caller_may_restore(image)
+    creds.check_rlimits(image)
     for entry in image.tree.processes:
         if proc.exists(entry.pid):
             raise RestoreConflict(f"PID {entry.pid} is in use by process {proc.holder_description(entry.pid)}")

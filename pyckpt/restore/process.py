@@ -22,6 +22,7 @@ PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 RSEQ_FLAG_UNREGISTER = 1
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
+_WALL = getattr(os, "__WALL", 0x40000000)
 TRAMPOLINE_PAGES = 32          # 1 code page + scratch for paths, iovecs, structs
 
 
@@ -164,6 +165,13 @@ class ProcessRestorer:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
+        # Threads we still trace are reaped by us (__WALL) before their leader can be: without
+        # this the waitpid below never returns (a restore failing after create_threads hung).
+        for _thread, tracee, _inj in self.threads[1:]:
+            try:
+                os.waitpid(tracee.tid, _WALL)
+            except ChildProcessError:
+                pass
         if self.parent is None:
             try:
                 os.waitpid(self.pid, 0)

@@ -18,7 +18,7 @@ def write_tiny_image(final_dir):
         backend="ptrace", created=1700000000.0, root_pid=PID, pyckpt_version="0.1.0", page_size=PAGE))
     writer.write_message(images.PSTREE, files_pb2.PsTree(processes=[
         files_pb2.ProcessEntry(pid=PID, ppid=1, pgid=PID, sid=PID, threads=[PID])]))
-    regs = regs_pb2.Regs(x86_64=regs_pb2.X86_64Regs(rip=RIP, rsp=RSP, rax=(1 << 64) - 4, orig_rax=35, cs=0x33))
+    regs = regs_pb2.Regs(x86_64=regs_pb2.X86_64Regs(rip=RIP, rsp=RSP, rax=(1 << 64) - 4, orig_rax=35, cs=0x33, ss=0x2b))
     regs.extra.add(note_type=2, name="fpregs", data=bytes(512))
     writer.write_message(images.core(PID), core_pb2.Task(
         pid=PID, ppid=1, pgid=PID, sid=PID, comm="tiny", cwd="/", umask=0o22,
@@ -33,7 +33,9 @@ def write_tiny_image(final_dir):
             mm_pb2.Vma(start=0x7FFC00000000, end=0x7FFC00010000, prot=3, kind=mm_pb2.Vma.ANON, name="[stack]",
                        growsdown=True),
         ],
-        start_code=0x400000, end_code=0x402000, start_brk=0x600000, brk=0x602000, exe=exe))
+        start_code=0x400000, end_code=0x402000, start_data=0x600000, end_data=0x600000, start_brk=0x600000,
+        brk=0x602000, start_stack=0x7FFC0000FF00, arg_start=0x7FFC0000FF10, arg_end=0x7FFC0000FF20,
+        env_start=0x7FFC0000FF20, env_end=0x7FFC0000FF40, exe=exe))
     writer.write_message(images.pagemap(PID), mm_pb2.PageMap(
         pages_file=images.pages(PID), runs=[mm_pb2.PageRun(vaddr=0x600000, nr_pages=2)]))
     with writer.open_raw(images.pages(PID)) as f:
