@@ -13,6 +13,9 @@ class DumpOptions:
     log_file: str = "dump.log"     # written into the image folder
     ipc_sems: tuple = ()           # SysV semaphore set ids to dump besides those the tree used last
     ipc_msgs: tuple = ()           # SysV message queue ids, likewise (see sysvipc.py)
+    prev_images_dir: Optional[str] = None  # parent image, relative to the images dir: write only what changed
+    track_mem: bool = False        # (re)start tracking written pages for the next incremental dump
+    track_method: str = "auto"     # auto | uffd-wp | soft-dirty | compare (tracking.py)
 
 
 @dataclass(frozen=True)

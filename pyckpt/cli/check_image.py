@@ -2,6 +2,7 @@
 
 import click
 
+from .. import incremental
 from ..images.store import ImageReader
 from . import options
 
@@ -10,11 +11,15 @@ from . import options
 @options.verbose
 @click.argument("images_dir", type=click.Path(file_okay=False))
 def check_image(images_dir):
-    """Verify every file of the image in IMAGES_DIR against its manifest (sizes and checksums)."""
+    """Verify every file of the image in IMAGES_DIR against its manifest (sizes and checksums),
+    and so every parent image of an incremental one (and that none changed since)."""
     reader = ImageReader(images_dir)
     inv = reader.inventory
-    click.echo(f"{images_dir}: whole image, {len(reader.entries)} files; {inv.arch}, taken by the "
+    what = "pre-dump (memory only)" if inv.pre_dump else "image"
+    click.echo(f"{images_dir}: whole {what}, {len(reader.entries)} files; {inv.arch}, taken by the "
                f"{inv.backend} source on kernel {inv.kernel_release}, root process {inv.root_pid}")
+    for parent in incremental.chain(reader)[1:]:
+        click.echo(f"  parent {parent.dir}: whole, {len(parent.entries)} files, unchanged since")
 
 
 COMMANDS = (check_image,)

@@ -153,6 +153,11 @@ class Source(abc.ABC):
         this source cannot read it (user space cannot without accepting the connection)."""
         return None
 
+    def run_in_target(self, pid, fn):
+        """fn(injector): syscalls made by frozen `pid` itself (sources that can inject them)."""
+        from ..errors import UnsupportedState
+        raise UnsupportedState(f"the {self.name} source cannot make process {pid} run syscalls")
+
     @abc.abstractmethod
     def release(self, kill):
         """Thaw the tree (kill=False) or kill it (kill=True). Safe to call twice."""

@@ -124,7 +124,9 @@ GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked
                                                                            "deleted-exe")]
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
-ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
+# Memory changed between a pre-dump and later dumps (run by test_host_incremental.py).
+INCREMENTAL = Case("incremental", "incremental", ("16",))
+ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD, INCREMENTAL] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
              + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED)
 
 
