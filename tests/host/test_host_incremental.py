@@ -73,7 +73,8 @@ def test_chain_of_three_tracked(start_workload, harness, tmp_path):
 
 
 def test_chain_compare_contents(start_workload, harness):
-    """No tracking (forced): the dump compares pages with the parent, says so, and is as exact."""
+    """No tracking (forced): the dump compares pages with the parent, says so, and is as exact;
+    `pyckpt merge` makes the chain one image that restores without its parents."""
     wl = start_workload("incremental")
     base = chain_of_three(harness, wl, "--track-method", "compare")
     log = (base / "3" / "dump.log").read_text()
@@ -81,7 +82,13 @@ def test_chain_compare_contents(start_workload, harness):
     assert "tracking written pages with" not in (base / "2" / "dump.log").read_text()
     where = pages_by_image(harness, wl, base / "3")
     assert where[wl.pid][str(base / "1")] > 1000, where
-    wl.restore(images=base / "3")
+    # flattened into one standalone image, restored with the parents gone
+    pyckpt_ok(harness, wl, "merge", base / "3", base / "merged", tag="merge")
+    for name in ("1", "2", "3"):
+        os.rename(base / name, base / f"{name}.away")
+    doc = json.loads(pyckpt_ok(harness, wl, "show", base / "merged", tag="show-merged").stdout)
+    assert "chain" not in doc and not doc["inventory"]["parent"], doc["inventory"]
+    wl.restore(images=base / "merged")
     wl.assert_passes()
 
 
