@@ -5,8 +5,9 @@ Methods, best first; probed once, picked automatically, forceable:
               inside the target by injected syscalls (the context belongs to
               the mm of its creator), parked at a high fd, registered and
               write-protected from here through pidfd_getfd. A write clears
-              the page's uffd-wp bit; /proc/PID/pagemap bit 57 shows it.
-              Needs the ptrace source (only it injects syscalls).
+              the page's uffd-wp bit; PAGEMAP_SCAN returns the runs of
+              PAGE_IS_WRITTEN pages. Needs the ptrace source (only it
+              injects syscalls).
   soft-dirty  /proc/PID/clear_refs "4" while the tree is frozen; a write sets
               pagemap bit 55. Works with either source (the kmod backend's
               tree is frozen while pyckpt clears them from user space).
@@ -51,7 +52,6 @@ METHODS = (UFFD_WP, SOFT_DIRTY, COMPARE)
 REGISTRY = os.environ.get("PYCKPT_TRACK_DIR", "/run/pyckpt/track")
 
 PM_SOFT_DIRTY = 1 << 55
-PM_UFFD_WP = 1 << 57
 
 # uapi/linux/userfaultfd.h
 UFFD_USER_MODE_ONLY = 1
@@ -165,12 +165,16 @@ def parked(pid):
 
 def changed_runs(pid, ranges, method, vmas):
     """Sorted (start, end) ranges within `ranges` whose pages changed since tracking started."""
-    bit = PM_UFFD_WP if method == UFFD_WP else PM_SOFT_DIRTY
-    want = 0 if method == UFFD_WP else bit      # uffd-wp: the bit goes when the page is written
+    out = pagemap.zero_page_runs(pid, ranges)
+    if method == UFFD_WP:
+        # PAGEMAP_SCAN gives the written runs whole; mappings made or moved since are not
+        # registered (their pages show as written anyway): all of them changed
+        out += pagemap.written_runs(pid, ranges)
+        out += subtract(list(ranges), merge([(v.start, v.end) for v in vmas if "uw" in v.vmflags]))
+        return merge(out)
     zero = _zero_pfn()
     fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     try:
-        out = []
         for start, end in ranges:
             entries = array.array("Q")
             entries.frombytes(os.pread(fd, (end - start) // pagemap.PAGE_SIZE * 8,
@@ -178,12 +182,8 @@ def changed_runs(pid, ranges, method, vmas):
             for index, entry in enumerate(entries):
                 if not entry & (pagemap.PM_PRESENT | pagemap.PM_SWAP):
                     continue
-                if entry & bit == want or _maybe_zero_page(entry, zero):
+                if entry & PM_SOFT_DIRTY or _maybe_zero_page(entry, zero):
                     _append(out, start + index * pagemap.PAGE_SIZE)
-        out += pagemap.zero_page_runs(pid, ranges)
-        if method == UFFD_WP:
-            # mappings made or moved since are not registered: all of them changed
-            out += subtract(list(ranges), merge([(v.start, v.end) for v in vmas if "uw" in v.vmflags]))
         return merge(out)
     finally:
         os.close(fd)
