@@ -127,10 +127,26 @@ def forget(pid):
 
 def remember(pid, image_dir, manifest_sha, method):
     os.makedirs(REGISTRY, mode=0o700, exist_ok=True)
+    _prune()
     path = os.path.join(REGISTRY, _identity(pid))
     with open(path + ".new", "w") as f:
         json.dump({"image": os.path.realpath(image_dir), "manifest": manifest_sha.hex(), "method": method}, f)
     os.replace(path + ".new", path)
+
+
+def _prune():
+    """Drop the records of processes that are gone."""
+    for name in os.listdir(REGISTRY):
+        pid, _, started = name.partition("-")
+        try:
+            alive = started.isdigit() and start_time(int(pid)) == int(started)
+        except (OSError, ValueError):
+            alive = False
+        if not alive:
+            try:
+                os.unlink(os.path.join(REGISTRY, name))
+            except OSError:
+                pass
 
 
 def usable_since(pid, parent_dir, parent_manifest_sha):

@@ -25,12 +25,12 @@ def pyckpt_ok(harness, wl, *args, tag):
     return res
 
 
-def chain_of_three(harness, wl, *extra):
-    """pre-dump 1, phase 1, pre-dump 2 on 1, phase 2, dump 3 on 2 (the tree is killed)."""
+def chain_of_three(harness, wl, *extra, first=("pre-dump",)):
+    """`first` 1, phase 1, pre-dump 2 on 1, phase 2, dump 3 on 2 (the tree is killed)."""
     base = wl.dir / "chain"
     base.mkdir()
     b = ["--backend", harness.BACKEND, *extra]
-    pyckpt_ok(harness, wl, "pre-dump", "-t", wl.pid, "-D", base / "1", *b, tag="pre1")
+    pyckpt_ok(harness, wl, *first, "-t", wl.pid, "-D", base / "1", *b, tag="first")
     next_phase(wl, 1)
     pyckpt_ok(harness, wl, "pre-dump", "-t", wl.pid, "-D", base / "2", "--prev-images-dir", "../1", *b, tag="pre2")
     next_phase(wl, 2)
@@ -52,9 +52,10 @@ def tracking_methods(harness, tmp_path):
 
 
 def test_chain_of_three_tracked(start_workload, harness, tmp_path):
-    """Tracking as `auto` picks it: each image holds only what changed, restore follows the chain."""
+    """Tracking as `auto` picks it, started by a full dump -R --track-mem: each image holds only
+    what changed, restore follows the chain."""
     wl = start_workload("incremental")
-    base = chain_of_three(harness, wl)
+    base = chain_of_three(harness, wl, first=("dump", "-R", "--track-mem"))
     check = pyckpt_ok(harness, wl, "check-image", base / "3", tag="check-image")
     assert check.stdout.count("unchanged since") == 2, check.stdout
     where = pages_by_image(harness, wl, base / "3")
