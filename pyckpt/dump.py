@@ -62,6 +62,8 @@ def _dump(pid, writer, options):
         tasks, mms, vmas_by_pid, tracked_vmas = {}, {}, {}, {}
         tree = files_pb2.PsTree()
         tracked = [p for p in pids if tracking.parked(p)]
+        if options.leave_running:
+            tracking.check_closable(source, pids)
         for p in pids:
             state = source.collect(p)
             tracked_vmas[p] = source.vmas(p)

@@ -51,6 +51,7 @@ def _pre_dump(pid, writer, options):
     with source:
         pids = source.freeze()
         frozen_at = time.monotonic()
+        tracking.check_closable(source, pids)
         tree = files_pb2.PsTree()
         private = {}
         for p in pids:

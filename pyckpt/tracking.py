@@ -244,6 +244,16 @@ def _append(out, vaddr):
 # -- starting and stopping --------------------------------------------------
 
 
+def check_closable(source, pids):
+    """A tree left running must lose pyckpt's userfaultfd: refuse, before anything is written,
+    a source that cannot make the target close it."""
+    held = [p for p in pids if parked(p)]
+    if held and not source.injects:
+        raise UnsupportedState(f"process {held[0]} holds pyckpt's tracking userfaultfd (fd {PARKED_FD}, from a "
+                               f"ptrace pre-dump) which the {source.name} source cannot close: dump it with "
+                               "the ptrace backend, or without -R")
+
+
 def stop_all(source, pids):
     """Forget every process's tracking; close pyckpt's userfaultfd wherever it is held (a
     forked child holds its parent's: the registrations go only with the last one)."""

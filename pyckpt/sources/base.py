@@ -80,6 +80,7 @@ class PageRun:
 
 class Source(abc.ABC):
     name = "?"
+    injects = False                # run_in_target works (syscalls made by the target itself)
 
     def __init__(self, root_pid, options):
         self.root_pid = root_pid

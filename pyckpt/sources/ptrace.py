@@ -36,6 +36,7 @@ JOB_STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTT
 
 class PtraceSource(Source):
     name = "ptrace"
+    injects = True
 
     def __init__(self, root_pid, options):
         super().__init__(root_pid, options)
