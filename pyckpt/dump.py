@@ -38,6 +38,10 @@ def dump(pid, images_dir, options=None):
     try:
         with log_to(writer.path(options.log_file)):
             return _dump(pid, writer, options)
+    except ProcessLookupError as err:
+        writer.abort()
+        # killed while frozen (SIGKILL ends even a traced process): nothing to save any more
+        raise NoSuchProcess(f"a process of the tree died during the dump ({err.strerror}: {err})") from err
     except BaseException:
         writer.abort()
         raise
@@ -55,6 +59,9 @@ def _dump(pid, writer, options):
     _refuse_io_uring(proc.process_tree(pid))
     with source:
         pids = source.freeze()
+        if pid not in pids:
+            # it died while being frozen (then the walk takes it for a zombie): no image of nothing
+            raise NoSuchProcess(f"process {pid} exited while it was being frozen")
         _refuse_io_uring(pids)
         frozen_at = time.monotonic()
         # Describe everything first: a refusal must come before any image is written.
@@ -83,6 +90,7 @@ def _dump(pid, writer, options):
         # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
         file_table.finish(pids)
         _check_tree(tree, options)
+        _check_zombie_sessions(tree, tasks)
         _check_vdso(tree, mms)
         # Last check before writing: restore can reopen every fd and file mapping saved.
         reopenable.check(file_table.files, file_table.holders, mms)
@@ -155,17 +163,25 @@ def _dump(pid, writer, options):
             tracking=track or "",
         ))
         dumped_at = time.monotonic()
-        writer.commit()
-        incremental.remember(writer.final_dir, pids, track)
-        source.release(kill=not options.leave_running)
-        if not options.leave_running:
+        if options.leave_running:
+            # Every byte of the image is written (in the page cache): thaw first, then checksum,
+            # sync and rename it into place - the target need not wait for the disk.
+            source.release(kill=False)
+            thawed_at = time.monotonic()
+            writer.commit()
+        else:
+            # Killing must wait until the image is whole on disk: a failed commit leaves it running.
+            writer.commit()
+            source.release(kill=True)
+            thawed_at = time.monotonic()
             sysvipc.remove(ipc)
+        incremental.remember(writer.final_dir, pids, track)
     done = time.monotonic()
     summary = {
         "pid": pid, "pids": pids, "backend": source.name, "images": writer.final_dir,
         "pages": stats["pages"], "inherited_pages": stats["inherited_pages"],
         "in_parent_pages": stats["in_parent_pages"], "freeze_s": frozen_at - started,
-        "dump_s": dumped_at - frozen_at, "total_s": done - started,
+        "dump_s": dumped_at - frozen_at, "frozen_s": thawed_at - frozen_at, "total_s": done - started,
     }
     log.info("dump complete: %s", summary)
     return summary
@@ -230,6 +246,28 @@ def _check_tree(tree, options):
         raise UnsupportedState(
             f"process {root.pid} belongs to session {root.sid} of a process outside the dump (a shell?); "
             "dump with --shell-job to restore it into the restoring shell's session")
+
+
+def _check_zombie_sessions(tree, tasks):
+    """A process in a session its parent is not in was forked by the session's leader and
+    reparented to its child-subreaper parent when the leader exited: restore does the same
+    (restore/tree.py), from a zombie leader created before it as that parent's child."""
+    entries = {e.pid: e for e in tree.processes}
+    order = [e.pid for e in tree.processes]
+    for entry in tree.processes[1:]:
+        parent = entries[entry.ppid]
+        if entry.sid in (entry.pid, parent.sid):
+            continue
+        leader = entries.get(entry.sid)
+        what = f"process {entry.pid} is in session {entry.sid}, which its parent {entry.ppid} is not in"
+        if leader is None or not leader.zombie or leader.ppid != entry.ppid:
+            raise UnsupportedState(f"{what}, and that session's leader is not a zombie child of {entry.ppid}; "
+                                   "not supported")
+        if not tasks[entry.ppid].child_subreaper:
+            raise UnsupportedState(f"{what}, and {entry.ppid} is not a child subreaper (a pid namespace's "
+                                   "init?); not supported")
+        if order.index(leader.pid) > order.index(entry.pid):
+            raise UnsupportedState(f"{what}: its zombie leader has a higher PID (PIDs wrapped); not supported")
 
 
 def _check_vdso(tree, mms):
@@ -396,9 +434,14 @@ def _sched_message(msg, pid, tid):
     msg.priority = os.sched_getparam(tid).sched_priority
     msg.nice = os.getpriority(os.PRIO_PROCESS, tid)
     msg.cpus.extend(sorted(os.sched_getaffinity(tid)))
-    if tid == pid:
-        with open(f"/proc/{pid}/timerslack_ns") as f:
-            msg.timerslack_ns = int(f.read())
+    # per thread (prctl(PR_SET_TIMERSLACK) sets the caller's own); /proc/TID works for any thread
+    with open(f"/proc/{tid}/timerslack_ns") as f:
+        msg.timerslack_ns = int(f.read())
+    msg.ioprio = linux.syscall("ioprio_get", linux.IOPRIO_WHO_PROCESS, tid)
+    attr = linux.sched_getattr(tid)
+    msg.util_min, msg.util_max = attr["util_min"], attr["util_max"]
+    if attr["policy"] == linux.SCHED_DEADLINE:
+        msg.dl_runtime, msg.dl_deadline, msg.dl_period = attr["runtime"], attr["deadline"], attr["period"]
 
 
 def _fill_creds(creds, status):

@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pidfd, pipe, procfs, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ class FileTable:
         self.pipe_data = {}        # pipe id -> buffered bytes
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
+        self._pidfds = []          # [(file id, "process P fd F (...)")] of pidfds, checked once all are seen
+        self._inotify_deleted = []  # [(inotify file id, watch index, (dev, ino) of its deleted file, what)]
+        self._epoll_pending = []   # [(epoll file id, watch index, fd of the process being added on its file)]
         self.unix = unix.UnixDump(options, source)
         self.ptys = pty.PtyTable(options.shell_job)
 
@@ -63,6 +66,16 @@ class FileTable:
             if held:
                 entry = self.files.files[file_id - 1]  # ids count from 1
                 locks.record(table, entry, fd, held, seen_posix)
+        file_of = {fd.fd: fd.file_id for fd in table.fds}
+        for file_id, index, holder in self._epoll_pending:
+            self.files.files[file_id - 1].watches[index].file_id = file_of[holder]
+        self._epoll_pending = []
+        for file_id, index, key, where in self._inotify_deleted:
+            holder = next((fid for p, _fd, fid in self._by_inode.get(key, ()) if p == pid), None)
+            if holder is None:
+                raise UnsupportedState(f"{where}: no fd of process {pid} holds that file open; not supported")
+            self.files.files[file_id - 1].inotify_watches[index].file_id = holder
+        self._inotify_deleted = []
         self.fd_tables[pid] = table
 
     def _add_fd(self, pid, fd, info):
@@ -92,13 +105,21 @@ class FileTable:
                 fifo.describe(entry, link, st)
             self._pipe_ends.setdefault((st.st_dev, st.st_ino), []).append((pid, fd, flags & os.O_ACCMODE))
         elif link == inotify.LINK:
-            inotify.describe(entry, info, what)
+            self._inotify_deleted += [(entry.id, index, key, where)
+                                      for index, key, where in inotify.describe(entry, info, what)]
         elif link == epoll.LINK:
-            epoll.describe(entry, pid, info, what)
+            self._epoll_pending += [(entry.id, index, holder)
+                                    for index, holder in epoll.describe(entry, pid, fd, info, what)]
+        elif pidfd.is_pidfd(link):
+            pidfd.describe(entry, info, what)
+            self._pidfds.append((entry.id, what))
         elif link in anon.KINDS:
             anon.describe(entry, pid, fd, link, info, what)
         elif link.startswith("anon_inode:"):
             raise UnsupportedState(f"{what} is an anonymous inode ({link[11:]}); not supported yet")
+        elif stat.S_ISREG(st.st_mode) and linux.fs_magic(f"/proc/{pid}/fd/{fd}") == linux.MQUEUE_MAGIC:
+            # before the deleted-file branch: an unlinked queue is no file to save
+            raise UnsupportedState(f"{what} is a POSIX message queue (mq_open); not supported yet")
         elif stat.S_ISREG(st.st_mode) and memfd.is_memfd(link):
             memfd.describe(entry, pid, fd, link, st)
             self.ghosts[entry.id] = (pid, fd)
@@ -132,6 +153,8 @@ class FileTable:
                 regular.describe_device(entry, link, st, what)
         elif stat.S_ISCHR(st.st_mode):
             regular.describe_device(entry, link, st, what)
+        elif stat.S_ISLNK(st.st_mode):
+            regular.describe_symlink(entry, link, st, flags, what)
         elif stat.S_ISFIFO(st.st_mode):
             raise UnsupportedState(f"{what} is a FIFO outside this mount namespace")
         else:
@@ -155,15 +178,11 @@ class FileTable:
     def finish(self, dumped_pids):
         """Checks that need every process seen, pipe and socket contents (targets still frozen)."""
         self.unix.check_all(self.files.files, dumped_pids)
-        descriptions = {}
-        for entry in self.files.files:
-            if entry.kind == files_pb2.OpenFile.PIPE:
-                key = (entry.pipe_id, entry.flags & os.O_ACCMODE)
-                if key in descriptions:
-                    raise UnsupportedState(f"pipe:[{entry.pipe_id}] has two separately opened "
-                                           f"{'read' if key[1] == os.O_RDONLY else 'write'} ends; not supported")
-                descriptions[key] = entry.id
         self.ptys.finish(self.files, dumped_pids)
+        threads = {tid for p in dumped_pids for tid in proc.thread_ids(p) if tid != p}
+        for file_id, what in self._pidfds:
+            pidfd.check_in_dump(self.files.files[file_id - 1], set(dumped_pids) | set(self.source.zombies),
+                                threads, what)
         pgids = {proc.read_stat(p).pgid for p in dumped_pids}
         for file_id, what in self.holders.items():
             status.check_owner(self.files.files[file_id - 1], set(dumped_pids), pgids, what)

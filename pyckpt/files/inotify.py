@@ -5,6 +5,11 @@ fdinfo names the watched inode by a file handle; pyckpt opens it
 restore the watches are added in descriptor order in a fresh instance,
 which hands out descriptors 1, 2, 3, ...; a gap is filled with a
 throw-away watch that is removed again, so every watch gets its old number.
+
+A watch on a file deleted while open (a watch lives until the file's last
+close) is kept as the open file it watches, an fd of the same process: restore
+adds it through /proc/PID/fd/N of the restored deleted file, so the instance
+is made after every other fd but epolls.
 """
 
 import ctypes
@@ -12,10 +17,11 @@ import os
 import re
 
 from .. import linux
-from ..errors import UnsupportedState
+from ..errors import RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
 
 LINK = "anon_inode:inotify"
+DELETED = " (deleted)"
 # Every number in these lines is hexadecimal, the watch descriptor too.
 _WATCH = re.compile(r"inotify wd:([0-9a-f]+) ino:([0-9a-f]+) sdev:([0-9a-f]+) mask:([0-9a-f]+) ignored_mask:[0-9a-f]+ "
                     r"fhandle-bytes:([0-9a-f]+) fhandle-type:([0-9a-f]+) f_handle:([0-9a-f]+)")
@@ -53,13 +59,14 @@ def _path_of(sdev, handle_type, handle_hex, what):
             os.close(fd)
     finally:
         os.close(mfd)
-    if path.endswith(" (deleted)"):
-        raise UnsupportedState(f"{what}: watches a deleted file ({path})")
     return path
 
 
 def describe(entry, info, what):
+    """Fill the watches; return [(index, (dev, ino), what)] of watches on deleted
+    files, for the caller to tie to an fd of the process on that file."""
     entry.kind = files_pb2.OpenFile.INOTIFY
+    deleted = []
     for line in info.get("extra", []):
         if not line.startswith("inotify "):
             continue
@@ -68,7 +75,21 @@ def describe(entry, info, what):
             raise UnsupportedState(f"{what}: cannot read its watch ({line.strip()})")
         wd, ino, sdev, mask = (int(m.group(i), 16) for i in range(1, 5))
         path = _path_of(sdev, int(m.group(6), 16), m.group(7), f"{what} watch {wd}")
+        if path.endswith(DELETED):
+            dev = os.makedev(sdev >> 20, sdev & 0xFFFFF)
+            deleted.append((len(entry.inotify_watches), (dev, ino), f"{what} watch {wd} of deleted {path}"))
+            path = ""
         entry.inotify_watches.add(wd=wd, mask=mask, path=path, ino=ino)
+    return deleted
+
+
+def _watched_path(restorer, watch, what):
+    if watch.path:
+        return watch.path
+    location = restorer.tree.file_registry.get(watch.file_id)
+    if location is None:
+        raise RestoreConflict(f"{what}: the deleted file of watch {watch.wd} is not restored yet")
+    return "/proc/{}/fd/{}".format(*location)
 
 
 def open_in_target(restorer, entry):
@@ -80,13 +101,14 @@ def open_in_target(restorer, entry):
     removed = 0
     for watch in sorted(entry.inotify_watches, key=lambda w: w.wd):
         scratch.reset()
-        path = scratch.put_str(watch.path)
+        watched = _watched_path(restorer, watch, what)
+        path = scratch.put_str(watched)
         while True:
-            wd = inj.call("inotify_add_watch", fd, path, watch.mask, detail=f"{what}: {watch.path}")
+            wd = inj.call("inotify_add_watch", fd, path, watch.mask, detail=f"{what}: {watched}")
             if wd == watch.wd:
                 break
             if wd > watch.wd:
-                raise UnsupportedState(f"{what}: {watch.path} came back as watch {wd}, not {watch.wd}")
+                raise UnsupportedState(f"{what}: {watched} came back as watch {wd}, not {watch.wd}")
             # Descriptors are handed out cyclically: drop this one and the next add gets the next number.
             inj.call("inotify_rm_watch", fd, wd)
             removed += 1

@@ -1,4 +1,4 @@
-"""Pipes whose ends are all inside one dumped process, with their buffered bytes.
+"""Pipes whose ends are all inside the dump, with their buffered bytes.
 
 Dump: the bytes in the buffer are copied without consuming them (the
 source's `pipe_contents`: tee(2) from a reader opened through /proc for
@@ -6,6 +6,13 @@ ptrace, the kernel's own peek for kmod). A pipe with an end held anywhere
 else is refused, naming the holder. Restore: pipe2 in the target, the old
 size, the bytes written back, both ends parked above every fd number the
 process uses until they are moved into place.
+
+One end may be held by no process (a reader left with the data and then
+EOF, a writer that gets EPIPE): both ends are created anyway and the one
+nobody holds is closed with the other parked fds once every process has
+its table. An end opened more than once (open("/proc/self/fd/N")) is
+several open files on one pipe: the first is the end pipe2 made, each
+other one is opened again through /proc from it, with its own flags.
 """
 
 import fcntl
@@ -33,10 +40,6 @@ def check_ends(pipe_id, ends, holders_outside, what_kind="pipe"):
     if holders_outside:
         pid, fd = holders_outside[0]
         raise UnsupportedState(f"{what} leads to process {proc.holder_description(pid)} fd {fd}, outside the dump")
-    modes = {mode for _pid, _fd, mode in ends}
-    if what_kind == "pipe" and (os.O_RDONLY not in modes or os.O_WRONLY not in modes):
-        other = "read" if os.O_RDONLY not in modes else "write"
-        raise UnsupportedState(f"{what} is a pipe whose {other} end is not held by any process")
 
 
 def check_not_packets(pipe_id, ends, nbytes, what_kind="pipe"):
@@ -90,11 +93,34 @@ def open_in_target(ctx, entry, restorer):
         inj.call("fcntl", write_end, linux.F_SETPIPE_SZ, pipe.size, detail=f"pipe size {pipe.size}")
     if pipe.data:
         write_back(restorer, write_end, image.path(pipe.data), f"pipe:[{entry.pipe_id}] of size {pipe.size}")
-    ends = {os.O_RDONLY: ctx.park(read_end), os.O_WRONLY: ctx.park(write_end)}
-    for file_id, other in image.files.items():
-        if other.kind == files_pb2.OpenFile.PIPE and other.pipe_id == entry.pipe_id:
-            restorer.tree.file_registry[file_id] = (restorer.pid, ends[other.flags & os.O_ACCMODE])
-    return ends[entry.flags & os.O_ACCMODE]
+    made = {os.O_RDONLY: ctx.park(read_end), os.O_WRONLY: ctx.park(write_end)}
+    # The first open file of each direction is the end pipe2 made; any other
+    # (a second reader, an O_RDWR open) is opened again through /proc.
+    unused = dict(made)
+    for file_id, other in sorted(image.files.items()):
+        if other.kind != files_pb2.OpenFile.PIPE or other.pipe_id != entry.pipe_id:
+            continue
+        mode = other.flags & os.O_ACCMODE
+        end = unused.pop(mode, None)
+        if end is None:
+            end = _reopen(ctx, restorer, made[os.O_RDONLY], mode, f"pipe:[{entry.pipe_id}]")
+        restorer.tree.file_registry[file_id] = (restorer.pid, end)
+    return restorer.tree.file_registry[entry.id][1]
+
+
+def _reopen(ctx, restorer, read_end, mode, what):
+    """Another open file on the pipe at the target's `read_end`, parked.
+
+    Opened by pyckpt through the target's /proc (both ends are still open
+    there, so no open blocks) and handed over with pidfd_getfd.
+    """
+    local = os.open(f"/proc/{restorer.pid}/fd/{read_end}", mode | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return ctx.park(ctx.fetch(os.getpid(), local))
+    except OSError as err:
+        raise RestoreConflict(f"{what}: cannot open it again: {err.strerror}") from err
+    finally:
+        os.close(local)
 
 
 def write_back(restorer, write_end, data_path, what):

@@ -20,10 +20,11 @@ from .ghost import DELETED, TMPFILE_BIT
 
 _K = files_pb2.OpenFile
 # Kinds reopened by path (files/regular.py, fifo.py): the path must still lead to the file.
-_BY_PATH = {_K.REGULAR: stat.S_ISREG, _K.DIRECTORY: stat.S_ISDIR, _K.CHARDEV: stat.S_ISCHR, _K.FIFO: stat.S_ISFIFO}
+_BY_PATH = {_K.REGULAR: stat.S_ISREG, _K.DIRECTORY: stat.S_ISDIR, _K.CHARDEV: stat.S_ISCHR, _K.FIFO: stat.S_ISFIFO,
+            _K.SYMLINK: stat.S_ISLNK}
 # Kinds made anew at restore by their own module (their describe() refused what they cannot make).
 _MADE = {_K.TTY, _K.PIPE, _K.MEMFD, _K.EVENTFD, _K.SIGNALFD, _K.TIMERFD, _K.EPOLL, _K.INOTIFY, _K.UNIX_SOCKET,
-         _K.PTY_MASTER, _K.PTY_SLAVE}
+         _K.PTY_MASTER, _K.PTY_SLAVE, _K.PIDFD}
 
 
 def check(files, holders, mms):
@@ -56,7 +57,20 @@ def _check_open_file(entry, what):
                                "that name would not give back its O_TMPFILE flags")
     if entry.kind != _K.DIRECTORY and entry.flags & os.O_DIRECTORY:
         raise UnsupportedState(f"{what}: O_DIRECTORY on a file that is not a directory")
-    _check_path(entry.file, what, _BY_PATH[entry.kind], rdev=entry.rdev if entry.kind == _K.CHARDEV else None)
+    if entry.kind == _K.CHARDEV and entry.node_deleted:
+        _check_free_name(entry.file.path, what)
+        return
+    _check_path(entry.file, what, _BY_PATH[entry.kind], rdev=entry.rdev if entry.kind == _K.CHARDEV else None,
+                follow=entry.kind != _K.SYMLINK)
+
+
+def _check_free_name(path, what):
+    """A deleted device node is made again at its old name: that name must be free, in a directory."""
+    if os.path.lexists(path):
+        raise UnsupportedState(f"{what}: a device node whose name {path} was removed and is in use again; "
+                               "restore could not make the node there for the moment it opens it")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise UnsupportedState(f"{what}: a removed device node whose directory {os.path.dirname(path)} is gone")
 
 
 def _check_deleted(entry, what):
@@ -71,7 +85,7 @@ def _check_deleted(entry, what):
         raise UnsupportedState(f"{what}: deleted, and its old path {entry.file.path!r} is not absolute")
 
 
-def _check_path(ref, what, is_kind, rdev=None, stacked=False):
+def _check_path(ref, what, is_kind, rdev=None, stacked=False, follow=True):
     """`ref.path` opens, now, the file `ref` describes (same kind, device and inode).
 
     stacked: `ref` may come from the file under a stacking filesystem (a
@@ -84,7 +98,7 @@ def _check_path(ref, what, is_kind, rdev=None, stacked=False):
     if not path.startswith("/"):
         raise UnsupportedState(f"{what}: path {path!r} is not reachable from this mount namespace")
     try:
-        st = os.stat(path)
+        st = os.stat(path, follow_symlinks=follow)
     except OSError as err:
         raise UnsupportedState(f"{what}: {path} no longer leads to it ({err.strerror}; something mounted "
                                "over it?); restore could not reopen the same file") from None

@@ -19,7 +19,7 @@ import os
 from .. import linux
 from ..errors import PyckptError, RestoreConflict
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, regular, status, tty
+from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pidfd, pipe, regular, status, tty
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ class _Context:
         self.restorer.parked.append(parked)
         return parked
 
+    def fetch(self, other_pid, other_fd):
+        """A new fd in this process for the open file description at other_pid's fd (pidfd_getfd)."""
+        inj = self.restorer.inj
+        if other_pid not in self.pidfds:
+            self.pidfds[other_pid] = self.park(inj.call("pidfd_open", other_pid, 0, detail=f"pidfd of {other_pid}"))
+        return inj.call("pidfd_getfd", self.pidfds[other_pid], other_fd, 0,
+                        detail=f"fd {other_fd} of process {other_pid}")
+
 
 def install(restorer):
     image, inj, pid = restorer.image, restorer.inj, restorer.pid
@@ -52,8 +60,10 @@ def install(restorer):
     table = image.fds[pid]
     ctx = _Context(restorer, table)
     placed = {}              # file id -> fd holding it in this process's table
-    # epoll instances watch other fds by number: they come last.
-    order = sorted(table.fds, key=lambda f: (image.files[f.file_id].kind == files_pb2.OpenFile.EPOLL, f.fd))
+    # epoll instances watch other fds by number: they come last; inotify instances may
+    # watch a deleted file through its restored fd: just before.
+    last = {files_pb2.OpenFile.INOTIFY: 1, files_pb2.OpenFile.EPOLL: 2}
+    order = sorted(table.fds, key=lambda f: (last.get(image.files[f.file_id].kind, 0), f.fd))
     for fd in order:
         if fd.fd in placed.values():
             continue
@@ -63,11 +73,11 @@ def install(restorer):
         restorer.scratch.reset()
         location = registry.get(fd.file_id)
         if location is None:
-            temp = _open(ctx, restorer, image.files[fd.file_id], fd.fd)
+            temp = _open(ctx, restorer, image.files[fd.file_id], fd.fd, placed)
         elif location[0] == pid:
             temp = location[1]          # parked here earlier (the other end of a pipe)
         else:
-            temp = _fetch(ctx, *location)
+            temp = ctx.fetch(*location)
         if temp != fd.fd:
             inj.call("dup3", temp, fd.fd, 0)
             inj.call("close", temp)
@@ -76,9 +86,9 @@ def install(restorer):
         placed[fd.file_id] = fd.fd
         registry[fd.file_id] = (pid, fd.fd)
     _restore_descriptions(restorer, table, placed)
-    for pidfd in ctx.pidfds.values():
-        inj.call("close", pidfd)
-        restorer.parked.remove(pidfd)
+    for parked_pidfd in ctx.pidfds.values():
+        inj.call("close", parked_pidfd)
+        restorer.parked.remove(parked_pidfd)
     # close-on-exec belongs to the fd, not the file: set it on every fd.
     for fd in table.fds:
         inj.call("fcntl", fd.fd, linux.F_SETFD, _FD_CLOEXEC if fd.cloexec else 0)
@@ -90,16 +100,7 @@ def close_parked(restorer):
     restorer.parked = []
 
 
-def _fetch(ctx, other_pid, other_fd):
-    """A new fd in this process for the open file description at other_pid's fd (pidfd_getfd)."""
-    inj = ctx.restorer.inj
-    if other_pid not in ctx.pidfds:
-        ctx.pidfds[other_pid] = ctx.park(inj.call("pidfd_open", other_pid, 0, detail=f"pidfd of {other_pid}"))
-    return inj.call("pidfd_getfd", ctx.pidfds[other_pid], other_fd, 0,
-                    detail=f"fd {other_fd} of process {other_pid}")
-
-
-def _open(ctx, restorer, entry, fd_number):
+def _open(ctx, restorer, entry, fd_number, placed):
     if entry.kind == files_pb2.OpenFile.PIPE:
         return pipe.open_in_target(ctx, entry, restorer)
     if entry.kind == files_pb2.OpenFile.FIFO:
@@ -108,8 +109,10 @@ def _open(ctx, restorer, entry, fd_number):
         return memfd.open_in_target(restorer, entry)
     if entry.kind in anon.KINDS.values():
         return anon.open_in_target(restorer, entry)
+    if entry.kind == files_pb2.OpenFile.PIDFD:
+        return pidfd.open_in_target(ctx, restorer, entry)
     if entry.kind == files_pb2.OpenFile.EPOLL:
-        return epoll.open_in_target(restorer, entry)
+        return epoll.open_in_target(ctx, restorer, entry, placed)
     if entry.kind == files_pb2.OpenFile.INOTIFY:
         return inotify.open_in_target(restorer, entry)
     if entry.kind == files_pb2.OpenFile.UNIX_SOCKET:
@@ -117,11 +120,11 @@ def _open(ctx, restorer, entry, fd_number):
         raise PyckptError(f"process {restorer.pid} fd {fd_number}: unix socket:[{entry.unix.ino}] was not built")
     if entry.kind == files_pb2.OpenFile.PTY_MASTER:
         # Opened in pyckpt with its old index (restore.TreeRestorer); the target takes it over.
-        return _fetch(ctx, os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
+        return ctx.fetch(os.getpid(), restorer.tree.ptys.master_fd(entry.pty_index))
     if entry.kind == files_pb2.OpenFile.PTY_SLAVE and not entry.flags & os.O_LARGEFILE:
         local = restorer.tree.ptys.open_peer(entry.pty_index, (entry.flags & _REOPEN_MASK) | os.O_NOCTTY)
         try:
-            return _fetch(ctx, os.getpid(), local)
+            return ctx.fetch(os.getpid(), local)
         finally:
             os.close(local)
     inj, scratch, pid = restorer.inj, restorer.scratch, restorer.pid
@@ -139,6 +142,8 @@ def _open(ctx, restorer, entry, fd_number):
         # The controlling terminal is set apart, by the session leader (files/pty.py).
         path = restorer.image.ptys[entry.pty_index].slave_path
         flags |= os.O_NOCTTY
+    elif entry.kind == files_pb2.OpenFile.CHARDEV and entry.node_deleted:
+        return regular.open_deleted_device(restorer, entry, flags, what)
     elif entry.kind == files_pb2.OpenFile.CHARDEV:
         path = regular.check_file(entry, what)
         flags |= os.O_NOCTTY        # a terminal reopened by a session leader must not become its terminal

@@ -28,12 +28,14 @@ TRAMPOLINE_PAGES = 32          # 1 code page + scratch for paths, iovecs, struct
 class ProcessRestorer:
     """Turns a stub into one process of the image."""
 
-    def __init__(self, tree, entry, parent):
+    def __init__(self, tree, entry, parent, creator=None):
         self.tree = tree
         self.image = tree.image
         self.entry = entry
         self.pid = entry.pid
         self.parent = parent
+        # The stub it is forked from: its parent's, or a zombie session leader's (restore/tree.py)
+        self.creator = creator or parent
         self.options = tree.options
         self.arch = self.image.arch
         self.task = self.image.tasks.get(self.pid)
@@ -56,7 +58,7 @@ class ProcessRestorer:
         else:
             self._fork_from_parent()
             self._adopt_forked_stub()
-        if not self.entry.zombie and self.task.sid == self.pid:
+        if self.entry.sid == self.pid:
             self.inj.call("setsid", detail=f"process {self.pid} leads its session")
         if not self.entry.zombie and self.task.child_subreaper:
             # before its children are forked: they inherit has_child_subreaper, which orphans follow
@@ -95,8 +97,8 @@ class ProcessRestorer:
         self.tracee = tracee
 
     def _fork_from_parent(self):
-        """clone3 (fork, set_tid) injected into the parent's stub; the child is auto-attached."""
-        parent = self.parent
+        """clone3 (fork, set_tid) injected into the creator's stub; the child is auto-attached."""
+        parent = self.creator
         parent.scratch.reset()
         exit_signal = signal.SIGCHLD if self.entry.zombie else (self.task.exit_signal or signal.SIGCHLD)
         tid_array = parent.scratch.put(struct.pack("=i", self.pid))

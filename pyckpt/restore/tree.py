@@ -4,9 +4,10 @@ copy-on-write are shared again); then state, fds and threads of each (children
 first), and all are let go together."""
 
 import os
+import time
 
 from .. import proc, sysvipc
-from ..errors import ImageError
+from ..errors import ImageError, RestoreConflict
 from ..files import memfd
 from ..files import pty as pty_files
 from ..files import restore_fds, unix
@@ -53,7 +54,7 @@ class TreeRestorer:
                 parent = self.procs.get(entry.ppid)
                 if entry is not entries[0] and parent is None:
                     raise ImageError(f"process {entry.pid}: its parent {entry.ppid} is not in the image")
-                pr = ProcessRestorer(self, entry, parent)
+                pr = ProcessRestorer(self, entry, parent, self._creator(entry, parent))
                 pr.create()
                 if entry.zombie:
                     self.zombies.append(pr)
@@ -67,6 +68,7 @@ class TreeRestorer:
             self.ptys.set_foreground(self.procs)
             for pr in self.zombies:
                 pr.become_zombie()
+            self._check_reparented()
             self._seal_mapped_memfds()
             self.sysv.mark_removed()
             for pr in self.procs.values():
@@ -119,6 +121,26 @@ class TreeRestorer:
             busy.extend((v.start, v.end) for v in mm.vmas)
         return free_gap(busy, TRAMPOLINE_PAGES * PAGE_SIZE)
 
+    def _creator(self, entry, parent):
+        """Whose stub a process is forked from: its parent's, unless it is in the session of a
+        zombie (a session outlives its leader, and only a fork puts a process in one). Then it
+        is forked from the zombie's stub, which still has the memory the zombie's parent gave
+        it, and is reparented to its parent when the zombie exits (its parent is the child
+        subreaper it went to)."""
+        if parent is None or entry.sid in (entry.pid, parent.entry.sid):
+            return None
+        leader = next((z for z in self.zombies if z.pid == entry.sid), None)
+        if leader is None or leader.parent is not parent:
+            raise RestoreConflict(f"process {entry.pid} is in session {entry.sid}, which its parent {entry.ppid} "
+                                  "is not in and which no zombie child of that parent leads")
+        return leader
+
+    def _check_reparented(self):
+        """Every process forked from a zombie went to its parent when the zombie exited."""
+        for pr in self.procs.values():
+            if pr.creator is not pr.parent:
+                _wait_reparented(pr)
+
     def _set_process_groups(self):
         """Group leaders first, then members (sessions were set as each process was created)."""
         restorers = list(self.procs.values()) + self.zombies
@@ -133,3 +155,11 @@ class TreeRestorer:
             if pgid != pr.pid and pgid in in_tree:
                 pr.inj.call("setpgid", 0, pgid, detail=f"process {pr.pid} joins group {pgid}")
 
+
+def _wait_reparented(pr, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while (ppid := proc.read_stat(pr.pid).ppid) != pr.entry.ppid:
+        if time.monotonic() > deadline:
+            raise RestoreConflict(f"process {pr.pid} went to process {ppid}, not to {pr.entry.ppid}, when the "
+                                  f"zombie leader of its session exited")
+        time.sleep(0.01)

@@ -98,6 +98,8 @@ CASES = [
     Case("zombiesig", "zombiesig"),
     Case("cwdgone", "cwdgone"),
     Case("vmflags", "vmflags"),
+    Case("oddfds", "oddfds"),
+    Case("zombiepgrp", "zombiepgrp"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
@@ -107,7 +109,11 @@ UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
-           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files", "uffd-registered")]
+           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files",
+                        "uffd-registered")]
+# epoll states restore could not recreate, a pidfd of a process outside (see workloads/oddfds.c).
+ODDFDS_REFUSED = [Case(f"oddfds-{mode}", "oddfds", (mode,))
+                  for mode in ("epoll-orphan", "oneshot-fired", "pidfd-outside")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]
@@ -126,8 +132,8 @@ GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
 # Memory changed between a pre-dump and later dumps (run by test_host_incremental.py).
 INCREMENTAL = Case("incremental", "incremental", ("16",))
-ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD, INCREMENTAL] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
-             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED)
+ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD, INCREMENTAL] + REFUSED + SYSVIPC_REFUSED
+             + PTY_REFUSED + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + ODDFDS_REFUSED)
 
 
 def pytest_generate_tests(metafunc):

@@ -43,7 +43,10 @@ DEFAULT_TIMEOUT = 70 * 60
 # (pytest --deselect: a node id prefix).  PYCKPT_VM_RUNS overrides, e.g.
 # "kmod=tests/kmod,tests/host;ptrace=tests/host"; FULL_RUNS is `make vm-test-full`.
 DEFAULT_RUNS = {
-    "kmod": ["tests/kmod", "tests/host", "!tests/host/test_host_workloads.py::test_baseline"],
+    "kmod": ["tests/kmod", "tests/host", "!tests/host/test_host_workloads.py::test_baseline",
+             # supervise's logic is backend-free: the guest runs the kill-and-restore test only
+             "!tests/host/test_host_supervise.py::test_job_crashing",
+             "!tests/host/test_host_supervise.py::test_resume", "!tests/host/test_host_supervise.py::test_adopted"],
     "ptrace": ["tests/host/test_host_workloads.py::test_dump_restore"],
 }
 FULL_RUNS = "kmod=tests/kmod,tests/host;ptrace=tests/host"
