@@ -13,7 +13,7 @@ import struct
 import time
 from stat import S_ISREG
 
-from . import __version__, clone_shares, images, linux, pagemap, proc, shmem, sysvipc, vdso
+from . import __version__, clone_shares, images, incremental, linux, pagemap, proc, shmem, sysvipc, tracking, vdso
 from . import arch as archmod
 from .errors import NoSuchProcess, UnsupportedState
 from .files import FileTable
@@ -53,6 +53,9 @@ def _dump(pid, writer, options):
     arch = archmod.host()
     started = time.monotonic()
     source = open_source(options.backend, pid, options)
+    # A missing or changed parent, or --track-mem without a way to track, refused before freezing.
+    prev = incremental.Parent(writer.final_dir, options.prev_images_dir) if options.prev_images_dir else None
+    track = tracking.refuse_without(options.track_method, source.name) if options.track_mem else None
     log.info("dumping %d with the %s source into %s", pid, source.name, writer.final_dir)
     # io_uring worker threads can be neither stopped nor injected into: refuse before freezing.
     _refuse_io_uring(proc.process_tree(pid))
@@ -65,15 +68,19 @@ def _dump(pid, writer, options):
         frozen_at = time.monotonic()
         # Describe everything first: a refusal must come before any image is written.
         file_table = FileTable(options, source)
-        tasks, mms, vmas_by_pid = {}, {}, {}
+        tasks, mms, vmas_by_pid, tracked_vmas = {}, {}, {}, {}
         tree = files_pb2.PsTree()
+        tracked = [p for p in pids if tracking.parked(p)]
+        if options.leave_running:
+            tracking.check_closable(source, pids)
         for p in pids:
             state = source.collect(p)
-            vmas = source.vmas(p)
+            tracked_vmas[p] = source.vmas(p)
+            vmas = tracking.untracked(tracked_vmas[p]) if tracked else tracked_vmas[p]
             tasks[p] = _task_message(p, state, arch)
             mms[p] = _mm_message(p, vmas, state)
             vmas_by_pid[p] = vmas
-            file_table.add_process(p)
+            file_table.add_process(p, skip=(tracking.PARKED_FD,) if p in tracked else ())
             file_table.add_mappings(p, vmas, mms[p])
         for p in proc.process_tree(pid):
             if p in tasks:
@@ -97,7 +104,7 @@ def _dump(pid, writer, options):
         sysv = sysvipc.collect(vmas_by_pid, mms, pids, options)
         sysv.fill(ipc)
 
-        stats = {"pages": 0, "inherited_pages": 0}
+        stats = {"pages": 0, "inherited_pages": 0, "in_parent_pages": 0}
         shmem_windows = {}         # shmem id -> [(map_files path, start, end)] of its mappings
         private = {p: _private_ranges(vmas_by_pid[p], mms[p]) for p in pids}
         for p in pids:
@@ -108,9 +115,15 @@ def _dump(pid, writer, options):
             inherited = []
             if parent in tasks:
                 inherited = pagemap.cow_shared_runs(p, parent, intersect(private[p], private[parent]))
+            ranges, in_parent = _subtract(private[p], inherited), []
+            if prev is not None:
+                ranges, in_parent = prev.split(p, ranges, tracked_vmas[p], options.track_method)
             with writer.open_raw(images.pages(p)) as out:
-                runs = source.dump_pages(p, _subtract(private[p], inherited), out)
-            page_map = mm_pb2.PageMap(pages_file=images.pages(p))
+                runs = source.dump_pages(p, ranges, out)
+            page_map = mm_pb2.PageMap(pages_file=images.pages(p), start_time=tracking.start_time(p))
+            for vaddr, nr_pages in in_parent:
+                page_map.in_parent.add(vaddr=vaddr, nr_pages=nr_pages)
+            stats["in_parent_pages"] += sum(n for _, n in in_parent)
             for run in runs:
                 page_map.runs.add(vaddr=run.vaddr, nr_pages=run.nr_pages)
                 stats["pages"] += run.nr_pages
@@ -141,6 +154,8 @@ def _dump(pid, writer, options):
             if obj.id in memfd_sources:
                 memfd.save_mapped(*memfd_sources[obj.id], obj.size, writer.path(obj.data))
         sysv.save(writer)
+        # The target goes on: tracking restarted from this image, or pyckpt's userfaultfd taken away.
+        track = tracking.restart(source, pids, track, private) if options.leave_running else None
         writer.write_message(images.IPC, ipc)
         writer.write_message(images.FILES, file_table.files)
         writer.write_message(images.PSTREE, tree)
@@ -148,6 +163,8 @@ def _dump(pid, writer, options):
             format_version=images.FORMAT_VERSION, arch=arch.NAME, byteorder=arch.BYTEORDER,
             kernel_release=platform.release(), backend=source.name, created=time.time(),
             root_pid=pid, pyckpt_version=__version__, page_size=pagemap.PAGE_SIZE,
+            parent=prev.relative if prev else "", parent_manifest=prev.manifest_sha if prev else b"",
+            tracking=track or "",
         ))
         dumped_at = time.monotonic()
         if options.leave_running:
@@ -162,10 +179,12 @@ def _dump(pid, writer, options):
             source.release(kill=True)
             thawed_at = time.monotonic()
             sysvipc.remove(ipc)
+        incremental.remember(writer.final_dir, pids, track)
     done = time.monotonic()
     summary = {
         "pid": pid, "pids": pids, "backend": source.name, "images": writer.final_dir,
-        "pages": stats["pages"], "inherited_pages": stats["inherited_pages"], "freeze_s": frozen_at - started,
+        "pages": stats["pages"], "inherited_pages": stats["inherited_pages"],
+        "in_parent_pages": stats["in_parent_pages"], "freeze_s": frozen_at - started,
         "dump_s": dumped_at - frozen_at, "frozen_s": thawed_at - frozen_at, "total_s": done - started,
     }
     log.info("dump complete: %s", summary)

@@ -61,7 +61,28 @@ def probe():
     kd.add(*_probe_soft_dirty())
     kd.add(*_probe_uffd_wp())
     kd.add(*_probe_crak())
+    from . import tracking
+    method, why = tracking.choose("auto", "ptrace")
+    if method is None:
+        kd.add("track_mem", False, f"--track-mem refused ({why}); incremental dumps compare page contents")
+    else:
+        kmod = tracking.choose("auto", "kmod")[0]
+        kd.add("track_mem", True, f"written pages tracked with {method} ({why}); kmod backend: {kmod or 'compare'}")
     return kd
+
+
+def probe_soft_dirty_bits():
+    return _probe_soft_dirty()[1:]
+
+
+def probe_uffd_wp_async():
+    """(ok, why): userfaultfd write-protect in async mode and PAGEMAP_SCAN (both Linux 6.7+)."""
+    _, wp, detail = _probe_uffd_wp()
+    if not wp or "async" not in detail:
+        return False, f"no userfaultfd async write-protect ({detail})"
+    if not pagemap.has_pagemap_scan():
+        return False, "no PAGEMAP_SCAN"
+    return True, "userfaultfd async write-protect"
 
 
 def _effective_caps():

@@ -16,6 +16,9 @@ class DumpOptions:
     ghost_limit: Optional[int] = None  # bytes: refuse a deleted file larger than this (None: any size)
     tcp_established: bool = False  # CRIU's flags for TCP sockets (which are refused at dump for now)
     skip_in_flight: bool = False
+    prev_images_dir: Optional[str] = None  # parent image, relative to the images dir: write only what changed
+    track_mem: bool = False        # (re)start tracking written pages for the next incremental dump
+    track_method: str = "auto"     # auto | uffd-wp | soft-dirty | compare (tracking.py)
 
 
 @dataclass(frozen=True)

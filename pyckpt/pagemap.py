@@ -22,6 +22,8 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PAGE_IS_FILE = 1 << 2
 PAGE_IS_PRESENT = 1 << 3
 PAGE_IS_SWAPPED = 1 << 4
+PAGE_IS_WRITTEN = 1 << 1     # not write-protected by userfaultfd (any more)
+PAGE_IS_PFNZERO = 1 << 5
 PAGE_IS_GUARD = 1 << 8      # Linux 6.14+: a guard region (MADV_GUARD_INSTALL) page
 
 
@@ -49,15 +51,17 @@ PM_FRAME_MASK = (1 << 55) - 1
 _VEC_LEN = 4096
 
 
-def _scan(fd, start, end, guards=False):
-    """Pages with data (not file, not guard); or, with `guards`, the guard pages."""
+def _scan(fd, start, end, guards=False, category=0, anyof=0):
+    """Pages with data (not file, not guard); or, with `guards`, the guard pages; or the pages
+    in `category` (and in one of `anyof`)."""
     vec = (page_region * _VEC_LEN)()
     arg = pm_scan_arg()
     arg.size = ctypes.sizeof(arg)
     arg.vec = ctypes.addressof(vec)
     arg.vec_len = _VEC_LEN
-    if guards:
-        arg.category_mask = arg.return_mask = PAGE_IS_GUARD
+    if guards or category:
+        arg.category_mask = arg.return_mask = category or PAGE_IS_GUARD
+        arg.category_anyof_mask = anyof
     else:
         # a guard page counts as swapped: it must not be taken for data
         not_guard = PAGE_IS_GUARD if _scan_knows_guards() else 0
@@ -189,7 +193,41 @@ def guard_runs(pid, ranges):
         os.close(fd)
 
 
+def zero_page_runs(pid, ranges):
+    """[(start, end)] of pages mapping the zero page (also the huge one) in the given ranges;
+    [] when PAGEMAP_SCAN cannot tell (before Linux 6.7)."""
+    return _category_runs(pid, ranges, PAGE_IS_PFNZERO) if has_pagemap_scan() else []
+
+
+def written_runs(pid, ranges):
+    """[(start, end)] of pages with data written since userfaultfd write-protected them (or never
+    write-protected) in the given ranges (PAGEMAP_SCAN, Linux 6.7+)."""
+    return _category_runs(pid, ranges, PAGE_IS_WRITTEN, anyof=PAGE_IS_PRESENT | PAGE_IS_SWAPPED)
+
+
+def _category_runs(pid, ranges, category, anyof=0):
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        out = []
+        for start, end in ranges:
+            for vaddr, n in _scan(fd, start, end, category=category, anyof=anyof):
+                out.append((vaddr, vaddr + n * PAGE_SIZE))
+        return out
+    finally:
+        os.close(fd)
+
+
+_has_scan = None
+
+
 def has_pagemap_scan():
+    global _has_scan
+    if _has_scan is None:
+        _has_scan = _probe_pagemap_scan()
+    return _has_scan
+
+
+def _probe_pagemap_scan():
     fd = os.open("/proc/self/pagemap", os.O_RDONLY)
     try:
         buf = ctypes.create_string_buffer(PAGE_SIZE)

@@ -4,7 +4,7 @@ import base64
 
 from google.protobuf.json_format import MessageToDict
 
-from . import images
+from . import images, incremental
 from .images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
 from .images.store import ImageReader
 
@@ -23,10 +23,18 @@ def _hex_fields(d, names):
 
 def image_as_dict(image_dir, verify=True):
     reader = ImageReader(image_dir, verify=verify)
-    files = reader.read_message(images.FILES, files_pb2.Files)
     tree = reader.read_message(images.PSTREE, files_pb2.PsTree)
-    out = {"inventory": _dict(reader.inventory), "tree": _dict(tree)["processes"], "processes": [],
-           "files": [_dict(f) for f in files.files], "ptys": [_dict(p) for p in files.ptys]}
+    out = {"inventory": _dict(reader.inventory), "tree": _dict(tree)["processes"], "processes": []}
+    where = {}
+    if reader.inventory.parent:
+        out["chain"], where = incremental.describe_chain(reader, tree)
+    if reader.inventory.pre_dump:
+        for entry in tree.processes:
+            page_map = reader.read_message(images.pagemap(entry.pid), mm_pb2.PageMap)
+            out["processes"].append({"pid": entry.pid, "pagemap": _pagemap_dict(reader, page_map, where, entry.pid)})
+        return out
+    files = reader.read_message(images.FILES, files_pb2.Files)
+    out.update({"files": [_dict(f) for f in files.files], "ptys": [_dict(p) for p in files.ptys]})
     if reader.has(images.IPC):
         ipc = _dict(reader.read_message(images.IPC, ipc_pb2.Ipc))
         for queue in ipc.get("msg", []):
@@ -60,15 +68,23 @@ def image_as_dict(image_dir, verify=True):
                 mm_dict[key] = hex(int(mm_dict[key]))
         mm_dict["vmas"] = [_vma_dict(v) for v in mm.vmas]
         page_map = reader.read_message(images.pagemap(pid), mm_pb2.PageMap)
-        pages = sum(r.nr_pages for r in page_map.runs)
         fds = reader.read_message(images.fds(pid), files_pb2.FdTable)
         out["processes"].append({
-            "pid": pid, "task": task, "mm": mm_dict,
-            "pagemap": {"pages_file": page_map.pages_file, "runs": len(page_map.runs), "pages": pages,
-                        "bytes": pages * reader.inventory.page_size,
-                        "inherited_pages": sum(r.nr_pages for r in page_map.inherited)},
+            "pid": pid, "task": task, "mm": mm_dict, "pagemap": _pagemap_dict(reader, page_map, where, pid),
             "fds": [_dict(f) for f in fds.fds],
         })
+    return out
+
+
+def _pagemap_dict(reader, page_map, where, pid):
+    pages = sum(r.nr_pages for r in page_map.runs)
+    out = {"pages_file": page_map.pages_file, "runs": len(page_map.runs), "pages": pages,
+           "bytes": pages * reader.inventory.page_size,
+           "inherited_pages": sum(r.nr_pages for r in page_map.inherited)}
+    if page_map.in_parent:
+        out["in_parent_pages"] = sum(r.nr_pages for r in page_map.in_parent)
+    if pid in where:
+        out["pages_by_image"] = where[pid]   # image folder -> pages of this process it holds
     return out
 
 

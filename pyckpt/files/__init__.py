@@ -55,10 +55,13 @@ class FileTable:
         self._in_flight = []       # (pyckpt's fd, file id) of files in flight no fd of the dump holds
         self.ptys = pty.PtyTable(options.shell_job)
 
-    def add_process(self, pid):
+    def add_process(self, pid, skip=()):
+        """The fd table of `pid`, but the fds in `skip` (pyckpt's own, e.g. its tracking userfaultfd)."""
         table = files_pb2.FdTable()
         seen_posix = set()
         for fd in proc.list_fds(pid):
+            if fd in skip:
+                continue
             info = proc.read_fdinfo(pid, fd)
             file_id, cloexec = self._add_fd(pid, fd, info)
             table.fds.add(fd=fd, file_id=file_id, cloexec=cloexec)

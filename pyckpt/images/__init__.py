@@ -18,6 +18,11 @@ File names, in one place:
   unixsk-sent-<ino>.img  UnixQueue: what a client sent on a connection not yet accepted
   manifest.img           Manifest: size + sha256 of every file above
   *.log                  logs; not part of the image
+
+A pre-dump (Inventory.pre_dump) holds only inventory, pstree, mm, pagemap and
+pages. An incremental image names its parent in the inventory (a path relative
+to its folder, and the sha256 of the parent's manifest.img); pages it keeps
+there are its pagemaps' in_parent runs (pyckpt/incremental.py).
 """
 
 FORMAT_VERSION = 1

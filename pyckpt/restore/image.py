@@ -7,7 +7,7 @@ import collections
 import os
 
 from .. import arch as archmod
-from .. import images, proc, sysvipc, vdso
+from .. import images, incremental, proc, sysvipc, vdso
 from ..errors import ImageError, RestoreConflict, UnsupportedArch
 from ..files import pty as pty_files
 from ..files import regular as regular_files
@@ -26,6 +26,8 @@ class Image:
         self.reader = ImageReader(image_dir)
         inv = self.reader.inventory
         self.inventory = inv
+        if inv.pre_dump:
+            raise ImageError(f"{image_dir} is a pre-dump (memory only): restore a dump taken after it")
         try:
             self.arch = archmod.by_name(inv.arch)
         except UnsupportedArch as err:
@@ -55,10 +57,12 @@ class Image:
             self.mms[pid] = read(images.mm(pid), mm_pb2.Mm)
             self.pagemaps[pid] = read(images.pagemap(pid), mm_pb2.PageMap)
             self.fds[pid] = read(images.fds(pid), files_pb2.FdTable)
+        if not self.tree.processes:
+            raise ImageError(f"{self.reader.path(images.PSTREE)}: lists no process")
         validate.check_image(self)
         for pid, task in self.tasks.items():
             seccomp.check_filters(task, self.reader.path(images.core(pid)))
-        self.page_segments = page_segments(self.tree, self.pagemaps)
+        self.page_segments = page_segments(self.tree, self.pagemaps, incremental.parent_segments(self.reader))
 
     def path(self, name):
         return self.reader.path(name)
@@ -120,11 +124,13 @@ def _check_same_file(ref, what):
 PageSegment = collections.namedtuple("PageSegment", "vaddr nbytes pages_file offset")
 
 
-def page_segments(tree, pagemaps):
+def page_segments(tree, pagemaps, in_parent=None):
     """pid -> [PageSegment] by address: where in which pages image each saved
     page of the process is. Inherited runs (copy-on-write shared with the
     parent at dump time) resolve through the parent's segments, so a page is
-    stored once for the whole tree. A run nothing resolves is a damaged image."""
+    stored once for the whole tree; in_parent runs (incremental images)
+    through `in_parent`, the parent image's segments (incremental.py). A run
+    nothing resolves is a damaged image."""
     parents = {e.pid: e.ppid for e in tree.processes}
     resolved = {}
 
@@ -146,6 +152,11 @@ def page_segments(tree, pagemaps):
             theirs = segments_of(parent, chain + (pid,))
             for run in page_map.inherited:
                 out.extend(_slice_segments(theirs, run.vaddr, run.nr_pages * PAGE_SIZE, pid, parent))
+        for run in page_map.in_parent:
+            held = (in_parent or {}).get(pid)
+            if held is None:
+                raise ImageError(f"pagemap-{pid}.img: pages kept in the parent image, which has none of process {pid}")
+            out.extend(_slice_segments(held, run.vaddr, run.nr_pages * PAGE_SIZE, pid, "the parent image"))
         out.sort(key=lambda g: g.vaddr)
         resolved[pid] = out
         return out
@@ -168,7 +179,8 @@ def _slice_segments(segments, vaddr, nbytes, pid, parent):
             break
         i += 1
     if cursor < end:
-        raise ImageError(f"pagemap-{pid}.img: page {cursor:#x} is inherited from process {parent}, "
+        source = parent if isinstance(parent, str) else f"process {parent}"
+        raise ImageError(f"pagemap-{pid}.img: page {cursor:#x} is inherited from {source}, "
                          "whose image does not hold it")
     return out
 

@@ -81,6 +81,7 @@ class PageRun:
 
 class Source(abc.ABC):
     name = "?"
+    injects = False                # run_in_target works (syscalls made by the target itself)
 
     def __init__(self, root_pid, options):
         self.root_pid = root_pid
@@ -160,6 +161,11 @@ class Source(abc.ABC):
         """What the client of the listener's index-th unaccepted connection sent, or None when
         this source cannot read it (user space cannot without accepting the connection)."""
         return None
+
+    def run_in_target(self, pid, fn):
+        """fn(injector): syscalls made by frozen `pid` itself (sources that can inject them)."""
+        from ..errors import UnsupportedState
+        raise UnsupportedState(f"the {self.name} source cannot make process {pid} run syscalls")
 
     @abc.abstractmethod
     def release(self, kill):

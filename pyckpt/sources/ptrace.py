@@ -8,6 +8,7 @@ address space is read. Registers are put back exactly as frozen, so the
 kernel's own syscall-restart logic runs when the target is thawed.
 """
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -35,6 +36,7 @@ JOB_STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTT
 
 class PtraceSource(Source):
     name = "ptrace"
+    injects = True
 
     def __init__(self, root_pid, options):
         super().__init__(root_pid, options)
@@ -197,14 +199,33 @@ class PtraceSource(Source):
         is a few milliseconds per process; everything else in a dump (the
         page copy above all) can be killed safely.
         """
-        vmas = proc.read_vmas(pid)
-        insn = find_syscall_insn(pid, vmas, self.arch)
+        with self._driving(pid) as (inj, insn, threads):
+            self._ask_threads(pid, state, inj, insn, threads)
+
+    @contextlib.contextmanager
+    def _driving(self, pid):
+        """Injected syscalls in `pid`: (injector on its leader, the syscall insn, its threads);
+        every thread's registers and signal mask put back afterwards."""
+        insn = find_syscall_insn(pid, proc.read_vmas(pid), self.arch)
         threads = self._threads_of(pid)
         saved = {t.tid: (t.get_regs(), t.get_sigmask()) for t in threads}
         for tracee in threads:
             tracee.set_sigmask((1 << 64) - 1)  # nothing may be delivered while we drive it
+        try:
+            yield SyscallInjector(threads[0], insn), insn, threads
+        finally:
+            for tracee in threads:
+                regs, mask = saved[tracee.tid]
+                tracee.settle(regs)
+                tracee.set_sigmask(mask)
+
+    def run_in_target(self, pid, fn):
+        """fn(injector) run with frozen `pid` driven to make syscalls; returns fn's result."""
+        with self._driving(pid) as (inj, _insn, _threads):
+            return fn(inj)
+
+    def _ask_threads(self, pid, state, inj, insn, threads):
         leader = threads[0]
-        inj = SyscallInjector(leader, insn)
         page = pagemap.PAGE_SIZE
         scratch_addr = inj.call("mmap", 0, page, PROT_RW, self.arch.MAP_PRIVATE | self.arch.MAP_ANONYMOUS, -1, 0)
         try:
@@ -248,10 +269,6 @@ class PtraceSource(Source):
                 thread.clear_child_tid = struct.unpack("<Q", scratch.get(word, 8))[0]
         finally:
             inj.call("munmap", scratch_addr, page)
-            for tracee in threads:
-                regs, mask = saved[tracee.tid]
-                tracee.settle(regs)
-                tracee.set_sigmask(mask)
 
     @staticmethod
     def _membarrier(inj):

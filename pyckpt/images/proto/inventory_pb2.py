@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#pyckpt/images/proto/inventory.proto\x12\x06pyckpt\"\xda\x01\n\tInventory\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x0c\n\x04\x61rch\x18\x02 \x01(\t\x12\x11\n\tbyteorder\x18\x03 \x01(\t\x12\x16\n\x0ekernel_release\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x0e\n\x06parent\x18\x06 \x01(\t\x12\x0f\n\x07\x63reated\x18\x07 \x01(\x01\x12\x10\n\x08root_pid\x18\x08 \x01(\r\x12\x16\n\x0epyckpt_version\x18\t \x01(\t\x12\x11\n\tpage_size\x18\n \x01(\r\x12\r\n\x05needs\x18\x0b \x03(\t\"h\n\x08Manifest\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.pyckpt.Manifest.Entry\x1a\x33\n\x05\x45ntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#pyckpt/images/proto/inventory.proto\x12\x06pyckpt\"\x97\x02\n\tInventory\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x0c\n\x04\x61rch\x18\x02 \x01(\t\x12\x11\n\tbyteorder\x18\x03 \x01(\t\x12\x16\n\x0ekernel_release\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x0e\n\x06parent\x18\x06 \x01(\t\x12\x0f\n\x07\x63reated\x18\x07 \x01(\x01\x12\x10\n\x08root_pid\x18\x08 \x01(\r\x12\x16\n\x0epyckpt_version\x18\t \x01(\t\x12\x11\n\tpage_size\x18\n \x01(\r\x12\r\n\x05needs\x18\x0b \x03(\t\x12\x17\n\x0fparent_manifest\x18\x0c \x01(\x0c\x12\x10\n\x08pre_dump\x18\r \x01(\x08\x12\x10\n\x08tracking\x18\x0e \x01(\t\"h\n\x08Manifest\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.pyckpt.Manifest.Entry\x1a\x33\n\x05\x45ntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pyckpt.images.proto.invento
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INVENTORY']._serialized_start=48
-  _globals['_INVENTORY']._serialized_end=266
-  _globals['_MANIFEST']._serialized_start=268
-  _globals['_MANIFEST']._serialized_end=372
-  _globals['_MANIFEST_ENTRY']._serialized_start=321
-  _globals['_MANIFEST_ENTRY']._serialized_end=372
+  _globals['_INVENTORY']._serialized_end=327
+  _globals['_MANIFEST']._serialized_start=329
+  _globals['_MANIFEST']._serialized_end=433
+  _globals['_MANIFEST_ENTRY']._serialized_start=382
+  _globals['_MANIFEST_ENTRY']._serialized_end=433
 # @@protoc_insertion_point(module_scope)
