@@ -44,8 +44,8 @@ def set_verbosity(ctx, count):
 
 
 def _register():
-    from . import check, check_image, dump, restore, show
-    for module in (check, check_image, dump, restore, show):
+    from . import bench, check, check_image, dump, restore, show
+    for module in (bench, check, check_image, dump, restore, show):
         for command in module.COMMANDS:
             cli.add_command(command)
 
