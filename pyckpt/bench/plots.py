@@ -1,14 +1,14 @@
 """PNG plots of a bench run (matplotlib: the optional extra `pyckpt[bench]`)."""
 
+import importlib.util
+
 from .report import caption
 from .runner import summarize
 
 
 def available():
     """None when matplotlib can be used, else why not."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         return "matplotlib is not installed (pip install 'pyckpt[bench]'): no plots were drawn"
     return None
 

@@ -141,7 +141,11 @@ class RunningWorkload:
                                     stdout=null, stderr=null, start_new_session=True)
         self.pid = proc.pid
         proc.returncode = 0     # reaped by PID below; keep Popen's finaliser away from it
-        self.ready_sum = self.wait_line("READY", READY_TIMEOUT).split()[1]
+        try:
+            self.ready_sum = self.wait_line("READY", READY_TIMEOUT).split()[1]
+        except WorkloadError:
+            self.kill()
+            raise
 
     def lines(self):
         try:
