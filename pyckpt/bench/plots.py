@@ -32,6 +32,8 @@ def _time_vs_size(plt, summary, backends, title):
             ax.errorbar(xs, [s.median for s in spreads], yerr=_errors(spreads, 1), fmt=style, color=color,
                         capsize=3, label=f"{backend} {what}")
     ax.set_xscale("log", base=2)
+    sizes = sorted({e["mib"] for e in summary.values() if e["kind"] == "anon"})
+    ax.set_xticks(sizes, [f"{size:g}" for size in sizes])    # 1, 16, 256 rather than 2^0, 2^4, 2^8
     ax.set_yscale("log")
     ax.set_xlabel("anonymous memory of the workload (MiB)")
     ax.set_ylabel("time (s), median with min–max")
