@@ -1,4 +1,5 @@
-"""`pyckpt bench --quick` with the ptrace backend: it runs, every workload verifies, every output is written.
+"""`pyckpt bench --quick` with the tier's backend (ptrace on the host, kmod in the guest): it runs, every
+workload verifies, every output is written.
 
 Timings are not asserted (the machine is shared); only the shape of the outputs.
 """
@@ -10,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, SCALE
+from conftest import BACKEND, REPO, SCALE
 
 EXPECTED_WORKLOADS = {"anon-1M", "anon-8M", "writer-4M", "mappings-100", "threads-16", "tree-8", "fds-100"}
 MEASURED = ("dump_s", "frozen_s", "restore_s", "image_bytes", "dump_rss_kib", "restore_rss_kib")
@@ -19,25 +20,25 @@ MEASURED = ("dump_s", "frozen_s", "restore_s", "image_bytes", "dump_rss_kib", "r
 def test_bench_quick(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))    # built on first use, here
-    res = subprocess.run([sys.executable, "-m", "pyckpt", "bench", "--quick", "--backends", "ptrace",
+    res = subprocess.run([sys.executable, "-m", "pyckpt", "bench", "--quick", "--backends", BACKEND,
                           "--out", str(out), "--work-dir", str(tmp_path)],
                          cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          timeout=300 * SCALE)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "workload" in res.stdout and "ptrace" in res.stdout    # the table
+    assert "workload" in res.stdout and BACKEND in res.stdout    # the table
     assert "pre-dump not measured" in res.stderr or "pre-dump" in res.stdout
 
     run = json.loads((out / "samples.json").read_text())
     samples = run["samples"]
     assert {s["workload"] for s in samples} == EXPECTED_WORKLOADS
-    assert {s["backend"] for s in samples} == {"ptrace"}
+    assert {s["backend"] for s in samples} == {BACKEND}
     for s in samples:
         assert s["verified"] and not s["error"], s
         for field in MEASURED:
             assert s[field] is not None and s[field] > 0, (field, s)
         assert s["image_bytes"] >= s["mib"] * 2**20 * 0.9, s   # the image holds the workload's memory
     assert run["machine"]["kernel"] == os.uname().release
-    assert list(run["backends"]) == ["ptrace"]
+    assert list(run["backends"]) == [BACKEND]
 
     with open(out / "samples.csv") as f:
         rows = list(csv.DictReader(f))
