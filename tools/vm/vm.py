@@ -43,7 +43,9 @@ DEFAULT_TIMEOUT = 70 * 60
 # (pytest --deselect: a node id prefix).  PYCKPT_VM_RUNS overrides, e.g.
 # "kmod=tests/kmod,tests/host;ptrace=tests/host"; FULL_RUNS is `make vm-test-full`.
 DEFAULT_RUNS = {
-    "kmod": ["tests/kmod", "tests/host", "!tests/host/test_host_workloads.py::test_baseline"],
+    # test_host_bench: not yet run in the guest (a kmod bench there is its own, later step)
+    "kmod": ["tests/kmod", "tests/host", "!tests/host/test_host_workloads.py::test_baseline",
+             "!tests/host/test_host_bench.py"],
     "ptrace": ["tests/host/test_host_workloads.py::test_dump_restore"],
 }
 FULL_RUNS = "kmod=tests/kmod,tests/host;ptrace=tests/host"
