@@ -30,7 +30,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 venv: $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 
 workloads: deps
 	$(MAKE) -C tests/workloads

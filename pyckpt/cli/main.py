@@ -62,8 +62,8 @@ def set_verbosity(ctx, count):
 
 
 def _register():
-    from . import check, check_image, dump, merge, restore, show, supervise
-    for module in (check, check_image, dump, merge, restore, show, supervise):
+    from . import bench, check, check_image, dump, merge, restore, show, supervise
+    for module in (bench, check, check_image, dump, merge, restore, show, supervise):
         for command in module.COMMANDS:
             cli.add_command(command)
 
