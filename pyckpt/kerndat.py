@@ -61,6 +61,10 @@ def probe():
     kd.add(*_probe_soft_dirty())
     kd.add(*_probe_uffd_wp())
     kd.add(*_probe_crak())
+    from . import netblock
+    from .files import tcprepair
+    kd.add("tcp_repair", *tcprepair.available())
+    kd.add("nft", *netblock.available())
     return kd
 
 

@@ -12,7 +12,7 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2
-from . import anon, epoll, fifo, ghost, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
+from . import anon, epoll, inet, fifo, ghost, inotify, locks, memfd, pipe, procfs, pty, regular, status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class FileTable:
         self._pipe_ends = {}       # (dev, ino) of a pipe or FIFO -> [(pid, fd, O_RDONLY/O_WRONLY/O_RDWR)]
         self._by_inode = {}        # (dev, ino) -> [(pid, fd, file id)]
         self.unix = unix.UnixDump(options, source)
+        self.inet = inet.InetDump(options)
         self.ptys = pty.PtyTable(options.shell_job)
 
     def add_process(self, pid):
@@ -78,10 +79,10 @@ class FileTable:
         entry = files_pb2.OpenFile(id=len(self.files.files) + 1, flags=flags, pos=info.get("pos", 0))
         what = f"process {pid} fd {fd} ({link})"
         if link.startswith("socket:["):
-            if not self.unix.add(entry, pid, fd, st, what):
+            if not self.unix.add(entry, pid, fd, st, what) and not self.inet.add(entry, pid, fd, st, what):
                 kind = _describe_socket(pid, st.st_ino)
                 raise UnsupportedState(f"{what} is a {kind}; pyckpt cannot checkpoint sockets other than "
-                                       "unix ones yet")
+                                       "unix and TCP ones yet")
         elif link.startswith("pipe:[") or (stat.S_ISFIFO(st.st_mode) and link.startswith("/")):
             if link.startswith("pipe:["):
                 pipe.describe(entry, st)
@@ -152,6 +153,7 @@ class FileTable:
     def finish(self, dumped_pids):
         """Checks that need every process seen, pipe and socket contents (targets still frozen)."""
         self.unix.check_all(self.files.files, dumped_pids)
+        self.inet.finish(self.files.files)
         descriptions = {}
         for entry in self.files.files:
             if entry.kind == files_pb2.OpenFile.PIPE:

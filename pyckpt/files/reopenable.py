@@ -22,7 +22,7 @@ _K = files_pb2.OpenFile
 # Kinds reopened by path (files/regular.py, fifo.py): the path must still lead to the file.
 _BY_PATH = {_K.REGULAR: stat.S_ISREG, _K.DIRECTORY: stat.S_ISDIR, _K.CHARDEV: stat.S_ISCHR, _K.FIFO: stat.S_ISFIFO}
 # Kinds made anew at restore by their own module (their describe() refused what they cannot make).
-_MADE = {_K.TTY, _K.PIPE, _K.MEMFD, _K.EVENTFD, _K.SIGNALFD, _K.TIMERFD, _K.EPOLL, _K.INOTIFY, _K.UNIX_SOCKET,
+_MADE = {_K.TTY, _K.PIPE, _K.MEMFD, _K.EVENTFD, _K.SIGNALFD, _K.TIMERFD, _K.EPOLL, _K.INOTIFY, _K.UNIX_SOCKET, _K.INET_SOCKET,
          _K.PTY_MASTER, _K.PTY_SLAVE}
 
 

@@ -5,11 +5,11 @@ first), and all are let go together."""
 
 import os
 
-from .. import proc, sysvipc
+from .. import netblock, proc, sysvipc
 from ..errors import ImageError
 from ..files import memfd
 from ..files import pty as pty_files
-from ..files import restore_fds, unix
+from ..files import inet, restore_fds, unix
 from ..images.proto import files_pb2
 from ..pagemap import PAGE_SIZE
 from .memory import free_gap, map_files_path
@@ -42,6 +42,7 @@ class TreeRestorer:
         self.ptys = pty_files.RestoredPtys(image)
         self.trampoline_base = None
         self.unix = unix.UnixRestore(image)
+        self.inet = inet.InetRestore(image)
 
     def run(self):
         entries = list(self.image.tree.processes)
@@ -73,12 +74,14 @@ class TreeRestorer:
                 pr.restore_process_state()
             # pyckpt builds the unix sockets; each process takes its own from it
             self.unix.build(self.file_registry)
+            self.inet.build(self.file_registry)
             for pr in self.procs.values():
                 restore_fds.install(pr)
             for pr in self.procs.values():
                 restore_fds.close_parked(pr)
             self.ptys.finish()
             self.unix.close()
+            self.inet.close()
             # Children first: a stopped child is stopped again before its parent
             # (still traced) takes the stop report it had already taken.
             for pr in reversed(list(self.procs.values())):
@@ -93,6 +96,9 @@ class TreeRestorer:
         finally:
             self.ptys.close()
             self.unix.close()
+            self.inet.close()
+            # restored or not, the dumped connections' packets flow again (netblock.py)
+            netblock.lift(self.image.tcp_block)
             root = self.procs.get(entries[0].pid)
             if root:
                 root.close_stub_pipe()
