@@ -77,12 +77,11 @@ TCP = (
     (SOL_TCP, TCP_SYNCNT, "TCP_SYNCNT", INT),
     (SOL_TCP, TCP_LINGER2, "TCP_LINGER2", INT),
     (SOL_TCP, TCP_DEFER_ACCEPT, "TCP_DEFER_ACCEPT", INT),
-    (SOL_TCP, TCP_WINDOW_CLAMP, "TCP_WINDOW_CLAMP", INT),
     (SOL_TCP, TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT", INT),
     (SOL_TCP, TCP_FASTOPEN, "TCP_FASTOPEN", INT),
 )
-# Only meaningful before a connection: on a connected socket it is the current MSS, not a setting.
-TCP_UNCONNECTED = ((SOL_TCP, TCP_MAXSEG, "TCP_MAXSEG", INT),)
+# Only settings before a connection: on a connected socket they show what the kernel computed.
+TCP_UNCONNECTED = ((SOL_TCP, TCP_MAXSEG, "TCP_MAXSEG", INT), (SOL_TCP, TCP_WINDOW_CLAMP, "TCP_WINDOW_CLAMP", INT))
 
 _FORCE = {SO_SNDBUF: SO_SNDBUFFORCE, SO_RCVBUF: SO_RCVBUFFORCE}
 LABELS = {(level, name): label for level, name, label, _size in GENERIC + IPV4 + IPV6 + TCP + TCP_UNCONNECTED}

@@ -108,9 +108,9 @@ def restore(s, conn, local, remote, what):
     repair(s, True)
     try:
         s.setsockopt(socket.SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
-        s.setsockopt(socket.SOL_TCP, TCP_QUEUE_SEQ, conn.snd_seq)
+        s.setsockopt(socket.SOL_TCP, TCP_QUEUE_SEQ, struct.pack("=I", conn.snd_seq))
         s.setsockopt(socket.SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)
-        s.setsockopt(socket.SOL_TCP, TCP_QUEUE_SEQ, conn.rcv_seq)
+        s.setsockopt(socket.SOL_TCP, TCP_QUEUE_SEQ, struct.pack("=I", conn.rcv_seq))
         s.bind(local)
         s.connect(remote)
         opts = [(TCPOPT_MSS, conn.mss)]
@@ -122,7 +122,7 @@ def restore(s, conn, local, remote, what):
             opts.append((TCPOPT_TIMESTAMP, 0))
         s.setsockopt(socket.SOL_TCP, TCP_REPAIR_OPTIONS, b"".join(struct.pack("=II", *o) for o in opts))
         if conn.timestamps:
-            s.setsockopt(socket.SOL_TCP, TCP_TIMESTAMP, conn.timestamp)
+            s.setsockopt(socket.SOL_TCP, TCP_TIMESTAMP, struct.pack("=I", conn.timestamp))
         s.setsockopt(socket.SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)
         _send_all(s, conn.recv_queue, what, "receive")
         s.setsockopt(socket.SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)

@@ -123,10 +123,12 @@ NOVDSO_REFUSED = Case("novdso-child-keeps", "novdso", ("child-keeps",))
 # Files restore could not reopen as they are (see workloads/ghosts.c).
 GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked", "mounted", "outside",
                                                                            "deleted-exe")]
+# Established TCP connections (dumped with --tcp-established): see tests/host/test_host_tcp.py.
+TCP_CONN = Case("tcp-conn", "tcpsk", ("conn",))
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
 ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD] + REFUSED + SYSVIPC_REFUSED + PTY_REFUSED
-             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED)
+             + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + [TCP_CONN])
 
 
 def pytest_generate_tests(metafunc):
@@ -512,4 +514,4 @@ def harness():
         pyckpt_argv=pyckpt_argv, run_pyckpt=run_pyckpt, proc_status=proc_status,
         untouched_problem=untouched_problem, wait_untouched=wait_untouched,
         wait_pid=wait_pid, image_files=image_files, copy_images=copy_images,
-        case_named=case_named, Workload=Workload)
+        case_named=case_named, Workload=Workload, Case=Case)

@@ -295,6 +295,7 @@ static int mode_conn(void)
 	if (bind(l6, (struct sockaddr *)&s6, sizeof(s6)) || listen(l6, 4))
 		wl_fail("v6 listener: %s", strerror(errno));
 	c = sock4();
+	seti(c, SOL_SOCKET, SO_RCVBUF, 32768, "SO_RCVBUF");	/* a small window: the sender keeps unsent data */
 	seti(c, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY");
 	seti(c, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE");
 	seti(c, IPPROTO_TCP, TCP_KEEPIDLE, 99, "TCP_KEEPIDLE");
@@ -322,6 +323,7 @@ static int mode_conn(void)
 	shutdown(a6, SHUT_RD);
 	child = fork();
 	if (child == 0) {
+		wl_pid = getpid();
 		close(a);
 		close(c6);
 		read_opts(c, &oc);
@@ -335,9 +337,10 @@ static int mode_conn(void)
 		check_stream(c, big_sent, 1, "child: client receive queue");
 		if (write(c, "after", 5) != 5)
 			wl_fail("child: write after restore");
+		check_stream(a6, 5000, 3, "child: v4-mapped receive queue (shut down for reading)");
 		{
 			char b[8];
-			wl_check(read(a6, b, 8) == 0, "child: the v6 socket shut down for reading reads data");
+			wl_check(read(a6, b, 8) == 0, "child: the v6 socket shut down for reading reads more data");
 		}
 		_exit(wl_finish());
 	}

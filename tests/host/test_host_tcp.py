@@ -1,0 +1,166 @@
+"""TCP connections across a checkpoint (workloads/tcpsk.c): both ends in the
+dumped tree, or the peer kept by the test; --tcp-established with and
+without -R, the refusal without it, --tcp-close, and the blocks (nft tables)
+pyckpt sets and lifts."""
+
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="nft (nftables) is not installed")
+
+
+def pyckpt_tables():
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[-1] for line in out.splitlines() if "pyckpt" in line]
+
+
+@pytest.fixture
+def no_tables():
+    """No pyckpt table before or after the test."""
+    assert pyckpt_tables() == [], "a pyckpt nft table was left by an earlier run"
+    yield
+    left = pyckpt_tables()
+    for table in left:
+        subprocess.run(["nft", "delete", "table", "inet", table])
+    assert left == [], f"nft tables left behind: {left}"
+
+
+def test_refused_without_flag(start_workload, no_tables):
+    wl = start_workload("tcp-conn")
+    res = wl.dump(check=False)
+    assert res.returncode != 0
+    assert re.search(r"fd \d+ \(socket:\[\d+\]\) \(TCP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\) is a ESTABLISHED "
+                     r"TCP connection; dump with --tcp-established", res.stderr), res.describe()
+    wl.assert_passes()
+
+
+def test_both_ends_in_tree(start_workload, harness, no_tables):
+    wl = start_workload("tcp-conn")
+    pid = wl.pid
+    wl.dump("--tcp-established")
+    assert len(pyckpt_tables()) == 1, "the killed connections must stay blocked until restore"
+    wl.restore()
+    assert pyckpt_tables() == [], "restore did not lift the block"
+    assert harness.wait_untouched(pid) is None
+    wl.assert_passes()
+
+
+def test_both_ends_in_tree_leave_running(start_workload, harness, no_tables):
+    wl = start_workload("tcp-conn")
+    wl.dump("--tcp-established", leave_running=True)
+    assert pyckpt_tables() == []
+    assert harness.wait_untouched(wl.pid) is None
+    wl.assert_passes()
+
+
+def test_restored_closed(start_workload, harness, no_tables):
+    """--tcp-close: the connection comes back as a closed socket (reads fail), nothing blocked."""
+    wl = start_workload("tcp-conn")
+    wl.dump("--tcp-close")
+    assert pyckpt_tables() == []
+    wl.restore()
+    rc, log = wl.terminate()
+    assert rc != 0 and "FAIL" in log, log
+
+
+def _outside(start_workload, harness, leave_running):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    wl = start_workload(harness.Case("tcp-outside", "tcpsk", ("outside", str(port))))
+    conn, _ = server.accept()
+    server.close()
+    conn.settimeout(30 * harness.SCALE)
+    hello = conn.recv(100)
+    assert hello == f"hello from {wl.pid}\n".encode(), hello
+    data = bytes((i * 7 + i // 251) & 0xFF for i in range(65536))
+    conn.sendall(data)
+    wl.dump("--tcp-established", leave_running=leave_running)
+    if not leave_running:
+        wl.restore()
+    assert pyckpt_tables() == []
+    return wl, conn, data
+
+
+@pytest.mark.parametrize("leave_running", [False, True], ids=["restored", "leave-running"])
+def test_peer_outside(start_workload, harness, no_tables, leave_running):
+    """The test holds the other end: no RST, and the data crosses both ways intact."""
+    wl, conn, data = _outside(start_workload, harness, leave_running)
+    with conn:
+        log = wl.assert_passes()
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = conn.recv(100)      # a RST would raise ConnectionResetError here
+            assert chunk, f"the connection was closed; workload log:\n{log}"
+            reply += chunk
+    want = _wl_cksum(data)
+    assert reply == f"sum {want:x}\n".encode(), (reply, log)
+
+
+def _wl_cksum(buf):
+    """wl.h's wl_cksum: FNV-1a over 64-bit little-endian words, then the tail bytes."""
+    import struct
+    h, whole = 0xcbf29ce484222325, len(buf) // 8 * 8
+    for (w,) in struct.iter_unpack("<Q", buf[:whole]):
+        h = ((h ^ w) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    for b in buf[whole:]:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def test_address_in_use_at_restore(start_workload, harness, no_tables):
+    """A port the image listens on, taken meanwhile: a clear error naming the address, no process made."""
+    wl = start_workload("tcp-listen")
+    pid = wl.pid
+    ports = _listen_ports(pid)
+    wl.dump()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", ports[0]))
+    squatter.listen(1)
+    with squatter:
+        res = harness.run_pyckpt("restore", "-D", wl.images, "-d", outdir=wl.dir, tag="restore-busy")
+        assert res.returncode != 0 and f"127.0.0.1:{ports[0]}" in res.stderr \
+            and "in use" in res.stderr and "Traceback" not in res.stderr, res.describe()
+        assert harness.proc_status(pid) is None, "a process was created before the conflict was found"
+    wl.restore()
+    wl.assert_passes()
+
+
+def test_in_flight(start_workload, harness, no_tables):
+    """A connection waiting to be accepted: refused by name, left out with --skip-in-flight."""
+    wl = start_workload("tcp-listen")
+    port = _listen_ports(wl.pid)[0]
+    client = socket.create_connection(("127.0.0.1", port))
+    with client:
+        res = wl.dump(check=False)
+        assert res.returncode != 0 and "1 connection(s) waiting to be accepted" in res.stderr \
+            and "--skip-in-flight" in res.stderr, res.describe()
+        wl.dump("--skip-in-flight")
+    wl.restore()
+    wl.assert_passes()
+
+
+def _listen_ports(pid):
+    """Ports of the IPv4 listeners of `pid` (from /proc/PID/net/tcp and its fds), lowest inode first."""
+    import os
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = []
+    with open(f"/proc/{pid}/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.append(int(fields[1].split(":")[1], 16))
+    assert ports, "no IPv4 listener found"
+    return ports
+
+
