@@ -34,6 +34,7 @@ TCP_NO_QUEUE, TCP_RECV_QUEUE, TCP_SEND_QUEUE = 0, 1, 2
 TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP = 2, 3, 4, 8
 TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE = 1, 2, 4
 SIOCINQ, SIOCOUTQ, SIOCOUTQNSD = 0x541B, 0x5411, 0x894B
+SO_PEEK_OFF = 42
 _WINDOW = struct.Struct("=5I")
 
 
@@ -59,7 +60,15 @@ def _peek(s, queue, length, what, label):
     s.setsockopt(socket.SOL_TCP, TCP_REPAIR_QUEUE, queue)
     data = b""
     if length:
-        data = s.recv(length, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        # a peek starts at the program's SO_PEEK_OFF, if it set one: from 0 here, then its own again
+        peek_off = s.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
+        if peek_off > 0:
+            s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+        try:
+            data = s.recv(length, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        finally:
+            if peek_off > 0:
+                s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, peek_off)
     if len(data) != length:
         raise UnsupportedState(f"{what}: read {len(data)} bytes of its {label} queue, the kernel reports {length}")
     return data

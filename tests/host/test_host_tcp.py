@@ -3,10 +3,14 @@ dumped tree, or the peer kept by the test; --tcp-established with and
 without -R, the refusal without it, --tcp-close, and the blocks (nft tables)
 pyckpt sets and lifts."""
 
+import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -104,7 +108,6 @@ def test_peer_outside(start_workload, harness, no_tables, leave_running):
 
 def _wl_cksum(buf):
     """wl.h's wl_cksum: FNV-1a over 64-bit little-endian words, then the tail bytes."""
-    import struct
     h, whole = 0xcbf29ce484222325, len(buf) // 8 * 8
     for (w,) in struct.iter_unpack("<Q", buf[:whole]):
         h = ((h ^ w) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
@@ -147,7 +150,6 @@ def test_in_flight(start_workload, harness, no_tables):
 
 def _listen_ports(pid):
     """Ports of the IPv4 listeners of `pid` (from /proc/PID/net/tcp and its fds), lowest inode first."""
-    import os
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         link = os.readlink(f"/proc/{pid}/fd/{fd}")
@@ -164,3 +166,19 @@ def _listen_ports(pid):
     return ports
 
 
+
+
+def test_block_dies_with_pyckpt(harness, no_tables):
+    """The dump's block is an nft table owned by a child of pyckpt: killing pyckpt lifts it."""
+    code = ("import os, signal, socket\n"
+            "from pyckpt import netblock\n"
+            "b = netblock.Block([(socket.inet_aton('127.0.0.1'), 1, socket.inet_aton('127.0.0.1'), 2)])\n"
+            "b.start()\n"
+            "print(b.table, flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=harness.REPO, capture_output=True, text=True)
+    assert res.returncode == -9 and res.stdout.startswith("pyckpt_dump_"), (res.stdout, res.stderr)
+    deadline = time.monotonic() + 10
+    while pyckpt_tables() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pyckpt_tables() == []
