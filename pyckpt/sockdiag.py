@@ -127,7 +127,7 @@ def holders_of_name(name, vfs=None, sockets=None):
     return [s for s in sockets.values() if vfs is not None and s.vfs == vfs]
 
 
-# -- TCP (inet_diag) ----------------------------------------------------------
+# -- TCP and UDP (inet_diag) --------------------------------------------------
 
 INET_DIAG_SHUTDOWN = 8
 _INET_REQ = struct.Struct("=BBBBI")      # inet_diag_req_v2 without its sockid
@@ -148,12 +148,19 @@ class InetDiag:
 
 def tcp_sockets(family):
     """{inode: InetDiag} of every TCP socket of `family` in our network namespace."""
+    return inet_sockets(family, socket.IPPROTO_TCP)
+
+
+def inet_sockets(family, protocol):
+    """{inode: InetDiag} of the `protocol` (TCP, UDP, UDP-Lite) sockets of `family` that
+    sock_diag lists: every TCP socket in a hash, every bound UDP one."""
+    name = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}.get(protocol, "udp")
     try:
         nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
     except OSError as err:
         raise PyckptError(f"cannot open a NETLINK_SOCK_DIAG socket: {err.strerror}") from err
     with nl:
-        req = _INET_REQ.pack(family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + bytes(_INET_SOCKID.size)
+        req = _INET_REQ.pack(family, protocol, 0, 0, 0xFFFFFFFF) + bytes(_INET_SOCKID.size)
         nl.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(req), SOCK_DIAG_BY_FAMILY,
                                NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req)
         found = {}
@@ -164,8 +171,9 @@ def tcp_sockets(family):
                     return found
                 if msg_type == NLMSG_ERROR:
                     code = -struct.unpack_from("=i", payload)[0]
-                    hint = " (load the tcp_diag module)" if code == errno.ENOENT else ""
-                    raise PyckptError(f"sock_diag of TCP sockets failed: {errno.errorcode.get(code, code)}{hint}")
+                    hint = f" (load the {name}_diag module)" if code == errno.ENOENT else ""
+                    raise PyckptError(f"sock_diag of {name.upper()} sockets failed: "
+                                      f"{errno.errorcode.get(code, code)}{hint}")
                 if msg_type == SOCK_DIAG_BY_FAMILY:
                     sock = _parse_inet(payload)
                     found[sock.ino] = sock

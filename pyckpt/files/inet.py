@@ -11,6 +11,8 @@ blocked meanwhile, pyckpt/netblock.py) or --tcp-close (restored as a fresh
 closed socket). Every other TCP state, and every other inet socket, is
 refused, naming the fd and the addresses.
 
+UDP and UDP-Lite sockets: files/udp.py.
+
 Restore: pyckpt makes each socket itself, as the unix ones, and the
 processes take them with pidfd_getfd (restore_fds).
 """
@@ -25,7 +27,7 @@ from .. import netblock, proc, sockdiag
 from ..errors import PyckptError, RestoreConflict, UnsupportedState
 from ..images.proto import files_pb2
 from ..sockdiag import RCV_SHUTDOWN, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN
-from . import sockopts, tcprepair
+from . import sockopts, tcprepair, udp
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +73,17 @@ class InetDump:
 
     def __init__(self, options):
         self.options = options
-        self._diag = {}
+        self._diag = {}          # (family, protocol) -> sock_diag's sockets
         self.connections = []    # (file id, dup of the target's socket, description): established, to read
         self.repaired = []       # those put in repair mode
         self.block = None
         self.block_table = ""    # table left for restore to lift (dump that kills)
 
     def diag(self, family):
-        if family not in self._diag:
-            self._diag[family] = sockdiag.tcp_sockets(family)
-        return self._diag[family]
+        key = (family, socket.IPPROTO_TCP)
+        if key not in self._diag:
+            self._diag[key] = sockdiag.tcp_sockets(family)
+        return self._diag[key]
 
     def add(self, entry, pid, fd, st, what):
         """Describe the socket at pid's fd into entry; False if it is not an inet socket."""
@@ -89,9 +92,13 @@ class InetDump:
         with s:
             if s.family not in (socket.AF_INET, socket.AF_INET6):
                 return False
+            if s.type == socket.SOCK_DGRAM and s.proto in udp.PROTOCOLS:
+                entry.kind = files_pb2.OpenFile.INET_SOCKET
+                udp.describe(entry, s, st.st_ino, self._diag, f"{what} ({describe_for_refusal(s)})", _split)
+                return True
             if s.type != socket.SOCK_STREAM or s.proto != socket.IPPROTO_TCP:
-                raise UnsupportedState(f"{what} is an {describe_for_refusal(s)}; pyckpt checkpoints TCP sockets "
-                                       "only, not UDP, raw or other inet sockets yet")
+                raise UnsupportedState(f"{what} is an {describe_for_refusal(s)}; pyckpt checkpoints TCP and UDP "
+                                       "sockets only, not raw or other inet sockets yet")
             diag = self.diag(s.family).get(st.st_ino)
             if diag is None:
                 # sock_diag lists only hashed sockets: not one that is unbound or bound only
@@ -203,7 +210,9 @@ class InetDump:
 
 
 def _what(n):
-    return (f"socket:[{n.ino}] ({FAMILY_NAMES.get(n.family, n.family)} {show(n.family, n.src_addr, n.src_port)}"
+    kind = FAMILY_NAMES.get(n.family, n.family) if n.type == socket.SOCK_STREAM else \
+        f"{udp.PROTOCOLS.get(n.protocol, n.protocol)}{'v6' if n.family == socket.AF_INET6 else ''}"
+    return (f"socket:[{n.ino}] ({kind} {show(n.family, n.src_addr, n.src_port)}"
             + (f" -> {show(n.family, n.dst_addr, n.dst_port)})" if n.dst_addr else ")"))
 
 
@@ -211,7 +220,7 @@ def _holder(n):
     """'process P (comm) fd F' holding a TCP socket on n's local port, or ''."""
     from . import pipe
     try:
-        diag = sockdiag.tcp_sockets(n.family)
+        diag = sockdiag.inet_sockets(n.family, n.protocol)
     except PyckptError:
         return ""
     with socket.socket(n.family) as probe:
@@ -229,7 +238,7 @@ def preflight(image):
         if entry.kind != files_pb2.OpenFile.INET_SOCKET:
             continue
         n = entry.inet
-        if n.state not in (TCP_LISTEN, TCP_CLOSE) or not n.src_addr:
+        if not n.src_addr or n.type == socket.SOCK_STREAM and n.state not in (TCP_LISTEN, TCP_CLOSE):
             continue
         with socket.socket(n.family, n.type, n.protocol) as s:
             sockopts.apply(s, n.options, _what(n), only=_BIND_OPTIONS)
@@ -278,6 +287,10 @@ class InetRestore:
             registry[file_id] = (os.getpid(), s.fileno())
 
     def _make(self, s, n, what):
+        if n.type == socket.SOCK_DGRAM:
+            sockopts.apply(s, n.options, what)
+            udp.make(s, n, _bind, what)
+            return
         if n.closed:
             return      # --tcp-close: a fresh closed socket
         if n.HasField("tcp"):

@@ -101,11 +101,11 @@ def table_for(family, connected):
     return opts if connected else opts + TCP_UNCONNECTED
 
 
-def collect(s, family, sock_type, proto, connected):
-    """[SockOpt] of `s` that differ from a fresh socket of its kind."""
+def collect(s, family, sock_type, proto, connected=False, table=None):
+    """[SockOpt] of `s` that differ from a fresh socket of its kind (options of `table`, else TCP's)."""
     with socket.socket(family, sock_type, proto) as fresh:
         kept = []
-        for level, name, _label, size in table_for(family, connected):
+        for level, name, _label, size in table or table_for(family, connected):
             value = _get(s, level, name, size)
             if value is None or value == _get(fresh, level, name, size):
                 continue

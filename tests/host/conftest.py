@@ -100,7 +100,7 @@ CASES = [
     Case("vmflags", "vmflags"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
-  + [Case("tcp-listen", "tcpsk", ("listen",))] \
+  + [Case("tcp-listen", "tcpsk", ("listen",)), Case("udp", "tcpsk", ("udp",))] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
      for mode in ("owner", "owner-user", "memfd", "pipesize", "unixperm", "ptyowner", "inotify", "ttys",
                   "procfiles")]

@@ -14,6 +14,13 @@
  *           connection and one side shut down for reading. After restore:
  *           names, options, every queued byte in order, then more data
  *           both ways.
+ *   udp     UDP and UDP-Lite: an IPv4 socket bound with SO_BROADCAST and
+ *           IP_TTL set, a datagram queued on it; an IPv6 socket connected to
+ *           it over v4-mapped addresses; a UDP-Lite socket with
+ *           UDPLITE_SEND_CSCOV; an IPv4 socket connected and shut down for
+ *           reading. After restore: names and options as before, the queued
+ *           datagram either dropped (restore) or intact (-R), then datagrams
+ *           both ways.
  *   outside PORT  (--tcp-established) connected to the test's server on
  *           127.0.0.1:PORT: sends "hello from pid" before the dump, after
  *           restore reads the test's 64 KiB (sent before the dump, unread),
@@ -372,6 +379,71 @@ static int mode_conn(void)
 	return wl_finish();
 }
 
+#ifndef UDPLITE_SEND_CSCOV
+#define UDPLITE_SEND_CSCOV 10
+#endif
+#define IPPROTO_UDPLITE_ 136
+
+static int mode_udp(void)
+{
+	struct sockaddr_in sa;
+	struct sockaddr_in6 s6;
+	struct opts o[4];
+	int u4 = socket(AF_INET, SOCK_DGRAM, 0), u6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	int lite = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE_), shut = socket(AF_INET, SOCK_DGRAM, 0);
+	int cscov = -1;
+	char buf[64];
+	ssize_t n;
+
+	seti(u4, SOL_SOCKET, SO_BROADCAST, 1, "SO_BROADCAST");
+	seti(u4, IPPROTO_IP, IP_TTL, 9, "IP_TTL");
+	if (bind(u4, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", 0)))
+		wl_fail("bind u4: %s", strerror(errno));
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	s6.sin6_port = htons(port_of(u4));
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &s6.sin6_addr);
+	if (connect(u6, (struct sockaddr *)&s6, sizeof(s6)))
+		wl_fail("connect u6: %s", strerror(errno));
+	if (send(u6, "queued", 6, 0) != 6)
+		wl_fail("send queued: %s", strerror(errno));
+	if (lite < 0)
+		wl_fail("UDP-Lite socket: %s", strerror(errno));
+	seti(lite, IPPROTO_UDPLITE_, UDPLITE_SEND_CSCOV, 20, "UDPLITE_SEND_CSCOV");
+	if (bind(lite, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", 0)))
+		wl_fail("bind lite: %s", strerror(errno));
+	if (connect(shut, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", port_of(u4))) || shutdown(shut, SHUT_RD))
+		wl_fail("connect/shutdown: %s", strerror(errno));
+	int fds[4] = { u4, u6, lite, shut };
+	const char *names[4] = { "UDP v4 bound", "UDP v6 connected (v4-mapped)", "UDP-Lite", "UDP shut down" };
+	for (int i = 0; i < 4; i++)
+		read_opts(fds[i], &o[i]);
+	usleep(100000);
+	wl_ready();
+	wl_wait();
+	for (int i = 0; i < 4; i++)
+		check_opts(fds[i], &o[i], names[i]);
+	cscov = geti(lite, IPPROTO_UDPLITE_, UDPLITE_SEND_CSCOV);
+	wl_check(cscov == 20, "UDP-Lite: UDPLITE_SEND_CSCOV is %d, was 20", cscov);
+	wl_check(geti(u4, SOL_SOCKET, SO_BROADCAST) == 1, "SO_BROADCAST lost");
+	n = recv(u4, buf, sizeof(buf), MSG_DONTWAIT);
+	wl_check((n < 0 && errno == EAGAIN) || (n == 6 && !memcmp(buf, "queued", 6)),
+		 "the queued datagram is neither dropped nor intact (%zd)", n);
+	wl_check(send(u6, "again", 5, 0) == 5, "send again: %s", strerror(errno));
+	{
+		struct pollfd p = { u4, POLLIN, 0 };
+		poll(&p, 1, 5000);
+	}
+	n = recvfrom(u4, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
+	wl_check(n == 5 && !memcmp(buf, "again", 5), "no datagram through after restore (%zd)", n);
+	{
+		struct pollfd p = { shut, POLLIN | POLLRDHUP, 0 };
+		poll(&p, 1, 0);
+		wl_check(p.revents & POLLRDHUP, "the socket shut down for reading is not (poll %#x)", p.revents);
+	}
+	return wl_finish();
+}
+
 static int mode_outside(int port)
 {
 	struct sockaddr_in sa;
@@ -401,8 +473,10 @@ int main(int argc, char **argv)
 		return mode_listen();
 	if (argc > 1 && !strcmp(argv[1], "conn"))
 		return mode_conn();
+	if (argc > 1 && !strcmp(argv[1], "udp"))
+		return mode_udp();
 	if (argc > 2 && !strcmp(argv[1], "outside"))
 		return mode_outside(atoi(argv[2]));
-	fprintf(stderr, "usage: tcpsk listen|conn|outside PORT\n");
+	fprintf(stderr, "usage: tcpsk listen|conn|udp|outside PORT\n");
 	return 2;
 }
