@@ -182,3 +182,27 @@ def test_block_dies_with_pyckpt(harness, no_tables):
     while pyckpt_tables() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert pyckpt_tables() == []
+
+
+def test_half_closed_refused(start_workload, harness, no_tables):
+    """A connection whose peer shut down its side (CLOSE_WAIT) is refused by state; the
+    workload goes on and its connection still carries data."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    wl = start_workload(harness.Case("tcp-outside", "tcpsk", ("outside", str(server.getsockname()[1]))))
+    conn, _ = server.accept()
+    server.close()
+    with conn:
+        conn.settimeout(30 * harness.SCALE)
+        conn.recv(100)
+        data = bytes(65536)
+        conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)
+        res = wl.dump("--tcp-established", check=False)
+        assert res.returncode != 0 and "TCP state CLOSE_WAIT" in res.stderr and "127.0.0.1" in res.stderr, \
+            res.describe()
+        assert pyckpt_tables() == []
+        wl.assert_passes()
+        assert conn.recv(100) == f"sum {_wl_cksum(data):x}\n".encode()
