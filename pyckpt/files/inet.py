@@ -75,7 +75,7 @@ class InetDump:
         self.options = options
         self._diag = {}          # (family, protocol) -> sock_diag's sockets
         self.connections = []    # (file id, dup of the target's socket, description): established, to read
-        self.repaired = []       # those put in repair mode
+        self.repaired = []       # (socket, its SO_REUSEADDR) of those put in repair mode
         self.block = None
         self.block_table = ""    # table left for restore to lift (dump that kills)
 
@@ -167,7 +167,8 @@ class InetDump:
         self.block.start()
         for file_id, s, where in self.connections:
             n = files[file_id - 1].inet
-            self.repaired.append(s)
+            # leaving repair mode clears SO_REUSEADDR: given back with -R or on failure
+            self.repaired.append((s, s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)))
             n.tcp.CopyFrom(tcprepair.dump(s, where))
             # the queues go back through the buffers: keep their sizes when something is queued
             for name, data in ((sockopts.SO_SNDBUF, n.tcp.send_queue), (sockopts.SO_RCVBUF, n.tcp.recv_queue)):
@@ -185,9 +186,10 @@ class InetDump:
 
     def abort(self):
         """Dump failed or leaves the processes running: connections out of repair mode, blocks lifted."""
-        for s in self.repaired:
+        for s, reuseaddr in self.repaired:
             try:
                 tcprepair.repair(s, False)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, reuseaddr)
             except OSError as err:
                 log.warning("could not take a dumped connection out of repair mode: %s", err)
         if self.block_table:

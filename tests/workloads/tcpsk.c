@@ -304,6 +304,7 @@ static int mode_conn(void)
 	c = sock4();
 	seti(c, SOL_SOCKET, SO_RCVBUF, 32768, "SO_RCVBUF");	/* a small window: the sender keeps unsent data */
 	seti(c, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY");
+	seti(c, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");	/* leaving repair mode clears it */
 	seti(c, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE");
 	seti(c, IPPROTO_TCP, TCP_KEEPIDLE, 99, "TCP_KEEPIDLE");
 	if (connect(c, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", port_of(l))))
