@@ -69,7 +69,8 @@ def describe_for_refusal(s):
 
 
 class InetDump:
-    """The TCP sockets of the dumped processes; `block` and `finish_*` handle established ones."""
+    """The TCP and UDP sockets of the dumped processes. Established connections are read in
+    `finish`, under a block; `leave_blocked`, `abort` and `done` end it as the dump ends."""
 
     def __init__(self, options):
         self.options = options
@@ -122,8 +123,11 @@ class InetDump:
         where = f"{what} ({FAMILY_NAMES[s.family]} {show(s.family, n.src_addr, n.src_port)}"
         connected = diag.state not in (TCP_LISTEN, TCP_CLOSE)
         if connected:
-            n.dst_addr, n.dst_port = _split(s.family, s.getpeername())
-            where += f" -> {show(s.family, n.dst_addr, n.dst_port)}"
+            try:
+                n.dst_addr, n.dst_port = _split(s.family, s.getpeername())
+                where += f" -> {show(s.family, n.dst_addr, n.dst_port)}"
+            except OSError:
+                pass            # a connect still in progress (SYN_SENT) has no peer name yet
         where += ")"
         state = STATE_NAMES.get(diag.state, str(diag.state))
         sockopts.refuse_unsupported(s, where)
@@ -145,8 +149,8 @@ class InetDump:
             log.info("%s (%s) will be restored closed (--tcp-close)", where, state)
             return
         if not self.options.tcp_established:
-            raise UnsupportedState(f"{where} is a {state} TCP connection; dump with --tcp-established to "
-                                   "keep it (or --tcp-close to restore it closed)")
+            raise UnsupportedState(f"{where} is a TCP connection in state {state}; dump with --tcp-established "
+                                   "to keep it (or --tcp-close to restore it closed)")
         if diag.state != TCP_ESTABLISHED or diag.shutdown & ~RCV_SHUTDOWN:
             raise UnsupportedState(f"{where} is in TCP state {state}; only ESTABLISHED connections (possibly "
                                    "shut down for reading) can be kept yet")

@@ -116,11 +116,12 @@ def collect(s, family, sock_type, proto, connected=False, table=None):
 def refuse_unsupported(s, what, tcp=True):
     """Options that would be lost, refused by name."""
     try:
-        filter_len = s.getsockopt(SOL_SOCKET, SO_GET_FILTER, 0)
+        # the kernel answers with the program, its length counted in instructions
+        filter_len = len(s.getsockopt(SOL_SOCKET, SO_GET_FILTER, 1024))
     except OSError as err:
-        # an eBPF program (SO_ATTACH_BPF) cannot be read back as classic BPF
-        raise UnsupportedState(f"{what} has a socket filter pyckpt cannot read "
-                               f"(SO_ATTACH_BPF?: {err.strerror}); not supported") from None
+        # a longer program (EINVAL), or an eBPF one (SO_ATTACH_BPF) that cannot be read back
+        raise UnsupportedState(f"{what} has a socket filter (SO_ATTACH_FILTER or SO_ATTACH_BPF: reading it "
+                               f"back says {err.strerror}); not supported") from None
     if filter_len:
         raise UnsupportedState(f"{what} has a classic BPF socket filter (SO_ATTACH_FILTER, {filter_len} "
                                "instructions); not supported yet")

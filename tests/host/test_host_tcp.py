@@ -37,8 +37,8 @@ def test_refused_without_flag(start_workload, no_tables):
     wl = start_workload("tcp-conn")
     res = wl.dump(check=False)
     assert res.returncode != 0
-    assert re.search(r"fd \d+ \(socket:\[\d+\]\) \(TCP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\) is a ESTABLISHED "
-                     r"TCP connection; dump with --tcp-established", res.stderr), res.describe()
+    assert re.search(r"fd \d+ \(socket:\[\d+\]\) \(TCP 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\) is a TCP connection "
+                     r"in state ESTABLISHED; dump with --tcp-established", res.stderr), res.describe()
     wl.assert_passes()
 
 
@@ -206,3 +206,11 @@ def test_half_closed_refused(start_workload, harness, no_tables):
         assert pyckpt_tables() == []
         wl.assert_passes()
         assert conn.recv(100) == f"sum {_wl_cksum(data):x}\n".encode()
+
+
+def test_socket_filter_refused(start_workload, harness, no_tables):
+    wl = start_workload(harness.Case("tcp-filter", "tcpsk", ("filter",)))
+    res = wl.dump(check=False)
+    assert res.returncode == 3 and "classic BPF socket filter (SO_ATTACH_FILTER, 1 instructions)" in res.stderr \
+        and "TCP 127.0.0.1:" in res.stderr, res.describe()
+    wl.assert_passes()

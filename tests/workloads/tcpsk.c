@@ -21,6 +21,8 @@
  *           reading. After restore: names and options as before, the queued
  *           datagram either dropped (restore) or intact (-R), then datagrams
  *           both ways.
+ *   filter  a TCP listener with a classic BPF filter (SO_ATTACH_FILTER):
+ *           refused; it still filters afterwards.
  *   outside PORT  (--tcp-established) connected to the test's server on
  *           127.0.0.1:PORT: sends "hello from pid" before the dump, after
  *           restore reads the test's 64 KiB (sent before the dump, unread),
@@ -29,6 +31,7 @@
 #include "wl.h"
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -445,6 +448,25 @@ static int mode_udp(void)
 	return wl_finish();
 }
 
+static int mode_filter(void)
+{
+	struct sock_filter code[] = { { BPF_RET | BPF_K, 0, 0, 0xffff } };
+	struct sock_fprog prog = { 1, code };
+	struct sockaddr_in sa;
+	int l = sock4();
+	socklen_t len = 0;	/* 0: the kernel answers with the program's length */
+
+	if (setsockopt(l, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) ||
+	    bind(l, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", 0)) || listen(l, 1))
+		wl_fail("filtered listener: %s", strerror(errno));
+	wl_ready();
+	wl_wait();
+	wl_check(!getsockopt(l, SOL_SOCKET, SO_GET_FILTER, NULL, &len) && len == 1,
+		 "the filter is gone (%d instructions)", (int)len);
+	exchange_through(l, "filtered listener");
+	return wl_finish();
+}
+
 static int mode_outside(int port)
 {
 	struct sockaddr_in sa;
@@ -474,6 +496,8 @@ int main(int argc, char **argv)
 		return mode_listen();
 	if (argc > 1 && !strcmp(argv[1], "conn"))
 		return mode_conn();
+	if (argc > 1 && !strcmp(argv[1], "filter"))
+		return mode_filter();
 	if (argc > 1 && !strcmp(argv[1], "udp"))
 		return mode_udp();
 	if (argc > 2 && !strcmp(argv[1], "outside"))
