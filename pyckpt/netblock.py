@@ -12,7 +12,10 @@ socket that made it closes, so the block goes with pyckpt however it ends
 A dump that kills its processes leaves a second, ordinary table behind,
 named in the image; restore deletes it once the connections are back (or
 when restore fails). Without a restore, the user lifts it with
-`nft delete table inet NAME` (the dump logs NAME).
+`nft delete table inet NAME` (the dump logs NAME). Restore also blocks the
+connections it makes (an owned table again) until every one of them is
+back: the first end of a pair made would otherwise be reset by the other's
+kernel.
 """
 
 import ipaddress
@@ -85,7 +88,7 @@ class Block:
 
     def __init__(self, connections):
         self.connections = list(connections)
-        self.table = f"pyckpt_dump_{os.getpid()}"
+        self.table = f"pyckpt_run_{os.getpid()}"
         self.child = None
 
     def start(self):

@@ -278,6 +278,19 @@ class InetRestore:
         self.socks = []
 
     def build(self, registry):
+        # Until both ends of a connection inside the image are back, a packet from the first
+        # one made (leaving repair mode sends one) would be answered with a RST: block them.
+        conns = [(e.inet.src_addr, e.inet.src_port, e.inet.dst_addr, e.inet.dst_port)
+                 for e in self.image.files.values()
+                 if e.kind == files_pb2.OpenFile.INET_SOCKET and e.inet.HasField("tcp")]
+        block = netblock.Block(conns)
+        block.start()
+        try:
+            self._build_all(registry)
+        finally:
+            block.stop()
+
+    def _build_all(self, registry):
         for file_id, entry in self.image.files.items():
             if entry.kind != files_pb2.OpenFile.INET_SOCKET:
                 continue

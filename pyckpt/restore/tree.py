@@ -5,7 +5,7 @@ first), and all are let go together."""
 
 import os
 
-from .. import netblock, proc, sysvipc
+from .. import proc, sysvipc
 from ..errors import ImageError
 from ..files import memfd
 from ..files import pty as pty_files
@@ -97,8 +97,6 @@ class TreeRestorer:
             self.ptys.close()
             self.unix.close()
             self.inet.close()
-            # restored or not, the dumped connections' packets flow again (netblock.py)
-            netblock.lift(self.image.tcp_block)
             root = self.procs.get(entries[0].pid)
             if root:
                 root.close_stub_pipe()

@@ -177,7 +177,7 @@ def test_block_dies_with_pyckpt(harness, no_tables):
             "print(b.table, flush=True)\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=harness.REPO, capture_output=True, text=True)
-    assert res.returncode == -9 and res.stdout.startswith("pyckpt_dump_"), (res.stdout, res.stderr)
+    assert res.returncode == -9 and res.stdout.startswith("pyckpt_run_"), (res.stdout, res.stderr)
     deadline = time.monotonic() + 10
     while pyckpt_tables() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -213,4 +213,21 @@ def test_socket_filter_refused(start_workload, harness, no_tables):
     res = wl.dump(check=False)
     assert res.returncode == 3 and "classic BPF socket filter (SO_ATTACH_FILTER, 1 instructions)" in res.stderr \
         and "TCP 127.0.0.1:" in res.stderr, res.describe()
+    wl.assert_passes()
+
+
+def test_block_lifted_when_restore_fails(start_workload, harness, no_tables):
+    """A restore that cannot go on (the listener's port is taken) still lifts the block; once the
+    port is free again the image restores (both ends are in it: no peer saw the block go)."""
+    wl = start_workload("tcp-conn")
+    port = _listen_ports(wl.pid)[0]
+    wl.dump("--tcp-established")
+    assert len(pyckpt_tables()) == 1
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen(1)
+        res = harness.run_pyckpt("restore", "-D", wl.images, "-d", outdir=wl.dir, tag="restore-busy")
+        assert res.returncode != 0 and f"127.0.0.1:{port}" in res.stderr, res.describe()
+        assert pyckpt_tables() == [], "a failed restore left the block"
+    wl.restore()
     wl.assert_passes()
