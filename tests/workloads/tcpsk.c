@@ -8,7 +8,7 @@
  *           SO_RCVTIMEO). After restore: names and options as before, and
  *           each listener accepts a new connection that carries data.
  *   conn    (--tcp-established) a parent and its child connected over
- *           loopback IPv4 and over a v4-mapped IPv6 connection, with data
+ *           loopback IPv4, IPv6 (::1) and v4-mapped IPv6, with data
  *           queued unread both ways (a send queue beyond what the peer
  *           window takes, so some of it is unsent), options set on the
  *           connection and one side shut down for reading. After restore:
@@ -292,10 +292,10 @@ static int mode_conn(void)
 	struct sockaddr_in sa;
 	struct sockaddr_in6 s6;
 	int l = sock4(), l6 = socket(AF_INET6, SOCK_STREAM, 0), sv[2];
-	int c, a, c6, a6, pfd[2];
+	int c, a, c6, a6, n6, m6, pfd[2];
 	char *buf = malloc(BIG);
 	size_t big_sent, small_sent;
-	struct opts oc, oa, oc6;
+	struct opts oc, oa, oc6, on6, om6;
 	pid_t child;
 
 	if (bind(l, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", 0)) || listen(l, 4))
@@ -317,7 +317,14 @@ static int mode_conn(void)
 	if (connect(c6, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", port_of(l6))))
 		wl_fail("connect v4-mapped: %s", strerror(errno));
 	a6 = accept(l6, NULL, NULL);
-	if (a < 0 || a6 < 0)
+	/* and a native IPv6 connection over ::1 */
+	n6 = socket(AF_INET6, SOCK_STREAM, 0);
+	s6.sin6_addr = in6addr_loopback;
+	s6.sin6_port = htons(port_of(l6));
+	if (connect(n6, (struct sockaddr *)&s6, sizeof(s6)))
+		wl_fail("connect ::1: %s", strerror(errno));
+	m6 = accept(l6, NULL, NULL);
+	if (a < 0 || a6 < 0 || m6 < 0)
 		wl_fail("accept: %s", strerror(errno));
 	(void)sv;
 
@@ -332,11 +339,19 @@ static int mode_conn(void)
 	if (write(c6, buf, 5000) != 5000)
 		wl_fail("write c6");
 	shutdown(a6, SHUT_RD);
+	wl_fill(buf, 3000, 4);
+	if (write(n6, buf, 3000) != 3000)
+		wl_fail("write n6");
+	wl_fill(buf, 7000, 5);
+	if (write(m6, buf, 7000) != 7000)
+		wl_fail("write m6");
 	child = fork();
 	if (child == 0) {
 		wl_pid = getpid();
 		close(a);
 		close(c6);
+		close(m6);
+		read_opts(n6, &on6);
 		read_opts(c, &oc);
 		read_opts(a6, &oc6);
 		close(pfd[0]);
@@ -345,6 +360,8 @@ static int mode_conn(void)
 		wl_wait();
 		check_opts(c, &oc, "child: client");
 		check_opts(a6, &oc6, "child: v4-mapped accepted");
+		check_opts(n6, &on6, "child: IPv6 client");
+		check_stream(n6, 7000, 5, "child: IPv6 client receive queue");
 		check_stream(c, big_sent, 1, "child: client receive queue");
 		if (write(c, "after", 5) != 5)
 			wl_fail("child: write after restore");
@@ -357,6 +374,8 @@ static int mode_conn(void)
 	}
 	close(c);
 	close(a6);
+	close(n6);
+	read_opts(m6, &om6);
 	read_opts(a, &oa);
 	close(pfd[1]);
 	{
@@ -369,6 +388,8 @@ static int mode_conn(void)
 	wl_wait();
 	check_opts(a, &oa, "accepted");
 	check_stream(a, small_sent, 2, "accepted receive queue");
+	check_opts(m6, &om6, "IPv6 accepted");
+	check_stream(m6, 3000, 4, "IPv6 accepted receive queue");
 	kill(child, SIGTERM);
 	{
 		char b[5];
