@@ -43,7 +43,6 @@ GENERIC = (
     (SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF", INT),
     (SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE", INT),
     (SOL_SOCKET, SO_LINGER, "SO_LINGER", 8),
-    (SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY", INT),
     (SOL_SOCKET, SO_MARK, "SO_MARK", INT),
     (SOL_SOCKET, SO_RCVLOWAT, "SO_RCVLOWAT", INT),
     (SOL_SOCKET, SO_RCVTIMEO_OLD, "SO_RCVTIMEO", 16),
@@ -80,11 +79,13 @@ TCP = (
     (SOL_TCP, TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT", INT),
     (SOL_TCP, TCP_FASTOPEN, "TCP_FASTOPEN", INT),
 )
+# IP_TOS sets the priority too: SO_PRIORITY goes last, whichever the program set first.
+LAST = ((SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY", INT),)
 # Only settings before a connection: on a connected socket they show what the kernel computed.
 TCP_UNCONNECTED = ((SOL_TCP, TCP_MAXSEG, "TCP_MAXSEG", INT), (SOL_TCP, TCP_WINDOW_CLAMP, "TCP_WINDOW_CLAMP", INT))
 
 _FORCE = {SO_SNDBUF: SO_SNDBUFFORCE, SO_RCVBUF: SO_RCVBUFFORCE}
-LABELS = {(level, name): label for level, name, label, _size in GENERIC + IPV4 + IPV6 + TCP + TCP_UNCONNECTED}
+LABELS = {(level, name): label for level, name, label, _size in GENERIC + IPV4 + IPV6 + TCP + TCP_UNCONNECTED + LAST}
 
 
 def _get(s, level, name, size):
@@ -98,7 +99,7 @@ def _get(s, level, name, size):
 
 def table_for(family, connected):
     opts = GENERIC + (IPV6 if family == socket.AF_INET6 else ()) + IPV4 + TCP
-    return opts if connected else opts + TCP_UNCONNECTED
+    return opts + LAST if connected else opts + TCP_UNCONNECTED + LAST
 
 
 def collect(s, family, sock_type, proto, connected=False, table=None):

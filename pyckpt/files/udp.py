@@ -53,7 +53,8 @@ def describe(entry, s, ino, diag_cache, what, split):
                         what, diag.rqueue)
     sockopts.refuse_unsupported(s, what, tcp=False)
     extra = UDPLITE if s.proto == IPPROTO_UDPLITE else UDP
-    table = sockopts.GENERIC + (sockopts.IPV6 if s.family == socket.AF_INET6 else ()) + sockopts.IPV4 + extra
+    table = (sockopts.GENERIC + (sockopts.IPV6 if s.family == socket.AF_INET6 else ()) + sockopts.IPV4 + extra
+             + sockopts.LAST)
     n.options.extend(sockopts.collect(s, s.family, s.type, s.proto, table=table))
 
 

@@ -203,6 +203,8 @@ static int mode_listen(void)
 		wl_fail("dual-stack listener: %s", strerror(errno));
 
 	seti(bound, IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND");
+	seti(bound, IPPROTO_IP, IP_TOS, 0x10, "IP_TOS");	/* sets the priority too ... */
+	seti(bound, SOL_SOCKET, SO_PRIORITY, 3, "SO_PRIORITY");	/* ... which this one overrides */
 	if (bind(bound, (struct sockaddr *)&sa, addr4(&sa, "127.0.0.1", 0)))
 		wl_fail("bound socket: %s", strerror(errno));
 	setsockopt(fresh, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
