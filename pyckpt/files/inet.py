@@ -78,6 +78,7 @@ class InetDump:
         self.connections = []    # (file id, dup of the target's socket, description): established, to read
         self.repaired = []       # (socket, its SO_REUSEADDR) of those put in repair mode
         self.block = None
+        self.guard = None        # tcprepair.Guard: repair mode off should pyckpt die mid-dump
         self.block_table = ""    # table left for restore to lift (dump that kills)
 
     def diag(self, family):
@@ -167,12 +168,14 @@ class InetDump:
         for file_id, _s, _where in self.connections:
             n = files[file_id - 1].inet
             conns.append((n.src_addr, n.src_port, n.dst_addr, n.dst_port))
+        # leaving repair mode clears SO_REUSEADDR: given back with -R or on failure
+        socks = [(s, s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)) for _id, s, _where in self.connections]
+        self.guard = tcprepair.Guard(socks)      # before the block: it must not hold nft's pipe
         self.block = netblock.Block(conns)
         self.block.start()
-        for file_id, s, where in self.connections:
+        for (file_id, s, where), repaired in zip(self.connections, socks):
             n = files[file_id - 1].inet
-            # leaving repair mode clears SO_REUSEADDR: given back with -R or on failure
-            self.repaired.append((s, s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)))
+            self.repaired.append(repaired)
             n.tcp.CopyFrom(tcprepair.dump(s, where))
             # the queues go back through the buffers: keep their sizes when something is queued
             for name, data in ((sockopts.SO_SNDBUF, n.tcp.send_queue), (sockopts.SO_RCVBUF, n.tcp.recv_queue)):
@@ -202,6 +205,9 @@ class InetDump:
         self.done()
 
     def done(self):
+        if self.guard is not None:
+            self.guard.release()
+            self.guard = None
         for _file_id, s, _where in self.connections:
             s.close()
         self.connections, self.repaired = [], []

@@ -21,6 +21,7 @@ make what was read out of date.
 """
 
 import fcntl
+import os
 import socket
 import struct
 
@@ -145,3 +146,44 @@ def restore(s, conn, local, remote, what):
     finally:
         repair(s, False)
     _send_all(s, conn.send_queue[sent:], what, "send")
+
+
+class Guard:
+    """Takes the sockets out of repair mode again should pyckpt die before it does.
+
+    A forked child holds its own copy of each socket and a pipe from pyckpt:
+    end of file with no word first means pyckpt died mid-dump, and the child
+    turns repair mode off (and SO_REUSEADDR back on where it was, since leaving
+    repair mode clears it) so that the processes, thawed by their tracer's
+    death, keep talking. `release()` says the sockets are taken care of.
+    """
+
+    def __init__(self, socks_and_reuse):
+        read_end, self._write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:       # the guard: nothing of pyckpt's but these (/dev/crak, nft's pipe...)
+            keep = sorted({read_end} | {s.fileno() for s, _reuse in socks_and_reuse})
+            low = 0
+            for fd in keep:
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+            try:
+                word = os.read(read_end, 1)
+                if not word:
+                    for s, reuse in socks_and_reuse:
+                        try:
+                            repair(s, False)
+                            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, reuse)
+                        except OSError:
+                            pass
+            finally:
+                os._exit(0)
+        os.close(read_end)
+
+    def release(self):
+        if self.pid:
+            os.write(self._write_end, b"k")
+            os.close(self._write_end)
+            os.waitpid(self.pid, 0)
+            self.pid = 0

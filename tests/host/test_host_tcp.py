@@ -231,3 +231,32 @@ def test_block_lifted_when_restore_fails(start_workload, harness, no_tables):
         assert pyckpt_tables() == [], "a failed restore left the block"
     wl.restore()
     wl.assert_passes()
+
+
+def test_repair_mode_lifted_when_pyckpt_dies(harness):
+    """pyckpt killed while a connection is in repair mode: its guard takes the socket out again."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+    code = ("import os, signal, socket, sys\n"
+            "from pyckpt.files import tcprepair\n"
+            "s = socket.socket(fileno=int(sys.argv[1]))\n"
+            "guard = tcprepair.Guard([(s, 0)])\n"
+            "tcprepair.repair(s, True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    with client, accepted:
+        res = subprocess.run([sys.executable, "-c", code, str(accepted.fileno())], pass_fds=(accepted.fileno(),),
+                             cwd=harness.REPO, capture_output=True, text=True)
+        assert res.returncode == -9, res.stderr
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                accepted.send(b"x")     # EINVAL while in repair mode (no queue picked)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the socket stayed in repair mode"
+                time.sleep(0.05)
+        client.settimeout(10)
+        assert client.recv(1) == b"x"
