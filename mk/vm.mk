@@ -10,7 +10,7 @@ VM_PYTHON ?= $(if $(wildcard $(VM_ROOT)/.venv/bin/python),$(VM_ROOT)/.venv/bin/p
 # extra arguments for pytest tests/vm, e.g. VM_PYTEST_ARGS=-x
 VM_PYTEST_ARGS ?=
 
-.PHONY: vm-deps vm-fetch vm-rootfs vm-module vm-initramfs vm-run vm-test
+.PHONY: vm-deps vm-fetch vm-rootfs vm-module vm-initramfs vm-run vm-test vm-test-full
 
 vm-deps:
 	sh $(VM_ROOT)/tools/vm/install-deps.sh $(ARCH)
@@ -34,3 +34,7 @@ vm-run: vm-initramfs vm-rootfs
 
 vm-test: vm-initramfs vm-rootfs
 	cd $(VM_ROOT) && PYCKPT_VM_ARCH=$(ARCH) $(VM_PYTHON) -m pytest -p no:cacheprovider -rs --tb=short $(VM_PYTEST_ARGS) tests/vm
+
+# every host test under both backends in the guest (CI runs the trimmed default)
+vm-test-full:
+	$(MAKE) vm-test ARCH=$(ARCH) PYCKPT_VM_RUNS=full

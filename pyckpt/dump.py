@@ -387,9 +387,14 @@ def _sched_message(msg, pid, tid):
     msg.priority = os.sched_getparam(tid).sched_priority
     msg.nice = os.getpriority(os.PRIO_PROCESS, tid)
     msg.cpus.extend(sorted(os.sched_getaffinity(tid)))
-    if tid == pid:
-        with open(f"/proc/{pid}/timerslack_ns") as f:
-            msg.timerslack_ns = int(f.read())
+    # per thread (prctl(PR_SET_TIMERSLACK) sets the caller's own); /proc/TID works for any thread
+    with open(f"/proc/{tid}/timerslack_ns") as f:
+        msg.timerslack_ns = int(f.read())
+    msg.ioprio = linux.syscall("ioprio_get", linux.IOPRIO_WHO_PROCESS, tid)
+    attr = linux.sched_getattr(tid)
+    msg.util_min, msg.util_max = attr["util_min"], attr["util_max"]
+    if attr["policy"] == linux.SCHED_DEADLINE:
+        msg.dl_runtime, msg.dl_deadline, msg.dl_period = attr["runtime"], attr["deadline"], attr["period"]
 
 
 def _fill_creds(creds, status):

@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import struct
 
 from . import arch as _arch
 
@@ -262,6 +263,41 @@ def kcmp_file(pid1, pid2, fd1, fd2):
 def kcmp_files(pid1, pid2):
     """0 when both processes use one fd table (clone CLONE_FILES)."""
     return syscall("kcmp", pid1, pid2, KCMP_FILES, 0, 0)
+
+
+MQUEUE_MAGIC = 0x19800202
+
+
+def fs_magic(path):
+    """statfs(2)'s f_type of the filesystem holding `path` (the first field, a long)."""
+    buf = ctypes.create_string_buffer(256)     # struct statfs is 120 bytes on every 64-bit arch
+    _check(_libc.statfs(os.fsencode(path), buf), f"statfs {path}")
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+IOPRIO_WHO_PROCESS = 1
+SCHED_DEADLINE = 6
+SCHED_FLAG_RESET_ON_FORK = 0x01
+SCHED_FLAG_KEEP_ALL = 0x08 | 0x10           # keep policy and params: change only what the flags add
+SCHED_FLAG_UTIL_CLAMP = 0x20 | 0x40         # UTIL_CLAMP_MIN | UTIL_CLAMP_MAX
+# struct sched_attr up to sched_util_max (SCHED_ATTR_SIZE_VER1)
+_SCHED_ATTR = struct.Struct("=IIQiIQQQII")
+SCHED_ATTR_FIELDS = ("size", "policy", "flags", "nice", "priority", "runtime", "deadline", "period",
+                     "util_min", "util_max")
+
+
+def sched_getattr(tid):
+    """sched_getattr(2) of thread `tid` as a dict of SCHED_ATTR_FIELDS."""
+    buf = ctypes.create_string_buffer(_SCHED_ATTR.size)
+    syscall("sched_getattr", tid, buf, _SCHED_ATTR.size, 0)
+    return dict(zip(SCHED_ATTR_FIELDS, _SCHED_ATTR.unpack(buf.raw)))
+
+
+def sched_setattr(tid, **fields):
+    values = dict.fromkeys(SCHED_ATTR_FIELDS, 0)
+    values.update(fields, size=_SCHED_ATTR.size)
+    buf = ctypes.create_string_buffer(_SCHED_ATTR.pack(*(values[k] for k in SCHED_ATTR_FIELDS)))
+    syscall("sched_setattr", tid, buf, 0)
 
 
 def kcmp_sysvsem(pid1, pid2):

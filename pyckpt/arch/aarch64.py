@@ -52,6 +52,7 @@ SYSCALLS = {
     "rt_tgsigqueueinfo": 240, "prlimit64": 261, "shmat": 196, "kcmp": 272, "memfd_create": 279,
     "rseq": 293, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "inotify_init1": 26, "inotify_add_watch": 27, "inotify_rm_watch": 28, "epoll_create1": 20, "epoll_ctl": 21, "eventfd2": 19, "signalfd4": 74, "timerfd_create": 85, "timerfd_settime": 86, "clock_gettime": 113, "userfaultfd": 282,
     "timer_create": 107, "timer_gettime": 108, "timer_getoverrun": 109, "timer_settime": 110, "timer_delete": 111, "seccomp": 277,
+    "ioprio_set": 30, "ioprio_get": 31, "sched_setattr": 274, "sched_getattr": 275,
 }
 
 # The syscall number lives outside user_pt_regs (NT_ARM_SYSTEM_CALL); x8

@@ -51,6 +51,7 @@ SYSCALLS = {
     "memfd_create": 5314, "rseq": 5327, "pidfd_open": 5434, "pidfd_getfd": 5438, "clone3": 5435,
     "close_range": 5436, "inotify_init1": 5288, "inotify_add_watch": 5244, "inotify_rm_watch": 5245, "epoll_create1": 5285, "epoll_ctl": 5208, "eventfd2": 5284, "signalfd4": 5283, "timerfd_create": 5280, "timerfd_settime": 5282, "clock_gettime": 5222, "userfaultfd": 5317,
     "timer_create": 5216, "timer_settime": 5217, "timer_gettime": 5218, "timer_getoverrun": 5219, "timer_delete": 5220, "seccomp": 5312,
+    "ioprio_set": 5273, "ioprio_get": 5274, "sched_setattr": 5309, "sched_getattr": 5310,
 }
 
 

@@ -49,6 +49,7 @@ SYSCALLS = {
     "rt_tgsigqueueinfo": 297, "prlimit64": 302, "shmat": 30, "kcmp": 312, "memfd_create": 319,
     "rseq": 334, "pidfd_open": 434, "pidfd_getfd": 438, "clone3": 435, "close_range": 436, "inotify_init1": 294, "inotify_add_watch": 254, "inotify_rm_watch": 255, "epoll_create1": 291, "epoll_ctl": 233, "eventfd2": 290, "signalfd4": 289, "timerfd_create": 283, "timerfd_settime": 286, "clock_gettime": 228, "userfaultfd": 323,
     "timer_create": 222, "timer_settime": 223, "timer_gettime": 224, "timer_getoverrun": 225, "timer_delete": 226, "seccomp": 317,
+    "ioprio_set": 251, "ioprio_get": 252, "sched_setattr": 314, "sched_getattr": 315,
 }
 
 

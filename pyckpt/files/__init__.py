@@ -97,6 +97,9 @@ class FileTable:
             anon.describe(entry, pid, fd, link, info, what)
         elif link.startswith("anon_inode:"):
             raise UnsupportedState(f"{what} is an anonymous inode ({link[11:]}); not supported yet")
+        elif stat.S_ISREG(st.st_mode) and linux.fs_magic(f"/proc/{pid}/fd/{fd}") == linux.MQUEUE_MAGIC:
+            # before the deleted-file branch: an unlinked queue is no file to save
+            raise UnsupportedState(f"{what} is a POSIX message queue (mq_open); not supported yet")
         elif stat.S_ISREG(st.st_mode) and memfd.is_memfd(link):
             memfd.describe(entry, pid, fd, link, st)
             self.ghosts[entry.id] = (pid, fd)

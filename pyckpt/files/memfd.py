@@ -55,8 +55,10 @@ def describe(entry, pid, fd, link, st):
 def describe_mapped(pid, vma, data):
     """The MemfdObject a mapping shows; its contents go to image file `data`."""
     path = f"/proc/{pid}/map_files/{vma.start:x}-{vma.end:x}"
-    return ipc_pb2.MemfdObject(id=vma.inode, name=_name(vma.path), size=os.stat(path).st_size,
-                               seals=_seals(path), data=data)
+    st = os.stat(path)
+    return ipc_pb2.MemfdObject(id=vma.inode, name=_name(vma.path), size=st.st_size, seals=_seals(path),
+                               data=data, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid,
+                               atime_ns=st.st_atime_ns, mtime_ns=st.st_mtime_ns)
 
 
 def save_mapped(pid, vma, size, path):
@@ -66,8 +68,9 @@ def save_mapped(pid, vma, size, path):
 # -- restore ------------------------------------------------------------------
 
 
-def create(restorer, name, seals, size, data_path):
-    """A new memfd in the target, sized and filled from `data_path`, not sealed yet; its fd there."""
+def create(restorer, name, seals, size, data_path, attrs):
+    """A new memfd in the target, sized and filled from `data_path`, with the owner, mode and times
+    of `attrs` (a FileRef or MemfdObject), not sealed yet; its fd there."""
     what = f"memfd {name!r} of process {restorer.pid}"
     flags = 0 if seals & F_SEAL_SEAL and not seals & ~F_SEAL_SEAL else MFD_ALLOW_SEALING
     restorer.scratch.reset()
@@ -80,9 +83,19 @@ def create(restorer, name, seals, size, data_path):
             shmem.copy_data(image, local, 0, size)
         finally:
             os.close(image)
+        _set_attrs(local, attrs)
     finally:
         os.close(local)
     return fd
+
+
+def _set_attrs(fd, attrs):
+    """Owner, then mode (chown clears set-id bits), then times last: filling it set mtime."""
+    if not attrs.mode:
+        return      # an image from before these were kept
+    os.fchown(fd, attrs.uid, attrs.gid)
+    os.fchmod(fd, attrs.mode & 0o7777)
+    os.utime(fd, ns=(attrs.atime_ns, attrs.mtime_ns))
 
 
 def add_seals(path, seals):
@@ -103,7 +116,8 @@ def open_in_target(restorer, entry):
     where = restorer.tree.memfd_location(entry.file.ino)
     created = None
     if where is None:
-        created = create(restorer, entry.memfd_name, entry.seals, entry.file.size, restorer.image.path(entry.ghost))
+        created = create(restorer, entry.memfd_name, entry.seals, entry.file.size, restorer.image.path(entry.ghost),
+                         entry.file)
         add_seals(f"/proc/{restorer.pid}/fd/{created}", entry.seals)
         where = f"/proc/{restorer.pid}/fd/{created}"
     if created is not None and entry.flags & os.O_ACCMODE == os.O_RDWR:

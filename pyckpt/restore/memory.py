@@ -158,20 +158,18 @@ def _map_memfd(pr, vma, prot, where):
         obj = pr.image.memfds.get(vma.shmem_id)
         if obj is None:
             raise ImageError(f"{pr.image.path(images.IPC)}: no memfd object {vma.shmem_id} for {where}")
-        created = memfd.create(pr, obj.name, obj.seals, obj.size, pr.image.path(obj.data))
+        created = memfd.create(pr, obj.name, obj.seals, obj.size, pr.image.path(obj.data), obj)
         location = f"/proc/{pr.pid}/fd/{created}"
-    if created is not None and mode == os.O_RDWR:
-        fd = created
-    else:
-        scratch.reset()
-        fd = inj.call("openat", linux.AT_FDCWD, scratch.put_str(location), mode | os.O_CLOEXEC, 0,
-                      detail=f"{where} ({location})")
+    # a new open even of the one just created: O_NOATIME, as mmap would touch the object's atime
+    scratch.reset()
+    fd = inj.call("openat", linux.AT_FDCWD, scratch.put_str(location), mode | os.O_NOATIME | os.O_CLOEXEC, 0,
+                  detail=f"{where} ({location})")
     try:
         flags = (arch.MAP_SHARED if shared else arch.MAP_PRIVATE) | arch.MAP_FIXED
         inj.call("mmap", vma.start, vma.end - vma.start, prot, flags, fd, vma.pgoff, detail=where)
     finally:
         inj.call("close", fd)
-        if created is not None and fd != created:
+        if created is not None:
             inj.call("close", created)
     if created is not None:
         pr.tree.memfd_registry[vma.shmem_id] = (pr.pid, vma.start)

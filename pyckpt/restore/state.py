@@ -136,12 +136,37 @@ def restore_sched(pr, thread):
         log.warning("thread %d ran on CPUs %s, none of which is here; leaving its affinity", tid, list(sched.cpus))
     os.setpriority(os.PRIO_PROCESS, tid, sched.nice)
     try:
-        os.sched_setscheduler(tid, sched.policy, os.sched_param(sched.priority))
+        if sched.policy & ~os.SCHED_RESET_ON_FORK == linux.SCHED_DEADLINE:
+            # sched_setscheduler cannot give deadline parameters
+            linux.sched_setattr(tid, policy=linux.SCHED_DEADLINE,
+                                flags=linux.SCHED_FLAG_RESET_ON_FORK if sched.policy & os.SCHED_RESET_ON_FORK else 0,
+                                runtime=sched.dl_runtime, deadline=sched.dl_deadline, period=sched.dl_period)
+        else:
+            os.sched_setscheduler(tid, sched.policy, os.sched_param(sched.priority))
     except OSError as err:
         raise RestoreConflict(f"cannot give thread {tid} scheduling policy {sched.policy} "
                               f"priority {sched.priority}: {err.strerror}") from None
+    _restore_clamps_and_ioprio(tid, sched)
     if sched.timerslack_ns:
         with open(f"/proc/{tid}/timerslack_ns", "w") as f:
             f.write(str(sched.timerslack_ns))
+
+
+def _restore_clamps_and_ioprio(tid, sched):
+    """Set only what differs from what the new thread has (a kernel without clamps shows 0-0 for
+    both; an explicitly set value equal to the default is not observable either)."""
+    now = linux.sched_getattr(tid)
+    if sched.HasField("util_max") and (now["util_min"], now["util_max"]) != (sched.util_min, sched.util_max):
+        try:
+            linux.sched_setattr(tid, flags=linux.SCHED_FLAG_KEEP_ALL | linux.SCHED_FLAG_UTIL_CLAMP,
+                                util_min=sched.util_min, util_max=sched.util_max)
+        except OSError as err:
+            raise RestoreConflict(f"cannot give thread {tid} utilization clamps {sched.util_min}-{sched.util_max}: "
+                                  f"{err.strerror}") from None
+    if sched.HasField("ioprio") and linux.syscall("ioprio_get", linux.IOPRIO_WHO_PROCESS, tid) != sched.ioprio:
+        try:
+            linux.syscall("ioprio_set", linux.IOPRIO_WHO_PROCESS, tid, sched.ioprio)
+        except OSError as err:
+            raise RestoreConflict(f"cannot give thread {tid} I/O priority {sched.ioprio:#x}: {err.strerror}") from None
 
 # -- threads, registers, and letting go -----------------------------------------

@@ -108,7 +108,8 @@ UNSUPPORTED = Case("unsupported", "unsupported")
 TTY = Case("tty", "tty")
 # Each holds one kind of state pyckpt refuses to dump (see workloads/refused.c).
 REFUSED = [Case(f"refused-{mode}", "refused", (mode,))
-           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "shared-files", "uffd-registered")]
+           for mode in ("seccomp-notif", "lease-breaking", "io-uring", "mqueue", "shared-files",
+                        "uffd-registered")]
 FDATTRS_REFUSED = [Case(f"fdattrs-{mode}", "fdattrs", (mode,)) for mode in ("procdead", "packets")]
 # SysV IPC state pyckpt refuses (see workloads/sysvipc.c).
 SYSVIPC_REFUSED = [Case(f"sysvipc-{mode}", "sysvipc", (mode,)) for mode in ("sem-undo", "shm-outside")]

@@ -37,6 +37,7 @@ def test_unsupported_fd_refused(start_workload, harness, leave_running):
         ("seccomp-notif", "SECCOMP_RET_USER_NOTIF"),
         ("lease-breaking", "lease being broken"),
         ("io-uring", "(anon_inode:[io_uring]), worker threads"),
+        ("mqueue", "POSIX message queue"),
         ("shared-files", "share one fd table"),
         ("uffd-registered", "registered with userfaultfd (missing pages) (VmFlags \"um\")"))])
 def test_unsupported_process_state_refused(start_workload, harness, mode, words):

@@ -9,7 +9,8 @@
  * After restore: every mapping and the fd of one object are still the same
  * object (a write through one shows in the others, in both processes),
  * names, sizes, seals and contents are as they were, the private page keeps
- * its own bytes while unwritten private pages still follow the object.
+ * its own bytes while unwritten private pages still follow the object,
+ * and each object's owner, mode and atime/mtime (fstat) are unchanged.
  * The child reports through its exit status; only the parent prints.
  */
 #include "wl.h"
@@ -23,6 +24,39 @@
 
 static int afd, cfd;
 static char *a_shared, *a_private, *b_map, *c_private;
+static struct stat a_before, b_before;
+
+/* Give an object owner, mode and times of its own (restore must not leave its own). */
+static void set_attrs(int fd, uid_t uid, mode_t mode, long sec)
+{
+	struct timespec times[2] = { { sec, 123456789 }, { sec + 1000, 987654321 } };
+
+	if (fchown(fd, uid, uid + 1) || fchmod(fd, mode) || futimens(fd, times))
+		wl_die("memfd attrs");
+}
+
+static void b_stat(struct stat *st)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
+		 (unsigned long)b_map, (unsigned long)b_map + B_SIZE);
+	if (stat(path, st))
+		wl_die("stat map_files");
+}
+
+static void check_attrs(const char *name, const struct stat *a, const struct stat *b)
+{
+	wl_check(a->st_mode == b->st_mode, "%s mode %o, was %o", name, b->st_mode, a->st_mode);
+	wl_check(a->st_uid == b->st_uid && a->st_gid == b->st_gid, "%s owner %d:%d, was %d:%d", name,
+		 (int)b->st_uid, (int)b->st_gid, (int)a->st_uid, (int)a->st_gid);
+	wl_check(a->st_atim.tv_sec == b->st_atim.tv_sec && a->st_atim.tv_nsec == b->st_atim.tv_nsec,
+		 "%s atime %ld.%09ld, was %ld.%09ld", name, (long)b->st_atim.tv_sec, b->st_atim.tv_nsec,
+		 (long)a->st_atim.tv_sec, a->st_atim.tv_nsec);
+	wl_check(a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec,
+		 "%s mtime %ld.%09ld, was %ld.%09ld", name, (long)b->st_mtim.tv_sec, b->st_mtim.tv_nsec,
+		 (long)a->st_mtim.tv_sec, a->st_mtim.tv_nsec);
+}
 static volatile char *handshake;	/* in A's shared mapping, last page */
 
 static int check_name(int fd, const char *want)
@@ -106,8 +140,34 @@ int main(void)
 		_exit(child());
 	while (!handshake[0])
 		usleep(1000);
+	/* after every write (a write through a mapping may touch mtime) */
+	set_attrs(afd, 1234, 0640, 1000000000);
+	{
+		char path[128];
+		int bfd2;
+
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
+			 (unsigned long)b_map, (unsigned long)b_map + B_SIZE);
+		bfd2 = open(path, O_RDONLY);
+		if (bfd2 < 0)
+			wl_die("open map_files");
+		set_attrs(bfd2, 4321, 0604, 1200000000);
+		close(bfd2);
+	}
+	if (fstat(afd, &a_before))
+		wl_die("fstat");
+	b_stat(&b_before);
 	wl_ready();
 	wl_wait();
+
+	{
+		struct stat a_after, b_after;
+
+		wl_check(!fstat(afd, &a_after), "fstat wl-map");
+		b_stat(&b_after);
+		check_attrs("wl-map", &a_before, &a_after);
+		check_attrs("wl-nofd", &b_before, &b_after);
+	}
 
 	/* names, sizes, seals */
 	wl_check(check_name(afd, "/memfd:wl-map (deleted)"), "fd %d is not memfd wl-map", afd);

@@ -2,8 +2,10 @@
  * procstate: the rest of a process's kernel state. Capabilities (a smaller
  * bounding set, inheritable + ambient ones), securebits, no_new_privs,
  * personality, all three interval timers (long
- * enough not to fire), scheduling policy and nice value, CPU affinity and
- * timer slack. After restore each must read back as it was set, and the
+ * enough not to fire), scheduling policy and nice value, CPU affinity,
+ * timer slack, I/O priority and utilization clamps (where the kernel has
+ * them: a kernel without reports 0-0, checked the same), and a second
+ * thread with a timer slack and I/O priority of its own. After restore each must read back as it was set, and the
  * timers must still be counting down, not reset and not stopped. (Setting a
  * CPU-time itimer rounds it up by one tick, hence the half-second slack.)
  */
@@ -15,6 +17,51 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <pthread.h>
+
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_VALUE(class, level) ((class) << 13 | (level))
+
+struct sched_attr_v1 {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+	uint32_t util_min, util_max;
+};
+
+static void get_clamps(uint32_t *min, uint32_t *max)
+{
+	struct sched_attr_v1 a;
+
+	memset(&a, 0, sizeof(a));
+	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0))
+		wl_die("sched_getattr");
+	*min = a.util_min;
+	*max = a.util_max;
+}
+
+/* The second thread: its own slack and I/O priority, checked by itself after restore. */
+static volatile int thread_state;	/* 1 set up, 2 check now, 3 passed, 4 failed */
+static long thread_slack;
+static int thread_ioprio;
+
+static void *other_thread(void *arg)
+{
+	(void)arg;
+	if (prctl(PR_SET_TIMERSLACK, 777777, 0, 0, 0) ||
+	    syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_VALUE(3, 0)))	/* idle class */
+		wl_die("thread attrs");
+	thread_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+	thread_ioprio = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0);
+	thread_state = 1;
+	while (thread_state != 2)
+		usleep(1000);
+	thread_state = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) == thread_slack &&
+		       syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0) == thread_ioprio ? 3 : 4;
+	return NULL;
+}
 
 struct caps {
 	uint64_t eff, prm, inh;
@@ -63,7 +110,10 @@ int main(void)
 	struct sched_param param = { 0 };
 	cpu_set_t cpus, now;
 	long bnd_net_raw, bnd_sys_boot, secbits, slack, persona;
-	int nice_before;
+	int nice_before, ioprio;
+	uint32_t umin, umax, umin_now, umax_now;
+	struct sched_attr_v1 clamp;
+	pthread_t thread;
 	double real_left;
 
 	wl_setup(0);
@@ -82,6 +132,19 @@ int main(void)
 		wl_die("timerslack");
 	if (sched_setscheduler(0, SCHED_BATCH, &param) || setpriority(PRIO_PROCESS, 0, 7))
 		wl_die("sched");
+	if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_VALUE(2, 6)))	/* best effort, 6 */
+		wl_die("ioprio_set");
+	memset(&clamp, 0, sizeof(clamp));
+	clamp.size = sizeof(clamp);
+	clamp.flags = 0x08 | 0x10 | 0x20 | 0x40;	/* KEEP_POLICY|KEEP_PARAMS|UTIL_CLAMP_MIN|MAX */
+	clamp.util_min = 100;
+	clamp.util_max = 800;
+	if (syscall(SYS_sched_setattr, 0, &clamp, 0) && errno != EOPNOTSUPP)
+		wl_die("sched_setattr clamps");
+	if (pthread_create(&thread, NULL, other_thread, NULL))
+		wl_die("pthread_create");
+	while (thread_state != 1)
+		usleep(1000);
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
 	if (sched_setaffinity(0, sizeof(cpus), &cpus))
@@ -99,6 +162,8 @@ int main(void)
 	slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 	persona = personality(0xffffffff);
 	nice_before = getpriority(PRIO_PROCESS, 0);
+	ioprio = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0);
+	get_clamps(&umin, &umax);
 	wl_ready();
 	wl_wait();
 
@@ -125,6 +190,14 @@ int main(void)
 	wl_check(getpriority(PRIO_PROCESS, 0) == nice_before, "nice %d, was %d",
 		 getpriority(PRIO_PROCESS, 0), nice_before);
 	wl_check(!sched_getaffinity(0, sizeof(now), &now) && CPU_EQUAL(&now, &cpus), "CPU affinity changed");
+	wl_check(syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0) == ioprio, "I/O priority %#lx, was %#x",
+		 syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0), ioprio);
+	get_clamps(&umin_now, &umax_now);
+	wl_check(umin_now == umin && umax_now == umax, "utilization clamps %u-%u, were %u-%u",
+		 umin_now, umax_now, umin, umax);
+	thread_state = 2;
+	pthread_join(thread, NULL);
+	wl_check(thread_state == 3, "the second thread's timer slack or I/O priority changed");
 	real_left = timer_left(ITIMER_REAL);
 	wl_check(real_left > 0 && real_left < 500, "ITIMER_REAL has %.1f s left", real_left);
 	getitimer(ITIMER_REAL, &got);

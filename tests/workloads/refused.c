@@ -9,6 +9,7 @@
  *                the break, which lasts lease-break-time (45 s by default)
  *   io-uring     an io_uring instance with a read of an empty pipe punted to
  *                an io-wq worker thread (iou-wrk-PID), still waiting
+ *   mqueue       a POSIX message queue (mq_open), unlinked at once
  *   shared-files a child created with clone(CLONE_FILES): one fd table for
  *                two processes (after SIGTERM: a new fd is seen in both)
  *   uffd-registered  a mapping registered with userfaultfd for missing pages
@@ -17,6 +18,7 @@
 #include "wl.h"
 #include <linux/filter.h>
 #include <linux/io_uring.h>
+#include <mqueue.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/mman.h>
@@ -117,6 +119,14 @@ int main(int argc, char **argv)
 			usleep(1000);
 		if (!has_worker())
 			wl_die("no io-wq worker thread");
+	} else if (!strcmp(mode, "mqueue")) {
+		char name[64];
+
+		/* unlinked at once: a deleted queue must not pass for a deleted file either */
+		snprintf(name, sizeof(name), "/pyckpt-wl-%d", (int)getpid());
+		fd = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, NULL);
+		if (fd < 0 || mq_unlink(name))
+			wl_die("mq_open");
 	} else if (!strcmp(mode, "shared-files")) {
 		sharer = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
 		if (sharer < 0)
