@@ -168,15 +168,21 @@ def inet_sockets(family, protocol):
             data = nl.recv(1 << 16)
             for msg_type, payload in _messages(data):
                 if msg_type == NLMSG_DONE:
+                    # a dump that could not start (no {name}_diag module) ends here with its error
+                    if len(payload) >= 4 and struct.unpack_from("=i", payload)[0] < 0:
+                        raise _inet_diag_error(name, payload)
                     return found
                 if msg_type == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", payload)[0]
-                    hint = f" (load the {name}_diag module)" if code == errno.ENOENT else ""
-                    raise PyckptError(f"sock_diag of {name.upper()} sockets failed: "
-                                      f"{errno.errorcode.get(code, code)}{hint}")
+                    raise _inet_diag_error(name, payload)
                 if msg_type == SOCK_DIAG_BY_FAMILY:
                     sock = _parse_inet(payload)
                     found[sock.ino] = sock
+
+
+def _inet_diag_error(name, payload):
+    code = -struct.unpack_from("=i", payload)[0]
+    hint = f" (load the {name}_diag module)" if code == errno.ENOENT else ""
+    return PyckptError(f"sock_diag of {name.upper()} sockets failed: {errno.errorcode.get(code, code)}{hint}")
 
 
 def _parse_inet(payload):

@@ -62,7 +62,10 @@ def _peek(s, queue, length, what, label):
     data = b""
     if length:
         # a peek starts at the program's SO_PEEK_OFF, if it set one: from 0 here, then its own again
-        peek_off = s.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
+        try:
+            peek_off = s.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
+        except OSError:
+            peek_off = -1       # TCP has SO_PEEK_OFF since Linux 6.10
         if peek_off > 0:
             s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
         try:
