@@ -17,8 +17,9 @@ all: venv
 
 # System packages the tool and its tests need (root; Debian/Ubuntu): a C
 # compiler for the workloads, and cross compilers + kernel headers so the unit
-# tier can prove the arch tables and the uAPI mirror for aarch64 and mips64.
-APT_DEPS := gcc make libc6-dev gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross \
+# tier can prove the arch tables and the uAPI mirror for aarch64 and mips64;
+# nftables: dumping an established TCP connection blocks its packets with nft.
+APT_DEPS := gcc make libc6-dev nftables gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross \
 	gcc-mips64el-linux-gnuabi64 linux-libc-dev-mips64el-cross
 deps:
 	@missing=$$(for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

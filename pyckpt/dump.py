@@ -68,118 +68,128 @@ def _dump(pid, writer, options):
         frozen_at = time.monotonic()
         # Describe everything first: a refusal must come before any image is written.
         file_table = FileTable(options, source)
-        tasks, mms, vmas_by_pid, tracked_vmas = {}, {}, {}, {}
-        tree = files_pb2.PsTree()
-        tracked = [p for p in pids if tracking.parked(p)]
-        if options.leave_running:
-            tracking.check_closable(source, pids)
-        for p in pids:
-            state = source.collect(p)
-            tracked_vmas[p] = source.vmas(p)
-            vmas = tracking.untracked(tracked_vmas[p]) if tracked else tracked_vmas[p]
-            tasks[p] = _task_message(p, state, arch)
-            mms[p] = _mm_message(p, vmas, state)
-            vmas_by_pid[p] = vmas
-            file_table.add_process(p, skip=(tracking.PARKED_FD,) if p in tracked else ())
-            file_table.add_mappings(p, vmas, mms[p])
-        for p in proc.process_tree(pid):
-            if p in tasks:
-                t = tasks[p]
-                tree.processes.add(pid=p, ppid=t.ppid, pgid=t.pgid, sid=t.sid, threads=[th.tid for th in t.threads])
-            elif p in source.zombies:
-                z = proc.read_stat(p)
-                tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
-        # which processes restore creates with their parent's fd table or fs (or why it cannot)
-        clone_shares.mark(tree, file_table.fd_tables)
-        # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
-        file_table.finish(pids)
-        _check_tree(tree, options)
-        _check_zombie_sessions(tree, tasks)
-        _check_vdso(tree, mms)
-        # Last check before writing: restore can reopen every fd and file mapping saved.
-        reopenable.check(file_table.files, file_table.holders, mms)
-        ipc = ipc_pb2.Ipc()
-        memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
-        ipc.memfds.extend(memfds)
-        sysv = sysvipc.collect(vmas_by_pid, mms, pids, options)
-        sysv.fill(ipc)
+        try:
+            tasks, mms, vmas_by_pid, tracked_vmas = {}, {}, {}, {}
+            tree = files_pb2.PsTree()
+            tracked = [p for p in pids if tracking.parked(p)]
+            if options.leave_running:
+                tracking.check_closable(source, pids)
+            for p in pids:
+                state = source.collect(p)
+                tracked_vmas[p] = source.vmas(p)
+                vmas = tracking.untracked(tracked_vmas[p]) if tracked else tracked_vmas[p]
+                tasks[p] = _task_message(p, state, arch)
+                mms[p] = _mm_message(p, vmas, state)
+                vmas_by_pid[p] = vmas
+                file_table.add_process(p, skip=(tracking.PARKED_FD,) if p in tracked else ())
+                file_table.add_mappings(p, vmas, mms[p])
+            for p in proc.process_tree(pid):
+                if p in tasks:
+                    t = tasks[p]
+                    tree.processes.add(pid=p, ppid=t.ppid, pgid=t.pgid, sid=t.sid, threads=[th.tid for th in t.threads])
+                elif p in source.zombies:
+                    z = proc.read_stat(p)
+                    tree.processes.add(pid=p, ppid=z.ppid, pgid=z.pgid, sid=z.sid, zombie=True, exit_status=z.exit_code)
+            # which processes restore creates with their parent's fd table or fs (or why it cannot)
+            clone_shares.mark(tree, file_table.fd_tables)
+            # Files first: a terminal leading outside names its fd (and --shell-job) before the session check.
+            file_table.finish(pids)
+            _check_tree(tree, options)
+            _check_zombie_sessions(tree, tasks)
+            _check_vdso(tree, mms)
+            # Last check before writing: restore can reopen every fd and file mapping saved.
+            reopenable.check(file_table.files, file_table.holders, mms)
+            ipc = ipc_pb2.Ipc()
+            memfds, memfd_sources = _mapped_memfds(vmas_by_pid, mms, file_table)
+            ipc.memfds.extend(memfds)
+            sysv = sysvipc.collect(vmas_by_pid, mms, pids, options)
+            sysv.fill(ipc)
 
-        stats = {"pages": 0, "inherited_pages": 0, "in_parent_pages": 0}
-        shmem_windows = {}         # shmem id -> [(map_files path, start, end)] of its mappings
-        private = {p: _private_ranges(vmas_by_pid[p], mms[p]) for p in pids}
-        for p in pids:
-            writer.write_message(images.core(p), tasks[p])
-            writer.write_message(images.mm(p), mms[p])
-            writer.write_message(images.fds(p), file_table.fd_tables[p])
-            parent = tasks[p].ppid
-            inherited = []
-            if parent in tasks:
-                inherited = pagemap.cow_shared_runs(p, parent, intersect(private[p], private[parent]))
-            ranges, in_parent = _subtract(private[p], inherited), []
-            if prev is not None:
-                ranges, in_parent = prev.split(p, ranges, tracked_vmas[p], options.track_method)
-            with writer.open_raw(images.pages(p)) as out:
-                runs = source.dump_pages(p, ranges, out)
-            page_map = mm_pb2.PageMap(pages_file=images.pages(p), start_time=tracking.start_time(p))
-            for vaddr, nr_pages in in_parent:
-                page_map.in_parent.add(vaddr=vaddr, nr_pages=nr_pages)
-            stats["in_parent_pages"] += sum(n for _, n in in_parent)
-            for run in runs:
-                page_map.runs.add(vaddr=run.vaddr, nr_pages=run.nr_pages)
-                stats["pages"] += run.nr_pages
-            for vaddr, nr_pages in inherited:
-                page_map.inherited.add(vaddr=vaddr, nr_pages=nr_pages)
-            stats["inherited_pages"] += sum(n for _, n in inherited)
-            writer.write_message(images.pagemap(p), page_map)
-            for vma, msg in zip(vmas_by_pid[p], mms[p].vmas):
-                if msg.kind == mm_pb2.Vma.SHMEM:
-                    shmem_windows.setdefault(msg.shmem_id, []).append(
-                        (f"/proc/{p}/map_files/{vma.start:x}-{vma.end:x}", vma.pgoff, vma.pgoff + vma.length))
-        for shmem_id, windows in shmem_windows.items():
-            shmem.save(windows, writer.path(shmem.image_name(shmem_id)))
-        for file_id, (src_pid, src_fd) in file_table.ghosts.items():
-            with writer.open_raw(images.ghost(file_id)) as out:
-                regular_files.save_ghost(src_pid, src_fd, out)
-        for file_id, src_path in file_table.deleted_sources.items():
-            entry = file_table.files.files[file_id - 1]  # ids count from 1
-            with writer.open_raw(images.ghost(file_id)) as out:
-                ghost.save(entry, src_path, out)
-        for pipe in file_table.files.pipes:
-            if pipe.data:
-                with writer.open_raw(pipe.data) as out:
-                    out.write(file_table.pipe_data[pipe.id])
-        for name, queue in file_table.unix.queues.items():
-            writer.write_message(name, queue)
-        for obj in ipc.memfds:
-            if obj.id in memfd_sources:
-                memfd.save_mapped(*memfd_sources[obj.id], obj.size, writer.path(obj.data))
-        sysv.save(writer)
-        # The target goes on: tracking restarted from this image, or pyckpt's userfaultfd taken away.
-        track = tracking.restart(source, pids, track, private) if options.leave_running else None
-        writer.write_message(images.IPC, ipc)
-        writer.write_message(images.FILES, file_table.files)
-        writer.write_message(images.PSTREE, tree)
-        writer.write_message(images.INVENTORY, inventory_pb2.Inventory(
-            format_version=images.FORMAT_VERSION, arch=arch.NAME, byteorder=arch.BYTEORDER,
-            kernel_release=platform.release(), backend=source.name, created=time.time(),
-            root_pid=pid, pyckpt_version=__version__, page_size=pagemap.PAGE_SIZE,
-            parent=prev.relative if prev else "", parent_manifest=prev.manifest_sha if prev else b"",
-            tracking=track or "",
-        ))
-        dumped_at = time.monotonic()
-        if options.leave_running:
-            # Every byte of the image is written (in the page cache): thaw first, then checksum,
-            # sync and rename it into place - the target need not wait for the disk.
-            source.release(kill=False)
-            thawed_at = time.monotonic()
-            writer.commit()
-        else:
-            # Killing must wait until the image is whole on disk: a failed commit leaves it running.
-            writer.commit()
-            source.release(kill=True)
-            thawed_at = time.monotonic()
-            sysvipc.remove(ipc)
-        incremental.remember(writer.final_dir, pids, track)
+            stats = {"pages": 0, "inherited_pages": 0, "in_parent_pages": 0}
+            shmem_windows = {}         # shmem id -> [(map_files path, start, end)] of its mappings
+            private = {p: _private_ranges(vmas_by_pid[p], mms[p]) for p in pids}
+            for p in pids:
+                writer.write_message(images.core(p), tasks[p])
+                writer.write_message(images.mm(p), mms[p])
+                writer.write_message(images.fds(p), file_table.fd_tables[p])
+                parent = tasks[p].ppid
+                inherited = []
+                if parent in tasks:
+                    inherited = pagemap.cow_shared_runs(p, parent, intersect(private[p], private[parent]))
+                ranges, in_parent = _subtract(private[p], inherited), []
+                if prev is not None:
+                    ranges, in_parent = prev.split(p, ranges, tracked_vmas[p], options.track_method)
+                with writer.open_raw(images.pages(p)) as out:
+                    runs = source.dump_pages(p, ranges, out)
+                page_map = mm_pb2.PageMap(pages_file=images.pages(p), start_time=tracking.start_time(p))
+                for vaddr, nr_pages in in_parent:
+                    page_map.in_parent.add(vaddr=vaddr, nr_pages=nr_pages)
+                stats["in_parent_pages"] += sum(n for _, n in in_parent)
+                for run in runs:
+                    page_map.runs.add(vaddr=run.vaddr, nr_pages=run.nr_pages)
+                    stats["pages"] += run.nr_pages
+                for vaddr, nr_pages in inherited:
+                    page_map.inherited.add(vaddr=vaddr, nr_pages=nr_pages)
+                stats["inherited_pages"] += sum(n for _, n in inherited)
+                writer.write_message(images.pagemap(p), page_map)
+                for vma, msg in zip(vmas_by_pid[p], mms[p].vmas):
+                    if msg.kind == mm_pb2.Vma.SHMEM:
+                        shmem_windows.setdefault(msg.shmem_id, []).append(
+                            (f"/proc/{p}/map_files/{vma.start:x}-{vma.end:x}", vma.pgoff, vma.pgoff + vma.length))
+            for shmem_id, windows in shmem_windows.items():
+                shmem.save(windows, writer.path(shmem.image_name(shmem_id)))
+            for file_id, (src_pid, src_fd) in file_table.ghosts.items():
+                with writer.open_raw(images.ghost(file_id)) as out:
+                    regular_files.save_ghost(src_pid, src_fd, out)
+            for file_id, src_path in file_table.deleted_sources.items():
+                entry = file_table.files.files[file_id - 1]  # ids count from 1
+                with writer.open_raw(images.ghost(file_id)) as out:
+                    ghost.save(entry, src_path, out)
+            for pipe in file_table.files.pipes:
+                if pipe.data:
+                    with writer.open_raw(pipe.data) as out:
+                        out.write(file_table.pipe_data[pipe.id])
+            for name, queue in file_table.unix.queues.items():
+                writer.write_message(name, queue)
+            for obj in ipc.memfds:
+                if obj.id in memfd_sources:
+                    memfd.save_mapped(*memfd_sources[obj.id], obj.size, writer.path(obj.data))
+            sysv.save(writer)
+            # The target goes on: tracking restarted from this image, or pyckpt's userfaultfd taken away.
+            track = tracking.restart(source, pids, track, private) if options.leave_running else None
+            writer.write_message(images.IPC, ipc)
+            if not options.leave_running:
+                file_table.inet.leave_blocked(file_table.files, pid)
+            writer.write_message(images.FILES, file_table.files)
+            writer.write_message(images.PSTREE, tree)
+            writer.write_message(images.INVENTORY, inventory_pb2.Inventory(
+                format_version=images.FORMAT_VERSION, arch=arch.NAME, byteorder=arch.BYTEORDER,
+                kernel_release=platform.release(), backend=source.name, created=time.time(),
+                root_pid=pid, pyckpt_version=__version__, page_size=pagemap.PAGE_SIZE,
+                parent=prev.relative if prev else "", parent_manifest=prev.manifest_sha if prev else b"",
+                tracking=track or "",
+            ))
+            dumped_at = time.monotonic()
+            if options.leave_running:
+                # Every byte of the image is written (in the page cache): connections out of repair
+                # mode and unblocked, thaw, then checksum, sync and rename it into place - the target
+                # need not wait for the disk.
+                file_table.inet.abort()     # the connections go on where they are
+                source.release(kill=False)
+                thawed_at = time.monotonic()
+                writer.commit()
+            else:
+                # Killing must wait until the image is whole on disk: a failed commit leaves it running.
+                writer.commit()
+                source.release(kill=True)
+                thawed_at = time.monotonic()
+                file_table.inet.done()      # killed in repair mode: they said nothing to their peers
+                sysvipc.remove(ipc)
+            incremental.remember(writer.final_dir, pids, track)
+        except BaseException:
+            # connections out of repair mode and unblocked before the targets run again
+            file_table.inet.abort()
+            raise
     done = time.monotonic()
     summary = {
         "pid": pid, "pids": pids, "backend": source.name, "images": writer.final_dir,

@@ -68,6 +68,10 @@ def probe():
     else:
         kmod = tracking.choose("auto", "kmod")[0]
         kd.add("track_mem", True, f"written pages tracked with {method} ({why}); kmod backend: {kmod or 'compare'}")
+    from . import netblock
+    from .files import tcprepair
+    kd.add("tcp_repair", *tcprepair.available())
+    kd.add("nft", *netblock.available())
     return kd
 
 

@@ -11,11 +11,12 @@ class DumpOptions:
     shell_job: bool = False        # allow a controlling terminal (reattached at restore)
     ext_unix_sk: bool = False      # allow unix sockets connected to outside (dgram: reconnected by name)
     log_file: str = "dump.log"     # written into the image folder
+    tcp_established: bool = False  # keep established TCP connections (repair mode; packets blocked meanwhile)
+    tcp_close: bool = False        # restore established TCP connections closed
+    skip_in_flight: bool = False   # leave out connections waiting in a listener's accept queue
     ipc_sems: tuple = ()           # SysV semaphore set ids to dump besides those the tree used last
     ipc_msgs: tuple = ()           # SysV message queue ids, likewise (see sysvipc.py)
     ghost_limit: Optional[int] = None  # bytes: refuse a deleted file larger than this (None: any size)
-    tcp_established: bool = False  # CRIU's flags for TCP sockets (which are refused at dump for now)
-    skip_in_flight: bool = False
     prev_images_dir: Optional[str] = None  # parent image, relative to the images dir: write only what changed
     track_mem: bool = False        # (re)start tracking written pages for the next incremental dump
     track_method: str = "auto"     # auto | uffd-wp | soft-dirty | compare (tracking.py)

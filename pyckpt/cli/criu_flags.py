@@ -100,12 +100,13 @@ _OPTIONS = {
     "enable_fs": click.option("--enable-fs", metavar="FS[,FS...]", help="Not supported yet (mount namespaces)."),
     "tcp_established": click.option(
         "--tcp-established", is_flag=True,
-        help="Checkpoint established TCP connections (TCP sockets are still refused by name)."),
+        help="Keep established TCP connections (TCP repair mode; needs nft: their packets are dropped "
+             "from the dump until the restore, or until the dump ends with -R)."),
     "tcp_close": click.option("--tcp-close", is_flag=True,
-                              help="Restore connected TCP sockets closed (TCP sockets are still refused by name)."),
+                              help="Restore established TCP connections as closed sockets."),
     "skip_in_flight": click.option(
         "--skip-in-flight", is_flag=True,
-        help="Drop TCP connections not yet accepted (TCP sockets are still refused by name)."),
+        help="Leave out TCP connections waiting in a listener's accept queue (their clients are reset)."),
 }
 
 _NOT_YET = {

@@ -57,6 +57,7 @@ def dump(pid, images_dir, leave_running, shell_job, ext_unix_sk, backend, ipc_se
         backend=backend, leave_running=leave_running, shell_job=shell_job, ext_unix_sk=ext_unix_sk,
         ipc_sems=ipc_sems, ipc_msgs=ipc_msgs, log_file=log_file(criu, DumpOptions.log_file),
         ghost_limit=criu.ghost_limit, tcp_established=criu.tcp_established, skip_in_flight=criu.skip_in_flight,
+        tcp_close=criu.tcp_close,
         prev_images_dir=prev_images_dir, track_mem=track_mem, track_method=track_method))
 
 

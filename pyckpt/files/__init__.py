@@ -12,8 +12,8 @@ import stat
 from .. import linux, proc
 from ..errors import UnsupportedState
 from ..images.proto import files_pb2, mm_pb2
-from . import anon, epoll, fifo, ghost, inflight, inotify, locks, memfd, pidfd, pipe, procfs, pty, regular, status, tty, \
-    unix
+from . import anon, epoll, fifo, ghost, inet, inflight, inotify, locks, memfd, pidfd, pipe, procfs, pty, regular, \
+    status, tty, unix
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class FileTable:
         self._epoll_pending = []   # [(epoll file id, watch index, fd of the process being added on its file)]
         self.unix = unix.UnixDump(options, source, self.in_flight)
         self._in_flight = []       # (pyckpt's fd, file id) of files in flight no fd of the dump holds
+        self.inet = inet.InetDump(options)
         self.ptys = pty.PtyTable(options.shell_job)
 
     def add_process(self, pid, skip=()):
@@ -97,10 +98,10 @@ class FileTable:
         entry = files_pb2.OpenFile(id=len(self.files.files) + 1, flags=flags, pos=info.get("pos", 0))
         what = f"process {pid} fd {fd} ({link})"
         if link.startswith("socket:["):
-            if not self.unix.add(entry, pid, fd, st, what):
+            if not self.unix.add(entry, pid, fd, st, what) and not self.inet.add(entry, pid, fd, st, what):
                 kind = _describe_socket(pid, st.st_ino)
                 raise UnsupportedState(f"{what} is a {kind}; pyckpt cannot checkpoint sockets other than "
-                                       "unix ones yet")
+                                       "unix and TCP ones yet")
         elif link.startswith("pipe:[") or (stat.S_ISFIFO(st.st_mode) and link.startswith("/")):
             if link.startswith("pipe:["):
                 pipe.describe(entry, st)
@@ -226,6 +227,7 @@ class FileTable:
             for local, _file_id in self._in_flight:
                 os.close(local)
             self._in_flight = []
+        self.inet.finish(self.files.files)
         self.ptys.finish(self.files, dumped_pids)
         threads = {tid for p in dumped_pids for tid in proc.thread_ids(p) if tid != p}
         for file_id, what in self._pidfds:

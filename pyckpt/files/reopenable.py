@@ -24,7 +24,7 @@ _BY_PATH = {_K.REGULAR: stat.S_ISREG, _K.DIRECTORY: stat.S_ISDIR, _K.CHARDEV: st
             _K.SYMLINK: stat.S_ISLNK}
 # Kinds made anew at restore by their own module (their describe() refused what they cannot make).
 _MADE = {_K.TTY, _K.PIPE, _K.MEMFD, _K.EVENTFD, _K.SIGNALFD, _K.TIMERFD, _K.EPOLL, _K.INOTIFY, _K.UNIX_SOCKET,
-         _K.PTY_MASTER, _K.PTY_SLAVE, _K.PIDFD}
+         _K.INET_SOCKET, _K.PTY_MASTER, _K.PTY_SLAVE, _K.PIDFD}
 
 
 def check(files, holders, mms):

@@ -121,6 +121,8 @@ def _open(ctx, restorer, entry, fd_number, placed):
         return epoll.open_in_target(ctx, restorer, entry, placed)
     if entry.kind == files_pb2.OpenFile.INOTIFY:
         return inotify.open_in_target(restorer, entry)
+    if entry.kind == files_pb2.OpenFile.INET_SOCKET:
+        raise PyckptError(f"process {restorer.pid} fd {fd_number}: TCP socket:[{entry.inet.ino}] was not built")
     if entry.kind == files_pb2.OpenFile.UNIX_SOCKET:
         # built by pyckpt before any fd table (files/unix.py) and always in the registry
         raise PyckptError(f"process {restorer.pid} fd {fd_number}: unix socket:[{entry.unix.ino}] was not built")

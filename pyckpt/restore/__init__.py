@@ -18,6 +18,7 @@ import os
 import platform
 import time
 
+from .. import netblock
 from ..oplog import log_to
 from ..options import RestoreOptions
 from .image import Image, preflight
@@ -34,10 +35,14 @@ def restore(image_dir, options=None):
     with log_to(log_path if os.access(image.reader.dir, os.W_OK) else os.devnull):
         log.info("restoring %s (%s image from %s, kernel %s; here %s)", image_dir, image.inventory.backend,
                  image.inventory.arch, image.inventory.kernel_release, platform.release())
-        preflight(image, options)
-        root = image.tree.processes[0].pid
-        started = time.monotonic()
-        TreeRestorer(image, options).run()
+        try:
+            preflight(image, options)
+            root = image.tree.processes[0].pid
+            started = time.monotonic()
+            TreeRestorer(image, options).run()
+        finally:
+            # restored or not, the dumped TCP connections' packets flow again (netblock.py)
+            netblock.lift(image.tcp_block)
         log.info("process tree of %d restored in %.3f s", root, time.monotonic() - started)
     if options.pidfile:
         with open(options.pidfile, "w") as f:

@@ -11,7 +11,7 @@ from .. import images, incremental, proc, sysvipc, vdso
 from ..errors import ImageError, RestoreConflict, UnsupportedArch
 from ..files import pty as pty_files
 from ..files import regular as regular_files
-from ..files import unix
+from ..files import inet, unix
 from ..images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
 from ..images import validate
 from ..images.store import ImageReader
@@ -48,6 +48,7 @@ class Image:
         self.ipc = read(images.IPC, ipc_pb2.Ipc) if self.reader.has(images.IPC) else ipc_pb2.Ipc()
         self.memfds = {m.id: m for m in self.ipc.memfds}
         self.ptys = {p.index: p for p in files.ptys}
+        self.tcp_block = files.tcp_block  # nft table the dump left: lifted once restore is over
         self.tasks, self.mms, self.pagemaps, self.fds = {}, {}, {}, {}
         for entry in self.tree.processes:
             pid = entry.pid
@@ -106,6 +107,7 @@ def preflight(image, options):
                           files_pb2.OpenFile.CHARDEV, files_pb2.OpenFile.FIFO) and not entry.ghost:
             regular_files.check_file(entry, f"open file {entry.file.path}")
     unix.preflight(image, options)
+    inet.preflight(image)
     pty_files.check_free(image)
 
 

@@ -10,7 +10,7 @@ from .. import proc, sysvipc
 from ..errors import ImageError, RestoreConflict
 from ..files import memfd
 from ..files import pty as pty_files
-from ..files import restore_fds, unix
+from ..files import inet, restore_fds, unix
 from ..images.proto import files_pb2
 from ..pagemap import PAGE_SIZE
 from .memory import free_gap, map_files_path
@@ -44,6 +44,7 @@ class TreeRestorer:
         self.ptys = pty_files.RestoredPtys(image)
         self.trampoline_base = None
         self.unix = unix.UnixRestore(image)
+        self.inet = inet.InetRestore(image)
 
     def run(self):
         entries = list(self.image.tree.processes)
@@ -76,12 +77,14 @@ class TreeRestorer:
                 pr.restore_process_state()
             # pyckpt builds the unix sockets; each process takes its own from it
             self.unix.build(self.file_registry)
+            self.inet.build(self.file_registry)
             for pr in self.procs.values():
                 restore_fds.install(pr)
             for pr in self.procs.values():
                 restore_fds.close_parked(pr)
             self.ptys.finish()
             self.unix.close()
+            self.inet.close()
             # Children first: a stopped child is stopped again before its parent
             # (still traced) takes the stop report it had already taken.
             for pr in reversed(list(self.procs.values())):
@@ -96,6 +99,7 @@ class TreeRestorer:
         finally:
             self.ptys.close()
             self.unix.close()
+            self.inet.close()
             root = self.procs.get(entries[0].pid)
             if root:
                 root.close_stub_pipe()

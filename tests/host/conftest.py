@@ -107,6 +107,7 @@ CASES = [
     Case("ptyqueue", "ptyqueue"),
 ] + [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("sparse", "shared", "tmpfile", "deldir")] \
   + [Case(f"unix-{mode}", "unixsk", (mode,)) for mode in ("pairs", "listen", "dgram", "tree")] \
+  + [Case("tcp-listen", "tcpsk", ("listen",)), Case("udp", "tcpsk", ("udp",))] \
   + [Case(f"fdattrs-{mode}", "fdattrs", (mode,))
      for mode in ("owner", "owner-user", "memfd", "pipesize", "unixperm", "ptyowner", "inotify", "ttys",
                   "procfiles")]
@@ -135,12 +136,15 @@ GHOSTS_REFUSED = [Case(f"ghosts-{mode}", "ghosts", (mode,)) for mode in ("linked
                                                                            "deleted-exe")]
 # Files in flight on a stream: only the kmod backend sees where their segment begins (test_host_unix.py).
 SCM_STREAM = Case("scmrights-stream", "scmrights", ("stream",))
+# Established TCP connections (dumped with --tcp-established): see tests/host/test_host_tcp.py.
+TCP_CONN = Case("tcp-conn", "tcpsk", ("conn",))
 # A mapped file's atime: see tests/host/test_host_ghosts.py.
 GHOSTS_MAPPED = Case("ghosts-mapped", "ghosts", ("mapped",))
 # Memory changed between a pre-dump and later dumps (run by test_host_incremental.py).
 INCREMENTAL = Case("incremental", "incremental", ("16",))
 ALL_CASES = (CASES + [UNSUPPORTED, TTY, NOVDSO_REFUSED, GUARD, INCREMENTAL] + REFUSED + SYSVIPC_REFUSED
-             + PTY_REFUSED + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + ODDFDS_REFUSED + [SCM_STREAM])
+             + PTY_REFUSED + GHOSTS_REFUSED + [GHOSTS_MAPPED] + FDATTRS_REFUSED + ODDFDS_REFUSED + [SCM_STREAM]
+             + [TCP_CONN])
 
 
 def pytest_generate_tests(metafunc):
@@ -526,4 +530,4 @@ def harness():
         pyckpt_argv=pyckpt_argv, run_pyckpt=run_pyckpt, proc_status=proc_status,
         untouched_problem=untouched_problem, wait_untouched=wait_untouched,
         wait_pid=wait_pid, image_files=image_files, copy_images=copy_images,
-        case_named=case_named, Workload=Workload)
+        case_named=case_named, Workload=Workload, Case=Case)

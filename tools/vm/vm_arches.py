@@ -24,8 +24,9 @@ class Arch:
     modules: tuple
     # Modules loaded when present but whose failure is not fatal (CRIU in the
     # guest needs nftables and a crc32c implementation; pyckpt's unix socket
-    # dump needs sock_diag for AF_UNIX, a module in Debian's kernels).
-    extra_modules: tuple = ("crc32c_generic", "nf_tables", "unix_diag")
+    # dump needs sock_diag for AF_UNIX, its inet one sock_diag for TCP and UDP, and
+    # nf_tables to block connections: modules in Debian's kernels).
+    extra_modules: tuple = ("crc32c_generic", "nf_tables", "unix_diag", "inet_diag", "tcp_diag", "udp_diag")
     cross_compile: str = ""      # CROSS_COMPILE for the module build
     cross_gcc_pkg: str = ""      # package providing that cross gcc
     ninep_version: str = "9p2000.L"
