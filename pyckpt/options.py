@@ -29,4 +29,4 @@ class RestoreOptions:
     ext_unix_sk: bool = False      # reconnect datagram sockets to their outside peers by name
     pidfile: Optional[str] = None  # written with the root PID once it runs
     log_file: str = "restore.log"
-    tcp_close: bool = False        # CRIU's: restore connected TCP sockets closed (none are dumped yet)
+    tcp_close: bool = False        # CRIU's: restore established TCP connections as closed sockets

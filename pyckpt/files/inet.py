@@ -274,8 +274,9 @@ def _bind(s, n):
 class InetRestore:
     """Every TCP socket of an image, made inside pyckpt and handed to the processes by fd."""
 
-    def __init__(self, image):
+    def __init__(self, image, tcp_close=False):
         self.image = image
+        self.tcp_close = tcp_close      # restore --tcp-close: every established connection made closed
         self.socks = []
 
     def close(self):
@@ -288,7 +289,7 @@ class InetRestore:
         # one made (leaving repair mode sends one) would be answered with a RST: block them.
         conns = [(e.inet.src_addr, e.inet.src_port, e.inet.dst_addr, e.inet.dst_port)
                  for e in self.image.files.values()
-                 if e.kind == files_pb2.OpenFile.INET_SOCKET and e.inet.HasField("tcp")]
+                 if e.kind == files_pb2.OpenFile.INET_SOCKET and e.inet.HasField("tcp") and not self.tcp_close]
         block = netblock.Block(conns)
         block.start()
         try:
@@ -316,8 +317,8 @@ class InetRestore:
             sockopts.apply(s, n.options, what)
             udp.make(s, n, _bind, what)
             return
-        if n.closed:
-            return      # --tcp-close: a fresh closed socket
+        if n.closed or self.tcp_close and n.HasField("tcp"):
+            return      # --tcp-close (at dump or restore): a fresh closed socket
         if n.HasField("tcp"):
             sizes = {(sockopts.SOL_SOCKET, sockopts.SO_SNDBUF), (sockopts.SOL_SOCKET, sockopts.SO_RCVBUF),
                      (sockopts.SOL_SOCKET, sockopts.SO_BINDTODEVICE)}

@@ -280,6 +280,11 @@ FIELD_RULES = {
     ("Message", "type"): in_range(1, 2**63 - 1),
 }
 
+# strings and bytes longer than MAX_STRING: a socket's queues go up to its buffer size (an int)
+LENGTH_LIMITS = {
+    ("TcpConnection", "send_queue"): 2**31 - 1, ("TcpConnection", "recv_queue"): 2**31 - 1,
+}
+
 COUNT_LIMITS = {
     ("SemSet", "values"): 32000,                           # SEMMSL
     ("Creds", "groups"): NGROUPS_MAX,
@@ -323,8 +328,9 @@ def _walk(msg, prefix, where, ctx):
                 continue
             if field.enum_type is not None and item not in field.enum_type.values_by_number:
                 fail(where, ipath, item, f"not a {field.enum_type.name} value")
-            if field.cpp_type == FieldDescriptor.CPPTYPE_STRING and len(item) > MAX_STRING:
-                fail(where, ipath, f"<{len(item)} long>", f"longer than {MAX_STRING}")
+            limit = LENGTH_LIMITS.get(key, MAX_STRING)
+            if field.cpp_type == FieldDescriptor.CPPTYPE_STRING and len(item) > limit:
+                fail(where, ipath, f"<{len(item)} long>", f"longer than {limit}")
             if rule is not None:
                 reason = rule(item, msg, ctx)
                 if reason:

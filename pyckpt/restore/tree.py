@@ -44,7 +44,7 @@ class TreeRestorer:
         self.ptys = pty_files.RestoredPtys(image)
         self.trampoline_base = None
         self.unix = unix.UnixRestore(image)
-        self.inet = inet.InetRestore(image)
+        self.inet = inet.InetRestore(image, options.tcp_close)
 
     def run(self):
         entries = list(self.image.tree.processes)

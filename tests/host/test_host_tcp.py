@@ -71,6 +71,17 @@ def test_restored_closed(start_workload, harness, no_tables):
     assert rc != 0 and "FAIL" in log, log
 
 
+def test_closed_at_restore(start_workload, harness, no_tables):
+    """restore --tcp-close (CRIU's place for it): connections dumped established come back closed,
+    and the dump's block is lifted."""
+    wl = start_workload("tcp-conn")
+    wl.dump("--tcp-established")
+    wl.restore("--tcp-close")
+    assert pyckpt_tables() == []
+    rc, log = wl.terminate()
+    assert rc != 0 and "FAIL" in log, log
+
+
 def _outside(start_workload, harness, leave_running):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
