@@ -5,7 +5,10 @@ job's exit status (and reaps whatever the job orphans). Every interval it
 dumps the job with -R into DIR/<n>/ (the image store renames a checkpoint into
 place only once it is whole and synced) and then points DIR/latest at it with
 an atomic rename, so a power cut leaves the previous complete checkpoint
-usable. When the job dies by a signal or with an exit status --restart-on
+usable. Where this machine can track written pages (tracking.py), each
+checkpoint after a full one holds only what changed since the previous one
+(--prev-images-dir): chains are at most --keep long, then a full dump starts
+a new one, and a checkpoint is removed only when no kept one builds on it. When the job dies by a signal or with an exit status --restart-on
 names, the latest checkpoint is restored with the same PID, again as the
 supervisor's child; a normal exit ends the supervision with the job's status.
 
@@ -99,6 +102,13 @@ class Supervisor:
         path = self._new_checkpoint_dir()
         summary = _dump(pid, path, self._dump_options(leave_running=False))
         self._commit_checkpoint(path, summary, time.monotonic())
+        # its old parent must reap it before the PID is free again
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"/proc/{pid}"):
+            if time.monotonic() > deadline:
+                raise SuperviseError(f"job {pid} was dumped into {path}, but its old parent has not reaped it in "
+                                     f"60 s: restore it with `pyckpt supervise -D {self.dir} --resume` once it has")
+            time.sleep(0.02)
         _restore(self._latest(), self._restore_options())
         log.info("job %d adopted: dumped into %s and restored as the supervisor's child", pid, path)
         return self._loop(pid)
@@ -224,35 +234,80 @@ class Supervisor:
 
     def _checkpoint(self, pid):
         from .api import dump as _dump
+        from .errors import NoSuchProcess
         path = self._new_checkpoint_dir()
         started = time.monotonic()
+        parent = self._incremental_parent() if self._tracking else None
+        extra = {"track_mem": True, "prev_images_dir": parent and os.path.join("..", parent)} \
+            if self._tracking else {}
         try:
-            summary = _dump(pid, path, self._dump_options(leave_running=True))
+            summary = _dump(pid, path, self._dump_options(leave_running=True, **extra))
         except (PyckptError, OSError) as err:
-            # the job may be about to die (its status comes next), or hold something
-            # pyckpt refuses for now: the previous checkpoint stays the latest
-            log.warning("checkpoint of job %d failed: %s", pid, err)
-            return
-        self._commit_checkpoint(path, summary, started)
+            if not self._tracking or isinstance(err, (NoSuchProcess, ProcessLookupError)):
+                # the job may be about to die (its status comes next), or hold something
+                # pyckpt refuses for now: the previous checkpoint stays the latest
+                log.warning("checkpoint of job %d failed: %s", pid, err)
+                return
+            # tracking itself may be what failed (say fd 1000 taken): full dumps from now on
+            log.warning("incremental checkpoint of job %d failed (%s); taking full ones from now on", pid, err)
+            self._method = None
+            return self._checkpoint(pid)
+        self._commit_checkpoint(path, summary, started, parent)
 
-    def _commit_checkpoint(self, path, summary, started):
+    @property
+    def _tracking(self):
+        """A way to find written pages here: checkpoints are incremental (else all full)."""
+        if not hasattr(self, "_method"):
+            from . import tracking
+            from .sources import resolve_backend
+            try:
+                backend = resolve_backend(self.options.dump_options.get("backend", "auto"))
+                self._method = tracking.choose("auto", backend)[0]
+            except PyckptError:
+                self._method = None
+            log.info("checkpoints: %s", f"incremental, written pages tracked with {self._method}"
+                     if self._method else "full (no way to track written pages here)")
+        return self._method
+
+    def _incremental_parent(self):
+        """The checkpoint the next one builds on: the newest, unless its chain is --keep long."""
+        by_name = {c["name"]: c for c in self.state["checkpoints"]}
+        if not self.state["checkpoints"]:
+            return None
+        newest = self.state["checkpoints"][-1]["name"]
+        length, name = 0, newest
+        while name is not None:
+            length += 1
+            name = by_name.get(name, {}).get("parent")
+        return newest if length < self.options.keep else None
+
+    def _commit_checkpoint(self, path, summary, started, parent=None):
         size = _du(path)
         _point_latest(self.dir, os.path.basename(path))
-        entry = {"name": os.path.basename(path), "at": time.time(), "bytes": size, "pages": summary["pages"],
+        entry = {"name": os.path.basename(path), "parent": parent, "at": time.time(), "bytes": size,
+                 "pages": summary["pages"],
                  "frozen_s": round(summary["frozen_s"], 4),
                  "duration_s": round(time.monotonic() - started, 4)}
         self.state["checkpoints"].append(entry)
         self._rotate()
         self._save_state()
-        log.info("checkpoint %s: %s, %d pages, frozen %.3f s, took %.3f s", entry["name"], _human(size),
-                 entry["pages"], entry["frozen_s"], entry["duration_s"])
+        log.info("checkpoint %s: %s, %d pages written%s, frozen %.3f s, took %.3f s", entry["name"], _human(size),
+                 entry["pages"], f" ({summary.get('in_parent_pages', 0)} kept in {parent})" if parent else "",
+                 entry["frozen_s"], entry["duration_s"])
 
     def _rotate(self):
-        """Keep the newest `keep` checkpoints (never the one latest names)."""
-        kept = self.state["checkpoints"][-self.options.keep:]
-        for old in self.state["checkpoints"][:-self.options.keep]:
-            shutil.rmtree(os.path.join(self.dir, old["name"]), ignore_errors=True)
-        self.state["checkpoints"] = kept
+        """Keep the newest `keep` checkpoints and every one they build on; remove the rest."""
+        by_name = {c["name"]: c for c in self.state["checkpoints"]}
+        needed = set()
+        for c in self.state["checkpoints"][-self.options.keep:]:
+            name = c["name"]
+            while name is not None and name not in needed:
+                needed.add(name)
+                name = by_name.get(name, {}).get("parent")
+        for old in self.state["checkpoints"]:
+            if old["name"] not in needed:
+                shutil.rmtree(os.path.join(self.dir, old["name"]), ignore_errors=True)
+        self.state["checkpoints"] = [c for c in self.state["checkpoints"] if c["name"] in needed]
 
     def _new_checkpoint_dir(self):
         numbers = [int(n) for n in os.listdir(self.dir) if n.isdigit()]
@@ -264,9 +319,9 @@ class Supervisor:
 
     # -- options and state -----------------------------------------------------------
 
-    def _dump_options(self, leave_running):
+    def _dump_options(self, leave_running, **extra):
         from .options import DumpOptions
-        return DumpOptions(leave_running=leave_running, **self.options.dump_options)
+        return DumpOptions(leave_running=leave_running, **self.options.dump_options, **extra)
 
     def _restore_options(self):
         from .options import RestoreOptions
