@@ -350,6 +350,18 @@ def children_map():
     return out
 
 
+def reap_orphans():
+    """Reap, without waiting, every child that has exited: a child subreaper (bench, the
+    tests, the fuzzer) gets the orphans of what it runs and must reap them."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def process_tree(root):
     """Pids of `root` and its descendants, parents before children."""
     children = children_map()

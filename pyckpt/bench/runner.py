@@ -15,7 +15,8 @@ import statistics
 from pathlib import Path
 
 from . import backends as backends_mod
-from .workloads import RunningWorkload, WorkloadError, reap_strays
+from ..proc import reap_orphans
+from .workloads import RunningWorkload, WorkloadError
 
 PR_SET_CHILD_SUBREAPER = 36
 # What is measured, in the order of the table: (field, heading, unit, scale from the stored unit).
@@ -106,7 +107,7 @@ def run_sample(r, spec, backend, bindir, folder, pre_dump):
             except WorkloadError as err:
                 sample.error = sample.error or str(err)
                 sample.verified = False
-        reap_strays()
+        reap_orphans()
     return sample
 
 

@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import proc
 from ..errors import PyckptError
 
 SOURCES = Path(__file__).resolve().parent / "workloads"
@@ -86,17 +87,6 @@ def build(cc=None):
             raise WorkloadError(f"building bench workload {program} failed:\n{res.stderr.strip()}")
         os.replace(tmp, out / program)
     return out
-
-
-def reap_strays():
-    """Reap every exited process reparented to us (we are a child subreaper)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def _exists(pid):
@@ -185,7 +175,7 @@ class RunningWorkload:
                 pass
         deadline = time.monotonic() + 30
         while any(_exists(p) or os.path.exists(f"/proc/{p}") for p in pids):
-            reap_strays()
+            proc.reap_orphans()
             if time.monotonic() > deadline:
                 raise WorkloadError(f"{self.spec.name}: processes {pids} outlive SIGKILL")
             time.sleep(0.005)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 from google.protobuf.descriptor import FieldDescriptor as FD  # noqa: E402
 
 from pyckpt.images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2  # noqa: E402
+from pyckpt.proc import reap_orphans  # noqa: E402
 
 WORKLOADS = REPO / "tests" / "workloads" / "build"
 QUICK_WORKLOADS = ("counter", "tree", "files", "anonfds")
@@ -273,16 +274,6 @@ def _descendants(pid):
     return found
 
 
-def _reap_all():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def _state(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -295,7 +286,7 @@ def _live_strays():
     """Processes below us that are not dead and waiting to be reaped (a killed tree dies a little later)."""
     deadline = time.monotonic() + 10
     while True:
-        _reap_all()
+        reap_orphans()
         live = [p for p in _descendants(os.getpid()) if _state(p) not in "ZX"]
         if not live or time.monotonic() > deadline:
             return live
@@ -312,9 +303,9 @@ def kill_strays(keep=()):
             pass
     deadline = time.monotonic() + 10
     while any(os.path.exists(f"/proc/{p}") for p in strays) and time.monotonic() < deadline:
-        _reap_all()
+        reap_orphans()
         time.sleep(0.01)
-    _reap_all()
+    reap_orphans()
     return strays
 
 
