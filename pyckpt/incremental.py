@@ -77,7 +77,7 @@ def _pagemaps(reader):
 def parent_segments(reader):
     """pid -> [PageSegment] of the parent image of `reader` ({} without one), pages files by
     absolute path, resolved down the whole chain."""
-    from .restore.image import page_segments
+    from .restorer.image import page_segments
     readers = chain(reader)
     segments = {}
     for older in reversed(readers[1:]):
@@ -91,7 +91,7 @@ def parent_segments(reader):
 def describe_chain(reader, tree):
     """For `pyckpt show`: ([{image, pre_dump, tracking}] newest first, pid -> {image folder: pages}
     of the pages each image of the chain holds for the process)."""
-    from .restore.image import page_segments
+    from .restorer.image import page_segments
     readers = chain(reader)
     images_of = [{"image": r.dir, "pre_dump": r.inventory.pre_dump, "tracking": r.inventory.tracking}
                  for r in readers]
@@ -121,7 +121,7 @@ class Parent:
         self.manifest_sha = manifest_sha(self.reader)
         # the whole chain, verified, then this image's own pages on top
         self.segments = parent_segments(self.reader)
-        from .restore.image import page_segments
+        from .restorer.image import page_segments
         tree, self.pagemaps = _pagemaps(self.reader)
         own = page_segments(tree, self.pagemaps, self.segments)
         self.segments = {pid: [g._replace(pages_file=self.reader.path(g.pages_file)) for g in segs]
@@ -158,7 +158,7 @@ class Parent:
 
     def _same_contents(self, pid, candidates):
         """Ranges of `candidates` whose pages equal the parent's copy, compared in large runs."""
-        from .restore.image import _slice_segments
+        from .restorer.image import _slice_segments
         same, files = [], {}
         mem = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
         try:

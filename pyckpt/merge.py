@@ -51,7 +51,7 @@ def merge(image_dir, out_dir):
 
 def _flatten(reader, writer, pid, page_map, held_above):
     """The process's own runs and its in_parent runs, in one pages file by address."""
-    from .restore.image import PageSegment, _slice_segments
+    from .restorer.image import PageSegment, _slice_segments
     segments, offset = [], 0
     for run in page_map.runs:
         segments.append(PageSegment(run.vaddr, run.nr_pages * PAGE_SIZE, reader.path(page_map.pages_file), offset))

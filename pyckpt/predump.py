@@ -13,7 +13,7 @@ import time
 
 from . import __version__, images, incremental, pagemap, proc, tracking
 from . import arch as archmod
-from .dump import _private_ranges, _refuse_io_uring, _vma_message
+from .dumper import _private_ranges, _refuse_io_uring, _vma_message
 from .images.proto import files_pb2, inventory_pb2, mm_pb2
 from .images.store import ImageWriter
 from .oplog import log_to

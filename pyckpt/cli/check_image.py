@@ -4,7 +4,7 @@ import click
 
 from .. import arch, incremental
 from ..images.store import ImageReader
-from ..restore.image import Image
+from ..restorer.image import Image
 from . import options
 
 

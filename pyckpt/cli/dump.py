@@ -2,7 +2,7 @@
 
 import click
 
-from .. import dump as dump_mod
+from .. import dumper as dump_mod
 from .. import tracking
 from ..options import DumpOptions
 from ..sources import BACKENDS

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .. import restore as restore_mod
+from .. import restorer as restore_mod
 from ..options import RestoreOptions
 from . import options
 from .criu_flags import criu_flags, log_file

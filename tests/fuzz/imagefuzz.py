@@ -374,7 +374,7 @@ def _screen(case):
     """(verdict, detail) when reading the image in this process already decides the case: restore
     reads and checks it the same way before it creates anything. None: run the real restore."""
     from pyckpt.errors import ImageError
-    from pyckpt.restore.image import Image
+    from pyckpt.restorer.image import Image
     try:
         Image(str(case))
     except ImageError as err:

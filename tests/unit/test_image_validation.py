@@ -11,7 +11,7 @@ import pytest
 from pyckpt import images
 from pyckpt.errors import ImageError
 from pyckpt.images.proto import core_pb2, files_pb2, inventory_pb2, ipc_pb2, mm_pb2
-from pyckpt.restore.image import Image
+from pyckpt.restorer.image import Image
 from sample_image import PID, write_tiny_image
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="the sample image is x86-64")
@@ -189,7 +189,7 @@ def test_image_folder_private(tmp_path):
 
 def test_restore_rights_rule(tmp_path):
     from pyckpt.errors import AccessDenied
-    from pyckpt.restore.creds import check_caller_may_restore
+    from pyckpt.restorer.creds import check_caller_may_restore
     image = Image(write_tiny_image(str(tmp_path / "img")))      # its process: uid 1000, no capabilities
     full = (1 << 41) - 1
     check_caller_may_restore(image, ([0] * 4, [0] * 4, full, full))            # root
@@ -206,7 +206,7 @@ def test_restore_rights_rule(tmp_path):
 def test_rlimits_pyckpt_cannot_raise(tmp_path):
     import resource
     from pyckpt.errors import RestoreConflict
-    from pyckpt.restore.creds import check_rlimits
+    from pyckpt.restorer.creds import check_rlimits
     image = Image(write_tiny_image(str(tmp_path / "img")))
     own = resource.getrlimit(resource.RLIMIT_NPROC)[1]
     limit = image.tasks[PID].rlimits.add(resource=resource.RLIMIT_NPROC, cur=1, max=own)

@@ -7,7 +7,7 @@ from pyckpt import tracking
 from pyckpt.errors import ImageError
 from pyckpt.images.proto import files_pb2, mm_pb2
 from pyckpt.pagemap import PAGE_SIZE as P
-from pyckpt.restore.image import PageSegment, page_segments
+from pyckpt.restorer.image import PageSegment, page_segments
 
 
 def _tree(*pid_ppid):

@@ -9,8 +9,8 @@ from pyckpt import ranges, shmem
 from pyckpt.errors import ImageError
 from pyckpt.images.proto import mm_pb2
 from pyckpt.pagemap import PAGE_SIZE as P
-from pyckpt.restore import cow
-from pyckpt.restore.image import PageSegment
+from pyckpt.restorer import cow
+from pyckpt.restorer.image import PageSegment
 
 
 def vma(start, end, kind=mm_pb2.Vma.ANON, **kw):

@@ -9,14 +9,14 @@ import pytest
 
 from pyckpt import arch as archmod
 from pyckpt import pagemap
-from pyckpt.dump import _subtract
+from pyckpt.dumper import _subtract
 from pyckpt.ranges import Range, intersect
 from pyckpt.errors import ImageError
 from pyckpt.images.proto import files_pb2, mm_pb2
 from pyckpt.pagemap import PAGE_SIZE, PM_FILE, PM_PRESENT, PM_SWAP
-from pyckpt.restore.image import PageSegment, page_segments
-from pyckpt.restore.memory import complement, free_gap, vmas_with_data
-from pyckpt.restore.threads import resume_regs
+from pyckpt.restorer.image import PageSegment, page_segments
+from pyckpt.restorer.memory import complement, free_gap, vmas_with_data
+from pyckpt.restorer.threads import resume_regs
 
 P = PAGE_SIZE
 X86 = archmod.by_name("x86_64")

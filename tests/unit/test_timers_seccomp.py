@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
-from pyckpt import dump, linux, proc
-from pyckpt.restore import seccomp as restore_seccomp
+from pyckpt import dumper as dump, linux, proc
+from pyckpt.restorer import seccomp as restore_seccomp
 from pyckpt.errors import UnsupportedState
 from pyckpt.images.proto import core_pb2
 from pyckpt.sources.base import PosixTimerState, ProcessState, SeccompFilterState, ThreadState

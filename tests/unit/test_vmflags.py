@@ -6,12 +6,12 @@ import pytest
 
 from pyckpt import arch as archmod
 from pyckpt import proc
-from pyckpt.dump import _vma_flags
+from pyckpt.dumper import _vma_flags
 from pyckpt.errors import PyckptError, UnsupportedState
 from pyckpt.images.proto import mm_pb2
 from pyckpt.pagemap import PAGE_SIZE as P
-from pyckpt.restore import vmflags
-from pyckpt.restore.image import PageSegment
+from pyckpt.restorer import vmflags
+from pyckpt.restorer.image import PageSegment
 
 X86 = archmod.by_name("x86_64")
 MIPS = archmod.by_name("mips64")

@@ -4,7 +4,7 @@ and filled (and before its children are forked from it: MADV_DONTFORK and
 MADV_WIPEONFORK must already act then).
 
 Every VmFlags mnemonic falls in one of the sets below; dump refuses a
-mapping with any other (pyckpt.dump), so nothing is dropped silently.
+mapping with any other (pyckpt.dumper), so nothing is dropped silently.
 """
 
 import logging

@@ -24,7 +24,7 @@ from .images.store import ImageWriter
 from .oplog import log_to
 from .options import DumpOptions
 from .ranges import Range, intersect, subtract
-from .restore import vmflags as restore_vmflags
+from .restorer import vmflags as restore_vmflags
 from .sources import open_source
 
 log = logging.getLogger(__name__)
