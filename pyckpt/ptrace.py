@@ -72,11 +72,15 @@ class Tracee:
         except OSError as err:
             if err.errno == errno.ESRCH:
                 raise NoSuchProcess(f"thread {self.tid} does not exist") from err
+            if err.errno == errno.EPERM and _exited(self.tid):
+                # the kernel refuses to trace a zombie: it exited while the tree was being frozen
+                raise NoSuchProcess(f"thread {self.tid} exited") from err
             if err.errno == errno.EPERM and suspend_seccomp:
                 raise FreezeError(f"cannot trace {self.tid} with its seccomp filters suspended "
                                   "(needs CAP_SYS_ADMIN, and pyckpt must not run under seccomp)") from err
             if err.errno == errno.EPERM:
-                raise FreezeError(f"cannot trace {self.tid}: it is already traced or not ours to trace") from err
+                raise FreezeError(f"cannot trace {self.tid}: it is already traced{_tracer(self.tid)} or not ours "
+                                  "to trace") from err
             raise
         self.attached = True
 
@@ -167,3 +171,21 @@ class Tracee:
 
     def set_sigmask(self, mask):
         linux.set_sigmask(self.tid, mask)
+
+
+def _exited(tid):
+    """A zombie or gone: /proc/TID/stat's state (after the command's closing parenthesis)."""
+    try:
+        with open(f"/proc/{tid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _tracer(tid):
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            tracer = next((int(line.split()[1]) for line in f if line.startswith("TracerPid:")), 0)
+    except (OSError, ValueError):
+        return ""
+    return f" (by process {tracer}{', pyckpt itself' if tracer == os.getpid() else ''})" if tracer else ""

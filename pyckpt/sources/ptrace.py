@@ -42,6 +42,7 @@ class PtraceSource(Source):
         super().__init__(root_pid, options)
         self.arch = archmod.host()
         self.tracees = {}      # tid -> Tracee
+        self.owner = {}        # tid -> the pid of the process it was seized as a thread of
         self.pids = []         # processes, parents first
         self.released = False
         self.stopped = set()   # pids that were in a job-control stop
@@ -85,8 +86,12 @@ class PtraceSource(Source):
                     tracee.seize(suspend_seccomp=_under_seccomp(pid, tid))
                 except NoSuchProcess:
                     exited.add(tid)  # a thread that just exited
+                    if tid == pid and not self.tracees.keys() & set(new):
+                        self._forget_exited(pid)   # the process itself: a zombie, as _walk_tree sees it
+                        return
                     continue
                 self.tracees[tid] = tracee
+                self.owner[tid] = pid
                 tracee.interrupt()
             for tid in new:
                 if tid in self.tracees:
@@ -108,7 +113,8 @@ class PtraceSource(Source):
             log.debug("froze %d: threads %s", pid, sorted(t for t in self.tracees))
 
     def _forget_exited(self, pid):
-        for tid in [t for t, tracee in self.tracees.items() if t != pid and not proc.exists(f"{pid}/task/{t}")]:
+        # only its own threads (every other process's tracees are still attached and needed)
+        for tid in [t for t, owner in self.owner.items() if owner == pid and t in self.tracees]:
             del self.tracees[tid]
         self.pids.remove(pid)
         self.stopped.discard(pid)
