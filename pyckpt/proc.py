@@ -25,6 +25,14 @@ def exists(pid):
     return os.path.exists(f"{PROC}/{pid}")
 
 
+def exited(pid):
+    """`pid` (or a thread id) is a zombie or gone."""
+    try:
+        return read_stat(pid).state in ("Z", "X")
+    except NoSuchProcess:
+        return True
+
+
 def thread_ids(pid):
     try:
         return sorted(int(t) for t in os.listdir(f"{PROC}/{pid}/task"))

@@ -10,7 +10,7 @@ import os
 import signal
 
 from . import arch as archmod
-from . import linux
+from . import linux, proc
 from .errors import FreezeError, NoSuchProcess
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Tracee:
         except OSError as err:
             if err.errno == errno.ESRCH:
                 raise NoSuchProcess(f"thread {self.tid} does not exist") from err
-            if err.errno == errno.EPERM and _exited(self.tid):
+            if err.errno == errno.EPERM and proc.exited(self.tid):
                 # the kernel refuses to trace a zombie: it exited while the tree was being frozen
                 raise NoSuchProcess(f"thread {self.tid} exited") from err
             if err.errno == errno.EPERM and suspend_seccomp:
@@ -171,15 +171,6 @@ class Tracee:
 
     def set_sigmask(self, mask):
         linux.set_sigmask(self.tid, mask)
-
-
-def _exited(tid):
-    """A zombie or gone: /proc/TID/stat's state (after the command's closing parenthesis)."""
-    try:
-        with open(f"/proc/{tid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
 
 
 def _tracer(tid):

@@ -63,14 +63,6 @@ def _error(err, what):
     return PyckptError(msg)
 
 
-def _exited(pid):
-    """pid is gone or a zombie."""
-    try:
-        return proc.read_stat(pid).state in ("Z", "X")
-    except NoSuchProcess:
-        return True
-
-
 def open_device():
     """An open /dev/crak after a successful version handshake; the caller closes it."""
     try:
@@ -150,7 +142,7 @@ class KmodSource(Source):
         try:
             self._freeze_one(pid)
         except PyckptError:
-            if not _exited(pid):
+            if not proc.exited(pid):
                 raise
             # A short-lived child of a busy tree (make's jobs) that exited while we came to it:
             # _walk_tree counts it as a zombie of its frozen parent, or it is gone.
