@@ -14,7 +14,7 @@ from . import options
 def check_image(images_dir):
     """Verify every file of the image in IMAGES_DIR against its manifest (sizes and checksums), and
     so every parent image of an incremental one (and that none changed since); and every value in
-    it against the limits restore checks (images/validate.py) on an image of this arch."""
+    it against the limits restore checks (images/validate.py, images/relations.py) on an image of this arch."""
     reader = ImageReader(images_dir)
     inv = reader.inventory
     what = "pre-dump (memory only)" if inv.pre_dump else "image"

@@ -13,7 +13,7 @@ from ..files import pty as pty_files
 from ..files import regular as regular_files
 from ..files import inet, unix
 from ..images.proto import core_pb2, files_pb2, ipc_pb2, mm_pb2
-from ..images import validate
+from ..images import relations
 from ..images.store import ImageReader
 from ..pagemap import PAGE_SIZE
 from . import creds, seccomp
@@ -60,7 +60,7 @@ class Image:
             self.fds[pid] = read(images.fds(pid), files_pb2.FdTable)
         if not self.tree.processes:
             raise ImageError(f"{self.reader.path(images.PSTREE)}: lists no process")
-        validate.check_image(self)
+        relations.check_image(self)
         for pid, task in self.tasks.items():
             seccomp.check_filters(task, self.reader.path(images.core(pid)))
         self.page_segments = page_segments(self.tree, self.pagemaps, incremental.parent_segments(self.reader))
